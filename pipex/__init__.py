@@ -1,0 +1,39 @@
+"""pipex: a Make/Luigi-style pipeline cache for Python, native to Dask."""
+
+from pipex.context import context
+from pipex.exceptions import (
+    ModeError,
+    PipelineError,
+    PipexError,
+    SerializerError,
+    StoreError,
+    TargetCollisionError,
+    TargetError,
+)
+from pipex.flow import flow
+from pipex.run import compute
+from pipex.stores import FileStore, Store
+from pipex.targets import Target
+from pipex.task import Node, TaskFunction, task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FileStore",
+    "ModeError",
+    "Node",
+    "PipelineError",
+    "PipexError",
+    "SerializerError",
+    "Store",
+    "StoreError",
+    "Target",
+    "TargetCollisionError",
+    "TargetError",
+    "TaskFunction",
+    "__version__",
+    "compute",
+    "context",
+    "flow",
+    "task",
+]

@@ -1,0 +1,52 @@
+"""Configuration: the ``PIPEX`` mode and ``pipex.*`` settings in ``dask.config``.
+
+Everything is read when used, never at import: ``dask.config.set({"pipex.path": ...})``,
+``DASK_PIPEX__PATH=...`` and ``PIPEX=off`` all take effect on the next call.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pathlib
+from typing import Any, Literal
+
+import dask.config
+import yaml
+
+from pipex.exceptions import ModeError
+
+Mode = Literal["off", "cache", "prefect", "prefect+cache"]
+
+MODES: tuple[str, ...] = ("off", "cache", "prefect", "prefect+cache")
+_ALIASES = {"do_nothing": "off", "prefect.cache": "prefect+cache", "": "cache"}
+
+
+@functools.cache
+def _defaults() -> dict[str, Any]:
+    text = (pathlib.Path(__file__).parent / "pipex.yaml").read_text()
+    return yaml.safe_load(text)["pipex"]
+
+
+def get(name: str) -> Any:
+    """The setting ``pipex.<name>`` from ``dask.config``, falling back to pipex's default."""
+    return dask.config.get(f"pipex.{name}", default=_defaults()[name])
+
+
+def mode() -> Mode:
+    """The mode named by the ``PIPEX`` environment variable (default ``cache``)."""
+    raw = os.environ.get("PIPEX", "cache")
+    value = raw.strip().lower()
+    value = _ALIASES.get(value, value)
+    if value not in MODES:
+        raise ModeError(
+            f"PIPEX={raw!r} is not a pipex mode. Set PIPEX to one of: {', '.join(MODES)} "
+            "(or unset it for the default, 'cache')."
+        )
+    if value.startswith("prefect"):
+        raise ModeError(
+            f"PIPEX={raw!r}: the Prefect modes are not available in this version of pipex. "
+            "Unset PIPEX (or set PIPEX=cache) to run with the pipex cache, or PIPEX=off to run "
+            "the functions directly."
+        )
+    return value  # type: ignore[return-value]

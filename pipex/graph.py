@@ -1,0 +1,223 @@
+"""Bottom-up resolution: from the requested nodes downward, stop at every existing target.
+
+A node whose target exists becomes a constant :class:`Target`; nothing below it is checked,
+loaded or scheduled. Existence is checked level by level, in one batch per store (one
+listing per folder for files). What is missing becomes one flat graph of
+``dask.task_spec.Task`` objects, keyed by target.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dask.base import tokenize
+from dask.task_spec import DataNode, GraphNode, Task, TaskRef
+
+from pipex import execution
+from pipex.exceptions import TargetCollisionError
+from pipex.execution import CONTAINERS, Call, Input
+from pipex.targets import Target
+from pipex.task import Node
+
+
+@dataclass
+class Plan:
+    """The outcome of resolution: which visited targets exist, and which nodes must run."""
+
+    roots: list[Node]
+    done: dict[str, Target] = field(default_factory=dict)
+    missing: list[Node] = field(default_factory=list)
+
+    def graph(self, keep_going: bool) -> dict[str, GraphNode]:
+        """One flat task graph of the missing nodes; done inputs are constant Targets."""
+        missing_keys = {node.key for node in self.missing}
+        dsk: dict[str, GraphNode] = {}
+        for node in self.missing:
+            inputs = [
+                TaskRef(dep.key) if dep.key in missing_keys else self.done[dep.key]
+                for dep in node.deps
+            ]
+            dsk[node.key] = Task(node.key, execution.run, _call(node), keep_going, *inputs)
+        return dsk
+
+
+def resolve(roots: Iterable[Node], check: bool = True) -> Plan:
+    """Walk down from ``roots``, checking targets level by level (all missing if not ``check``)."""
+    plan = Plan(roots=list(roots))
+    by_target: dict[tuple[Any, str], Node] = {}
+
+    def first_visit(node: Node) -> bool:
+        ident = (node.target.store, node.target.path)
+        seen = by_target.get(ident)
+        if seen is None:
+            by_target[ident] = node
+            return True
+        if seen is not node and not _same_call(seen, node):
+            raise TargetCollisionError(
+                f"two different calls render the same target {node.target}: "
+                f"{_describe(seen)} and {_describe(node)}. Each would overwrite the other's "
+                "output. Make the template tell them apart (add an argument or "
+                "pipex.context variable to it), or leave `base` unset so pipex derives it "
+                "from the arguments."
+            )
+        return False
+
+    frontier = [node for node in plan.roots if first_visit(node)]
+    while frontier:
+        exists = exists_many([n.target for n in frontier]) if check else [False] * len(frontier)
+        below: list[Node] = []
+        for node, done in zip(frontier, exists, strict=True):
+            if done:
+                plan.done[node.key] = node.target
+                continue
+            plan.missing.append(node)
+            below.extend(dep for dep in node.deps if first_visit(dep))
+        frontier = below
+    return plan
+
+
+def exists_many(targets: Sequence[Target]) -> list[bool]:
+    """Whether each target exists: one ``exists_many`` call per store."""
+    by_store: defaultdict[Any, list[int]] = defaultdict(list)
+    for i, target in enumerate(targets):
+        by_store[target.store].append(i)
+    found = [False] * len(targets)
+    for store, indexes in by_store.items():
+        answers = store.exists_many([targets[i].path for i in indexes])
+        for i, ok in zip(indexes, answers, strict=True):
+            found[i] = ok
+    return found
+
+
+class NodeGraph(Mapping[str, GraphNode]):
+    """The full (unpruned) graph below some nodes, built only if someone reads it.
+
+    ``__dask_optimize__`` recognises it and resolves from the nodes directly, so
+    ``dask.compute(node)`` never builds the part of the graph below finished targets.
+    Pickled (e.g. sent to a distributed scheduler) it becomes a plain dict.
+    """
+
+    def __init__(self, roots: Sequence[Node]) -> None:
+        self.roots = tuple(roots)
+        self._dsk: dict[str, GraphNode] | None = None
+
+    def _materialized(self) -> dict[str, GraphNode]:
+        if self._dsk is None:
+            self._dsk = resolve(self.roots, check=False).graph(keep_going=False)
+        return self._dsk
+
+    def __getitem__(self, key: str) -> GraphNode:
+        return self._materialized()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._materialized())
+
+    def __len__(self) -> int:
+        return len(self._materialized())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (self._materialized(),))
+
+
+def optimize(dsk: Mapping[Any, Any], keys: Any, **kwargs: Any) -> dict[Any, GraphNode]:
+    """``__dask_optimize__``: prune ``dsk`` to what is missing below ``keys``."""
+    layers = list(dsk.layers.values()) if hasattr(dsk, "layers") else [dsk]
+    wanted = set(_flatten(keys))
+    if layers and all(isinstance(layer, NodeGraph) for layer in layers):
+        roots = [n for layer in layers for n in layer.roots if n.key in wanted]
+        plan = resolve(roots)
+        out: dict[Any, GraphNode] = plan.graph(keep_going=False)
+        for root in roots:
+            if root.key in plan.done:
+                out[root.key] = DataNode(root.key, plan.done[root.key])
+        return out
+    merged: dict[Any, Any] = {}
+    for layer in layers:
+        merged.update(layer)
+    return prune(merged, list(wanted))
+
+
+def prune(dsk: Mapping[Any, Any], keys: Sequence[Any]) -> dict[Any, Any]:
+    """Cull ``dsk`` to ``keys``, replacing pipex tasks whose target exists by constants."""
+    out: dict[Any, Any] = {}
+    seen = set(keys)
+    frontier = [k for k in keys if k in dsk]
+    while frontier:
+        calls = {k: c for k in frontier if (c := _call_of(dsk[k])) is not None}
+        exists = exists_many([c.target for c in calls.values()])
+        done = {k for k, ok in zip(calls, exists, strict=True) if ok}
+        below = []
+        for key in frontier:
+            if key in done:
+                out[key] = DataNode(key, calls[key].target)
+                continue
+            out[key] = value = dsk[key]
+            for dep in getattr(value, "dependencies", ()):
+                if dep not in seen and dep in dsk:
+                    seen.add(dep)
+                    below.append(dep)
+        frontier = below
+    return out
+
+
+def _call_of(value: Any) -> Call | None:
+    if isinstance(value, Task) and value.func is execution.run:
+        return value.args[0]
+    return None
+
+
+def _call(node: Node) -> Call:
+    """The node's call with every upstream node replaced by an :class:`Input` placeholder."""
+    if not node.deps:
+        return Call(node.task, node.arguments, node.target, node.key)
+    index = {id(dep): i for i, dep in enumerate(node.deps)}
+
+    def swap(value: Any) -> Any:
+        if isinstance(value, Node):
+            return Input(index[id(value)])
+        if type(value) in CONTAINERS:
+            return type(value)(swap(v) for v in value)
+        if type(value) is dict:
+            return {k: swap(v) for k, v in value.items()}
+        return value
+
+    arguments = {}
+    linked = []
+    for name, value in node.arguments.items():
+        swapped = swap(value)
+        if swapped is not value:
+            linked.append(name)
+        arguments[name] = swapped
+    return Call(node.task, arguments, node.target, node.key, frozenset(linked))
+
+
+def _same_call(a: Node, b: Node) -> bool:
+    if a.task.fn is not b.task.fn or a.key != b.key:
+        return False
+    try:
+        return tokenize(a.arguments, ensure_deterministic=True) == tokenize(
+            b.arguments, ensure_deterministic=True
+        )
+    except Exception:
+        return False
+
+
+def _describe(node: Node) -> str:
+    shown = ", ".join(f"{k}={_short(v)}" for k, v in node.arguments.items())
+    return f"{node.task.name}({shown})"
+
+
+def _short(value: Any) -> str:
+    text = repr(value.target.path) if isinstance(value, Node) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _flatten(keys: Any) -> Iterator[Any]:
+    if isinstance(keys, list):
+        for k in keys:
+            yield from _flatten(k)
+    else:
+        yield keys

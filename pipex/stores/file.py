@@ -1,0 +1,104 @@
+"""``FileStore``: targets as files on a local or mounted filesystem."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from pipex.exceptions import StoreError
+from pipex.stores.base import Store, removing_on_error, serializer_for, temporary_name
+
+
+class FileStore(Store):
+    """Targets as local files. Relative paths resolve against ``root``.
+
+    ``root`` defaults to the working directory when the store is made, so workers in other
+    directories (or on other machines with the same mount) find the same files.
+    Writes go to a hidden temporary sibling and are renamed into place (``os.replace``).
+    """
+
+    __slots__ = ("root",)
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = os.path.abspath(os.fspath(root) if root is not None else os.getcwd())
+
+    def __repr__(self) -> str:
+        return f"FileStore({self.root!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is FileStore and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash((FileStore, self.root))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (FileStore, (self.root,))
+
+    def fspath(self, path: str) -> str:
+        return os.path.join(self.root, path)
+
+    def exists_many(self, paths: Sequence[str]) -> list[bool]:
+        """One ``os.listdir`` per folder holding two or more of ``paths``; a stat otherwise."""
+        by_folder: defaultdict[str, list[int]] = defaultdict(list)
+        full = [os.path.join(self.root, p) for p in paths]
+        for i, f in enumerate(full):
+            by_folder[os.path.dirname(f)].append(i)
+        found = [False] * len(paths)
+        for folder, indexes in by_folder.items():
+            if len(indexes) == 1:
+                found[indexes[0]] = os.path.exists(full[indexes[0]])
+                continue
+            try:
+                names = set(os.listdir(folder))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot list {folder} to check targets: {exc}") from exc
+            for i in indexes:
+                found[i] = os.path.basename(full[i]) in names
+        return found
+
+    def load(self, path: str) -> Any:
+        full = self.fspath(path)
+        serializer = serializer_for(path)
+        try:
+            with open(full, "rb") as file:
+                return serializer.load(file)
+        except FileNotFoundError as exc:
+            raise StoreError(f"target {full} does not exist") from exc
+
+    def save(self, path: str, obj: Any) -> None:
+        serializer = serializer_for(path)
+        with self.temporary(path) as tmp, open(tmp, "xb") as file:
+            serializer.dump(obj, file)
+
+    @contextlib.contextmanager
+    def temporary(self, path: str) -> Iterator[str]:
+        full = self.fspath(path)
+        folder, name = os.path.split(full)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, temporary_name(name))
+        with removing_on_error(_remove, tmp):
+            yield tmp
+            if not os.path.lexists(tmp):
+                raise StoreError(
+                    f"nothing was written for target {full}: a task with save=False must "
+                    "write its output to the path it receives as `target`"
+                )
+            os.replace(tmp, full)
+
+    def delete(self, path: str) -> None:
+        _remove(self.fspath(path))
+
+
+def _remove(full: str) -> None:
+    """Remove a file or folder; nothing happens when it does not exist."""
+    if os.path.isdir(full) and not os.path.islink(full):
+        shutil.rmtree(full, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(full)

@@ -1,0 +1,175 @@
+"""Targets and their templates: where each task's output lives.
+
+A template is a ``str.format`` string rendered with attribute/index access and format specs,
+never ``eval``. Every field value except ``path`` is checked so that it cannot move the target
+out of the folder the template puts it in.
+"""
+
+from __future__ import annotations
+
+import _string  # the parser str.format itself uses
+import os
+import posixpath
+import re
+import string
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pipex.exceptions import TargetError
+
+if TYPE_CHECKING:
+    from pipex.stores.base import Store
+
+_FREE_FIELDS = frozenset({"path"})
+_DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+class Target:
+    """A task's output location: a ``path`` inside a ``store``.
+
+    ``str(target)`` is the full location; ``os.fspath(target)`` works for local stores.
+    """
+
+    __slots__ = ("path", "store")
+
+    def __init__(self, path: str, store: Store | None = None) -> None:
+        if store is None:
+            from pipex.stores.file import FileStore
+
+            store = FileStore()
+        self.path = path
+        self.store = store
+
+    def exists(self) -> bool:
+        """Whether the target has been written."""
+        return self.store.exists(self.path)
+
+    def load(self) -> Any:
+        """Read the target's data with the serializer its suffix names."""
+        return self.store.load(self.path)
+
+    @property
+    def name(self) -> str:
+        """The last component of the path (``page-001.pkl``)."""
+        return posixpath.basename(self.path)
+
+    @property
+    def stem(self) -> str:
+        """The name without its suffix (``page-001``)."""
+        return posixpath.splitext(self.name)[0]
+
+    @property
+    def suffix(self) -> str:
+        """The name's suffix (``.pkl``)."""
+        return posixpath.splitext(self.path)[1]
+
+    @property
+    def parent(self) -> str:
+        """The folder part of the path."""
+        return posixpath.dirname(self.path)
+
+    def __fspath__(self) -> str:
+        return self.store.fspath(self.path)
+
+    def __str__(self) -> str:
+        try:
+            return self.store.fspath(self.path)
+        except TypeError:
+            return self.store.location(self.path)
+
+    def __repr__(self) -> str:
+        return f"Target({self.path!r}, store={self.store!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Target and other.path == self.path and other.store == self.store
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.store))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Target, (self.path, self.store))
+
+
+class Template:
+    """A compiled ``str.format`` target template with root-escape checks."""
+
+    __slots__ = ("fields", "pieces", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        pieces = []
+        for literal, field, spec, conversion in string.Formatter().parse(text):
+            if field is None:
+                pieces.append((literal, None, (), None, ""))
+                continue
+            root, rest = _string.formatter_field_name_split(field)
+            if not isinstance(root, str) or not root:
+                raise TargetError(
+                    f"target template {text!r} uses a positional field {{{field}}}; "
+                    "name every field, e.g. {path}/{funcname}/{base}.pkl"
+                )
+            pieces.append((literal, root, tuple(rest), conversion, spec or ""))
+        self.pieces = tuple(pieces)
+        self.fields = frozenset(p[1] for p in pieces if p[1] is not None)
+
+    def render(self, fields: Mapping[str, Any], task: str = "") -> str:
+        """The location for ``fields``; :class:`TargetError` if a field is missing or unsafe."""
+        out = []
+        for literal, root, accessors, conversion, spec in self.pieces:
+            out.append(literal)
+            if root is None:
+                continue
+            try:
+                value = fields[root]
+            except KeyError:
+                raise TargetError(
+                    f"{_who(task)}target template {self.text!r} uses {{{root}}}, which is "
+                    f"neither an argument nor a context variable. Available: "
+                    f"{', '.join(sorted(fields))}. Set it with pipex.context({root}=...)."
+                ) from None
+            try:
+                for is_attribute, key in accessors:
+                    value = getattr(value, key) if is_attribute else value[key]
+                if conversion:
+                    value = {"s": str, "r": repr, "a": ascii}[conversion](value)
+                if "{" in spec:
+                    spec = Template(spec).render(fields, task)
+                text = format(value, spec)
+            except (AttributeError, LookupError, TypeError, ValueError) as exc:
+                raise TargetError(
+                    f"{_who(task)}cannot render field {{{root}...}} of target template "
+                    f"{self.text!r}: {exc}"
+                ) from exc
+            if root not in _FREE_FIELDS:
+                check_contained(text, root, self.text, task)
+            out.append(text)
+        return "".join(out)
+
+
+def check_contained(value: str, field: str, template: str, task: str = "") -> None:
+    """Refuse a field value that is absolute or has a ``..`` component."""
+    problem = None
+    if value.startswith(("/", "\\")) or _DRIVE.match(value) or "://" in value:
+        problem = "is an absolute location"
+    elif ".." in value and ".." in re.split(r"[\\/]", value):
+        problem = "has a '..' component"
+    if problem:
+        raise TargetError(
+            f"{_who(task)}field {{{field}}} renders to {value!r}, which {problem}: it would "
+            f"put the target outside the folder that template {template!r} puts it in. "
+            f"Nothing was written. Pass a plain relative name (for an upstream target use "
+            f"{{{field}.stem}} or {{{field}.name}}); only `path` may point anywhere."
+        )
+
+
+def render_callable(
+    fn: Callable[..., Any], fields: Mapping[str, Any], accepts_all: bool, names: frozenset[str]
+) -> str | os.PathLike[str] | Target:
+    """Call a callable target with the fields it names (all of them if it takes ``**``)."""
+    if accepts_all:
+        return fn(**fields)
+    return fn(**{k: v for k, v in fields.items() if k in names})
+
+
+def _who(task: str) -> str:
+    return f"task {task}: " if task else ""

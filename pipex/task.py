@@ -1,0 +1,406 @@
+"""``@pipex.task``: a decorated function whose calls build lazy nodes with named targets."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import importlib
+import inspect
+import os
+import posixpath
+import re
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
+
+import dask.threaded
+from dask.base import tokenize
+
+from pipex import config
+from pipex.context import current
+from pipex.exceptions import SerializerError, TargetError
+from pipex.execution import CONTAINERS
+from pipex.serializers import for_suffix
+from pipex.stores.base import Store
+from pipex.stores.file import FileStore
+from pipex.targets import Target, Template, render_callable
+
+DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
+
+F = TypeVar("F", bound=Callable[..., Any])
+TargetSpec = str | Callable[..., "str | os.PathLike[str] | Target"]
+
+_SIMPLE_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_ATOMS = (str, int, float, bool, bytes, type(None), os.PathLike)
+
+
+@overload
+def task(fn: Callable[..., Any], /) -> TaskFunction: ...
+
+
+@overload
+def task(
+    fn: None = None,
+    /,
+    *,
+    target: TargetSpec | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    save: bool = True,
+    name: str | None = None,
+) -> Callable[[Callable[..., Any]], TaskFunction]: ...
+
+
+def task(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    target: TargetSpec | None = None,
+    store: Store | str | os.PathLike[str] | None = None,
+    save: bool = True,
+    name: str | None = None,
+) -> TaskFunction | Callable[[Callable[..., Any]], TaskFunction]:
+    """Make ``fn`` a pipex task: each call builds a lazy node whose output is ``target``.
+
+    ``target`` is a ``str.format`` template (default ``{path}/{funcname}/{base}.pkl``) or a
+    callable taking template fields by name. ``store`` is a :class:`Store` or a folder for a
+    :class:`FileStore` (default: the working directory). With ``save=False`` the function
+    writes its own output to the temporary path it receives as ``target=``. ``name`` replaces
+    the function's name in ``{funcname}`` and in task keys.
+    """
+    if fn is not None and not callable(fn):
+        raise TypeError(
+            f"pipex.task got {fn!r} as its first argument; pass the template by keyword: "
+            f"@pipex.task(target={fn!r})"
+        )
+
+    def decorate(f: Callable[..., Any]) -> TaskFunction:
+        return TaskFunction(f, target=target, store=store, save=save, name=name)
+
+    return decorate if fn is None else decorate(fn)
+
+
+class TaskFunction:
+    """A function decorated with :func:`pipex.task`. Calling it builds a :class:`Node`.
+
+    With ``PIPEX=off`` calling it runs the function directly and returns its result.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        target: TargetSpec | None = None,
+        store: Store | str | os.PathLike[str] | None = None,
+        save: bool = True,
+        name: str | None = None,
+    ) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.save = bool(save)
+        self.store = _as_store(store)
+        self._spec = target if target is not None else DEFAULT_TARGET
+        signature = inspect.signature(fn)
+        if not self.save:
+            signature = _without_target_parameter(signature, self.name)
+        self.signature = signature
+        params = list(signature.parameters.values())
+        self._names = tuple(p.name for p in params)
+        self._name_set = frozenset(self._names)
+        self._simple = all(p.kind in _SIMPLE_KINDS for p in params)
+        self._n_positional = sum(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
+        self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        self.target_parameters = _target_annotated(fn, self._names)
+        if isinstance(self._spec, str):
+            self.template: Template | None = Template(self._spec)
+            self._needs = self.template.fields
+            self._check_static_suffix()
+        elif callable(self._spec):
+            self.template = None
+            self._suffix_known = False
+            self._needs = frozenset({"today", "path", "base"})
+            target_signature = inspect.signature(self._spec)
+            self._target_takes_all = any(
+                p.kind is inspect.Parameter.VAR_KEYWORD
+                for p in target_signature.parameters.values()
+            )
+            self._target_names = frozenset(target_signature.parameters)
+        else:
+            raise TypeError(
+                f"task {self.name}: target must be a template string or a callable, "
+                f"not {type(self._spec).__name__}"
+            )
+
+    def __repr__(self) -> str:
+        return f"<pipex.task {self.name} target={self._spec!r}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        module = getattr(self, "__module__", None)
+        qualname = getattr(self, "__qualname__", "")
+        if module and module != "__main__" and "<" not in qualname:
+            try:
+                if _import_task(module, qualname) is self:
+                    return (_import_task, (module, qualname))
+            except (ImportError, AttributeError):
+                pass
+        options = {"target": self._spec, "store": self.store, "save": self.save}
+        return (_rebuild, (self.fn, options, self.name))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if config.mode() == "off":
+            return self.fn(*args, **kwargs)
+        return self.node(*args, **kwargs)
+
+    def node(self, *args: Any, **kwargs: Any) -> Node:
+        """Build the node for this call, whatever the mode."""
+        arguments = self._bind(args, kwargs)
+        deps: list[Node] = []
+        for value in arguments.values():
+            if type(value) not in _ATOMS:
+                _has_nodes(value, deps)
+        shown = {k: _as_targets(v) for k, v in arguments.items()} if deps else arguments
+        target = self._target(arguments, shown)
+        return Node(self, arguments, _unique(deps), target)
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self._simple and len(args) <= self._n_positional:
+            arguments = dict(zip(self._names, args, strict=False))
+            ok = True
+            for key, value in kwargs.items():
+                if key in arguments or key not in self._name_set:
+                    ok = False
+                    break
+                arguments[key] = value
+            if ok and len(arguments) < len(self._names):
+                for key, value in self._defaults.items():
+                    arguments.setdefault(key, value)
+            if ok and len(arguments) == len(self._names):
+                return arguments
+        try:
+            bound = self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    def _target(self, arguments: dict[str, Any], shown: Mapping[str, Any]) -> Target:
+        needs = self._needs
+        fields: dict[str, Any] = {"funcname": self.name}
+        if "today" in needs:
+            fields["today"] = datetime.date.today()
+        fields.update(current())
+        fields.update(shown)
+        if "path" in needs and "path" not in fields:
+            fields["path"] = config.get("path")
+        if "base" in needs and "base" not in fields:
+            fields["base"] = self._token(arguments)
+        store = self.store
+        if self.template is not None:
+            location: Any = self.template.render(fields, self.name)
+        else:
+            location = render_callable(
+                self._spec, fields, self._target_takes_all, self._target_names
+            )
+            if isinstance(location, Target):
+                store, location = location.store, location.path
+            elif not isinstance(location, (str, os.PathLike)):
+                raise TargetError(
+                    f"task {self.name}: the target callable returned "
+                    f"{type(location).__name__}; return a str, a path or a pipex.Target"
+                )
+            location = os.fspath(location)
+        path = posixpath.normpath(location)
+        if self.save and not self._suffix_known:
+            self._check_suffix(path)
+        return Target(path, store if store is not None else _file_store(os.getcwd()))
+
+    def _token(self, arguments: Mapping[str, Any]) -> str:
+        try:
+            name = (self.__module__, self.__qualname__)
+            return tokenize(name, arguments, ensure_deterministic=True)
+        except Exception as exc:
+            raise TargetError(
+                f"task {self.name}: cannot derive a default `base` from its arguments ({exc}). "
+                "Set one with pipex.context(base=...) or give the task a target template "
+                "built from its arguments."
+            ) from exc
+
+    def _check_static_suffix(self) -> None:
+        """Check the suffix once when the template ends in a literal one (``....pkl``)."""
+        assert self.template is not None
+        literal = self.template.pieces[-1][0] if self.template.pieces[-1][1] is None else ""
+        tail = literal.rsplit("/", 1)[-1]
+        self._suffix_known = "." in tail
+        if self.save and self._suffix_known:
+            self._check_suffix(tail[tail.rindex(".") :])
+
+    def _check_suffix(self, path: str) -> None:
+        suffix = path if path.startswith(".") else posixpath.splitext(path)[1]
+        try:
+            for_suffix(suffix)
+        except SerializerError as exc:
+            raise SerializerError(f"task {self.name}, target {path!r}: {exc}") from None
+
+    def call(self, arguments: Mapping[str, Any], target: str) -> Any:
+        """Run the function on resolved arguments, adding ``target=`` when ``save=False``."""
+        extra = {} if self.save else {"target": target}
+        if self._simple:
+            return self.fn(**arguments, **extra)
+        bound = inspect.BoundArguments(self.signature, dict(arguments))  # type: ignore[arg-type]
+        return self.fn(*bound.args, **bound.kwargs, **extra)
+
+
+class Node:
+    """One call of a pipex task: a lazy dask collection whose result is its :class:`Target`.
+
+    ``pipex.compute(node)``, ``dask.compute(node)`` and ``node.compute()`` run only what is
+    missing below it. ``node.target`` is known before anything runs.
+    """
+
+    __slots__ = ("__weakref__", "arguments", "deps", "key", "target", "task")
+
+    def __init__(
+        self,
+        task: TaskFunction,
+        arguments: dict[str, Any],
+        deps: tuple[Node, ...],
+        target: Target,
+    ) -> None:
+        self.task = task
+        self.arguments = arguments
+        self.deps = deps
+        self.target = target
+        self.key = f"{task.name}-{target.path}"
+
+    def __repr__(self) -> str:
+        return f"<pipex.Node {self.task.name} -> {self.target.path}>"
+
+    def compute(self, **kwargs: Any) -> Target:
+        """Compute through ``dask.compute`` (pruned by ``__dask_optimize__``)."""
+        return dask.compute(self, **kwargs)[0]
+
+    def __dask_graph__(self) -> Mapping[str, Any]:
+        from pipex.graph import NodeGraph
+
+        return NodeGraph((self,))
+
+    def __dask_keys__(self) -> list[str]:
+        return [self.key]
+
+    def __dask_layers__(self) -> tuple[str, ...]:
+        return (self.key,)
+
+    def __dask_tokenize__(self) -> str:
+        return self.key
+
+    def __dask_postcompute__(self) -> tuple[Callable[..., Any], tuple[()]]:
+        return _first, ()
+
+    def __dask_postpersist__(self) -> tuple[Callable[..., Any], tuple[str]]:
+        return _persisted, (self.key,)
+
+    @staticmethod
+    def __dask_optimize__(dsk: Mapping[Any, Any], keys: Any, **kwargs: Any) -> dict[Any, Any]:
+        from pipex.graph import optimize
+
+        return optimize(dsk, keys, **kwargs)
+
+    __dask_scheduler__ = staticmethod(dask.threaded.get)
+
+
+def _first(results: Any) -> Any:
+    return results[0]
+
+
+def _persisted(dsk: Mapping[Any, Any], key: str, **kwargs: Any) -> Any:
+    from dask.delayed import Delayed
+
+    return Delayed(key, dsk)
+
+
+def _has_nodes(value: Any, found: list[Node]) -> bool:
+    """Append the nodes inside ``value`` (lists, tuples, dicts) to ``found``."""
+    if isinstance(value, Node):
+        found.append(value)
+        return True
+    if type(value) in CONTAINERS:
+        return any([_has_nodes(v, found) for v in value])
+    if type(value) is dict:
+        return any([_has_nodes(v, found) for v in value.values()])
+    if hasattr(value, "__dask_graph__") and not isinstance(value, type):
+        raise TypeError(
+            f"pipex tasks take pipex nodes or plain values, not {type(value).__name__}; "
+            "compute that dask collection first, or make its producer a pipex task"
+        )
+    return False
+
+
+def _as_targets(value: Any) -> Any:
+    """``value`` with every node replaced by its target (what templates see)."""
+    if isinstance(value, Node):
+        return value.target
+    if type(value) in CONTAINERS:
+        return type(value)(_as_targets(v) for v in value)
+    if type(value) is dict:
+        return {k: _as_targets(v) for k, v in value.items()}
+    return value
+
+
+def _unique(nodes: list[Node]) -> tuple[Node, ...]:
+    return tuple({id(node): node for node in nodes}.values())
+
+
+def _as_store(store: Store | str | os.PathLike[str] | None) -> Store | None:
+    if store is None or isinstance(store, Store):
+        return store
+    if isinstance(store, (str, os.PathLike)):
+        return FileStore(store)
+    raise TypeError(f"store must be a pipex Store or a folder, not {type(store).__name__}")
+
+
+@functools.lru_cache(maxsize=16)
+def _file_store(cwd: str) -> FileStore:
+    return FileStore(cwd)
+
+
+def _without_target_parameter(signature: inspect.Signature, name: str) -> inspect.Signature:
+    params = signature.parameters
+    if "target" in params:
+        return signature.replace(parameters=[p for n, p in params.items() if n != "target"])
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return signature
+    raise TypeError(
+        f"task {name} has save=False, so it must write its output itself: add a `target` "
+        "parameter; pipex passes it the temporary path to write"
+    )
+
+
+_TARGET_WORD = re.compile(r"\bTarget\b")
+
+
+def _target_annotated(fn: Callable[..., Any], names: tuple[str, ...]) -> frozenset[str]:
+    """Parameters annotated with ``pipex.Target`` (also inside ``list[...]``, ``| None``)."""
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = getattr(fn, "__annotations__", {})
+    return frozenset(n for n in names if n in hints and _mentions_target(hints[n]))
+
+
+def _mentions_target(annotation: Any) -> bool:
+    if annotation is Target:
+        return True
+    if isinstance(annotation, str):
+        return bool(_TARGET_WORD.search(annotation))
+    return any(_mentions_target(a) for a in typing.get_args(annotation))
+
+
+def _import_task(module: str, qualname: str) -> Any:
+    obj: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _rebuild(fn: Callable[..., Any], options: dict[str, Any], name: str) -> TaskFunction:
+    return TaskFunction(fn, name=name, **options)
