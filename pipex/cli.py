@@ -1,0 +1,38 @@
+"""The ``pipex`` command."""
+
+from __future__ import annotations
+
+import click
+
+from pipex import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pipex")
+def main() -> None:
+    """pipex: a Make/Luigi-style pipeline cache for Python, native to Dask."""
+
+
+@main.command()
+@click.argument("folder", default="pipex-demo", type=click.Path(file_okay=False))
+@click.option("--images", "-n", default=24, show_default=True, help="Number of pages.")
+@click.option(
+    "--scheduler",
+    default=None,
+    help="dask scheduler: threads (default), sync, processes.",
+)
+def demo(folder: str, images: int, scheduler: str | None) -> None:
+    """Run the demo pipeline into FOLDER: IMAGES pages x 4 steps, each output a .npy file.
+
+    Run it twice: the second run finds every output and runs nothing. Delete one output
+    (say FOLDER/binarize/page-00003.npy) and run again: just that task runs, from the
+    denoised page already on disk.
+    """
+    from pipex import demo as pipeline
+
+    if images < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--images")
+    report = pipeline.run(folder, images, scheduler=scheduler)
+    for line in report.lines():
+        click.echo(line)
+    click.echo(f"outputs in {click.format_filename(folder)}/{{{','.join(pipeline.STEPS)}}}/")
