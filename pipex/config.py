@@ -33,9 +33,23 @@ def get(name: str) -> Any:
     return dask.config.get(f"pipex.{name}", default=_defaults()[name])
 
 
+def _environment_variable(name: str) -> str | None:
+    """``os.environ.get(name)``, reading the live mapping directly where it is bytes (POSIX).
+
+    Tasks read ``PIPEX`` on every call; ``os.environ.get`` costs ~0.8 us, this ~0.1 us.
+    """
+    data = getattr(os.environ, "_data", None)
+    if os.name == "posix" and isinstance(data, dict):
+        value = data.get(os.fsencode(name))
+        return None if value is None else os.fsdecode(value)
+    return os.environ.get(name)
+
+
 def mode() -> Mode:
     """The mode named by the ``PIPEX`` environment variable (default ``cache``)."""
-    raw = os.environ.get("PIPEX", "cache")
+    raw = _environment_variable("PIPEX")
+    if raw is None:
+        return "cache"
     value = raw.strip().lower()
     value = _ALIASES.get(value, value)
     if value not in MODES:

@@ -347,6 +347,8 @@ def _as_targets(value: Any) -> Any:
 
 
 def _unique(nodes: list[Node]) -> tuple[Node, ...]:
+    if len(nodes) < 2:
+        return tuple(nodes)
     return tuple({id(node): node for node in nodes}.values())
 
 
