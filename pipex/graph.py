@@ -13,7 +13,6 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dask.base import tokenize
 from dask.task_spec import DataNode, GraphNode, Task, TaskRef
 
 from pipex import execution
@@ -21,6 +20,7 @@ from pipex.exceptions import TargetCollisionError
 from pipex.execution import CONTAINERS, Call, Input
 from pipex.targets import Target
 from pipex.task import Node
+from pipex.tokens import token
 
 
 @dataclass
@@ -198,9 +198,7 @@ def _same_call(a: Node, b: Node) -> bool:
     if a.task.fn is not b.task.fn or a.key != b.key:
         return False
     try:
-        return tokenize(a.arguments, ensure_deterministic=True) == tokenize(
-            b.arguments, ensure_deterministic=True
-        )
+        return token(a.arguments) == token(b.arguments)
     except Exception:
         return False
 

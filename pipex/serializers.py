@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
 from typing import IO, Any, Protocol
@@ -34,9 +33,7 @@ class Json:
     """``.json``: UTF-8 JSON."""
 
     def dump(self, obj: Any, file: IO[bytes]) -> None:
-        with io.TextIOWrapper(file, encoding="utf-8", write_through=True) as text:
-            json.dump(obj, text)
-            text.detach()
+        file.write(json.dumps(obj).encode("utf-8"))
 
     def load(self, file: IO[bytes]) -> Any:
         return json.load(file)

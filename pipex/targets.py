@@ -115,6 +115,7 @@ class Template:
     def render(self, fields: Mapping[str, Any], task: str = "") -> str:
         """The location for ``fields``; :class:`TargetError` if a field is missing or unsafe."""
         out = []
+        anchor = None  # what was rendered before the first checked field
         for literal, root, accessors, conversion, spec in self.pieces:
             out.append(literal)
             if root is None:
@@ -142,8 +143,13 @@ class Template:
                 ) from exc
             if root not in _FREE_FIELDS:
                 check_contained(text, root, self.text, task)
+                if anchor is None:
+                    anchor = "".join(out)
             out.append(text)
-        return "".join(out)
+        result = "".join(out)
+        if anchor is not None:
+            check_inside(result, anchor[: anchor.rfind("/") + 1], self.text, task)
+        return result
 
 
 def check_contained(value: str, field: str, template: str, task: str = "") -> None:
@@ -159,6 +165,29 @@ def check_contained(value: str, field: str, template: str, task: str = "") -> No
             f"put the target outside the folder that template {template!r} puts it in. "
             f"Nothing was written. Pass a plain relative name (for an upstream target use "
             f"{{{field}.stem}} or {{{field}.name}}); only `path` may point anywhere."
+        )
+
+
+def check_inside(result: str, folder: str, template: str, task: str = "") -> None:
+    """Refuse a rendered location that is not inside ``folder`` once normalized.
+
+    Catches what no single field shows: an empty leading field making the location
+    absolute, or neighbouring fields adding up to ``..``.
+    """
+    norm = posixpath.normpath(result)
+    base = posixpath.normpath(folder) if folder else "."
+    if base == ".":
+        inside = not (norm.startswith(("/", "\\")) or _DRIVE.match(norm) or norm == "..")
+        inside = inside and not norm.startswith("../")
+    else:
+        inside = norm == base or norm.startswith(base.rstrip("/") + "/")
+    if not inside:
+        where = f"folder {folder!r}" if folder else "the relative folder it starts in"
+        raise TargetError(
+            f"{_who(task)}target template {template!r} renders to {result!r}, which is "
+            f"outside {where}: its fields together move the target out of the folder the "
+            "template puts it in. Nothing was written. Give each field a plain, non-empty "
+            "relative name."
         )
 
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
 import dask.threaded
-from dask.base import tokenize
 
 from pipex import config
 from pipex.context import current
@@ -24,6 +23,7 @@ from pipex.serializers import for_suffix
 from pipex.stores.base import Store
 from pipex.stores.file import FileStore
 from pipex.targets import Target, Template, render_callable
+from pipex.tokens import token
 
 DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
 
@@ -216,8 +216,7 @@ class TaskFunction:
 
     def _token(self, arguments: Mapping[str, Any]) -> str:
         try:
-            name = (self.__module__, self.__qualname__)
-            return tokenize(name, arguments, ensure_deterministic=True)
+            return token(self.__module__, self.__qualname__, arguments)
         except Exception as exc:
             raise TargetError(
                 f"task {self.name}: cannot derive a default `base` from its arguments ({exc}). "
