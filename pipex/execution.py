@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import cloudpickle
 
+from pipex.exceptions import StoreError
 from pipex.targets import Target
 
 if TYPE_CHECKING:
@@ -105,6 +106,16 @@ def _failed_inputs(inputs: tuple[Outcome, ...]) -> frozenset[str]:
     return frozenset(causes)
 
 
+def _load(target: Target, call: Call) -> Any:
+    try:
+        return target.load()
+    except Exception as exc:
+        raise StoreError(
+            f"task {call.key} cannot read its input {target}: {type(exc).__name__}: {exc}. "
+            "If that file is damaged, delete it: the next run rebuilds it."
+        ) from exc
+
+
 def _resolve(call: Call, inputs: tuple[Outcome, ...]) -> dict[str, Any]:
     """The call's arguments with each upstream input loaded (or kept as a Target)."""
     if not inputs:
@@ -118,7 +129,7 @@ def _resolve(call: Call, inputs: tuple[Outcome, ...]) -> dict[str, Any]:
             if as_target:
                 return target
             if value.index not in loaded:
-                loaded[value.index] = target.load()  # type: ignore[union-attr]
+                loaded[value.index] = _load(target, call)  # type: ignore[arg-type]
             return loaded[value.index]
         if type(value) in CONTAINERS:
             return type(value)(fill(v, as_target) for v in value)

@@ -8,6 +8,7 @@ listing per folder for files). What is missing becomes one flat graph of
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +23,14 @@ from pipex.targets import Target
 from pipex.task import Node
 from pipex.tokens import token
 
+DaskKey = tuple[str, ...]
+
+
+def task_key(node: Node, run: str = "", keep: frozenset[DaskKey] = frozenset()) -> DaskKey:
+    """The dask key of ``node``'s task in one run: ``(funcname, target path[, run])``."""
+    key = node.dask_key
+    return (*key, run) if run and key not in keep else key
+
 
 @dataclass
 class Plan:
@@ -31,16 +40,27 @@ class Plan:
     done: dict[str, Target] = field(default_factory=dict)
     missing: list[Node] = field(default_factory=list)
 
-    def graph(self, keep_going: bool) -> dict[str, GraphNode]:
-        """One flat task graph of the missing nodes; done inputs are constant Targets."""
+    def graph(
+        self, keep_going: bool, run: str = "", keep: frozenset[DaskKey] = frozenset()
+    ) -> dict[DaskKey, GraphNode]:
+        """One flat task graph of the missing nodes; done inputs are constant Targets.
+
+        Task keys are ``(funcname, target path, run)`` (``run`` left out for keys in
+        ``keep``): dask groups tasks by the function name, and a distributed scheduler that
+        still holds a previous run's result under the same key would hand it back instead
+        of rebuilding a target deleted since.
+        """
         missing_keys = {node.key for node in self.missing}
-        dsk: dict[str, GraphNode] = {}
+        dsk: dict[DaskKey, GraphNode] = {}
         for node in self.missing:
             inputs = [
-                TaskRef(dep.key) if dep.key in missing_keys else self.done[dep.key]
+                TaskRef(task_key(dep, run, keep))
+                if dep.key in missing_keys
+                else self.done[dep.key]
                 for dep in node.deps
             ]
-            dsk[node.key] = Task(node.key, execution.run, _call(node), keep_going, *inputs)
+            key = task_key(node, run, keep)
+            dsk[key] = Task(key, execution.run, _call(node), keep_going, *inputs)
         return dsk
 
 
@@ -123,21 +143,33 @@ class NodeGraph(Mapping[str, GraphNode]):
 
 
 def optimize(dsk: Mapping[Any, Any], keys: Any, **kwargs: Any) -> dict[Any, GraphNode]:
-    """``__dask_optimize__``: prune ``dsk`` to what is missing below ``keys``."""
+    """``__dask_optimize__``: prune ``dsk`` to what is missing below ``keys``.
+
+    Layers that are still lazy :class:`NodeGraph` objects are resolved from their nodes
+    (nothing below a finished target is built); other layers are pruned task by task.
+    """
     layers = list(dsk.layers.values()) if hasattr(dsk, "layers") else [dsk]
-    wanted = set(_flatten(keys))
-    if layers and all(isinstance(layer, NodeGraph) for layer in layers):
-        roots = [n for layer in layers for n in layer.roots if n.key in wanted]
-        plan = resolve(roots)
-        out: dict[Any, GraphNode] = plan.graph(keep_going=False)
-        for root in roots:
-            if root.key in plan.done:
-                out[root.key] = DataNode(root.key, plan.done[root.key])
-        return out
+    roots: list[Node] = []
     merged: dict[Any, Any] = {}
     for layer in layers:
-        merged.update(layer)
-    return prune(merged, list(wanted))
+        inner = getattr(layer, "mapping", layer)
+        if isinstance(inner, NodeGraph) and inner._dsk is None:
+            roots.extend(inner.roots)
+        else:
+            merged.update(layer)
+    if roots:
+        plan = resolve(roots)
+        root_keys = frozenset(root.dask_key for root in roots)
+        merged.update(plan.graph(keep_going=False, run=run_token(), keep=root_keys))
+        for root in roots:
+            if root.key in plan.done:
+                merged[root.dask_key] = DataNode(root.dask_key, plan.done[root.key])
+    return prune(merged, list(_flatten(keys)))
+
+
+def run_token() -> str:
+    """A short random token that makes one run's task keys its own."""
+    return uuid.uuid4().hex[:8]
 
 
 def prune(dsk: Mapping[Any, Any], keys: Sequence[Any]) -> dict[Any, Any]:
@@ -195,12 +227,30 @@ def _call(node: Node) -> Call:
 
 
 def _same_call(a: Node, b: Node) -> bool:
-    if a.task.fn is not b.task.fn or a.key != b.key:
-        return False
+    """Whether two nodes are the same call: same function, same arguments, same upstream."""
     try:
-        return token(a.arguments) == token(b.arguments)
+        return a.key == b.key and _call_token(a, {}) == _call_token(b, {})
     except Exception:
         return False
+
+
+def _call_token(node: Node, memo: dict[int, str]) -> str:
+    """A token of the whole call below ``node`` (upstream calls included, not just keys)."""
+    if id(node) not in memo:
+
+        def swap(value: Any) -> Any:
+            if isinstance(value, Node):
+                return ("pipex.Node", _call_token(value, memo))
+            if type(value) in CONTAINERS:
+                return (type(value).__name__, [swap(v) for v in value])
+            if type(value) is dict:
+                return {k: swap(v) for k, v in value.items()}
+            return value
+
+        fn = node.task.fn
+        name = (getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn)))
+        memo[id(node)] = token(name, node.key, swap(node.arguments))
+    return memo[id(node)]
 
 
 def _describe(node: Node) -> str:

@@ -14,7 +14,7 @@ from dask.base import get_scheduler
 from pipex import config
 from pipex.exceptions import PipelineError
 from pipex.execution import CONTAINERS, Failure, NotRun
-from pipex.graph import resolve
+from pipex.graph import resolve, run_token, task_key
 from pipex.targets import Target
 from pipex.task import Node
 
@@ -46,10 +46,11 @@ def compute(
     plan = resolve(nodes)
     outcomes: dict[str, Any] = dict(plan.done)
     if plan.missing:
-        keys = [node.key for node in plan.missing]
+        run = run_token()
+        keys = [task_key(node, run) for node in plan.missing]
         schedule = _scheduler(scheduler)
-        results = schedule(plan.graph(keep_going), keys, **kwargs)
-        outcomes.update(zip(keys, results, strict=True))
+        results = schedule(plan.graph(keep_going, run), keys, **kwargs)
+        outcomes.update((node.key, r) for node, r in zip(plan.missing, results, strict=True))
         _raise_failures(outcomes)
     return tuple(_repack(arg, outcomes, load) for arg in args)
 

@@ -283,8 +283,13 @@ class Node:
 
         return NodeGraph((self,))
 
-    def __dask_keys__(self) -> list[str]:
-        return [self.key]
+    @property
+    def dask_key(self) -> tuple[str, str]:
+        """The node's dask key: ``(funcname, target path)``; dask groups tasks by funcname."""
+        return (self.task.name, self.target.path)
+
+    def __dask_keys__(self) -> list[tuple[str, str]]:
+        return [self.dask_key]
 
     def __dask_layers__(self) -> tuple[str, ...]:
         return (self.key,)
@@ -296,7 +301,7 @@ class Node:
         return _first, ()
 
     def __dask_postpersist__(self) -> tuple[Callable[..., Any], tuple[str]]:
-        return _persisted, (self.key,)
+        return _persisted, (self.dask_key,)
 
     @staticmethod
     def __dask_optimize__(dsk: Mapping[Any, Any], keys: Any, **kwargs: Any) -> dict[Any, Any]:
@@ -311,7 +316,7 @@ def _first(results: Any) -> Any:
     return results[0]
 
 
-def _persisted(dsk: Mapping[Any, Any], key: str, **kwargs: Any) -> Any:
+def _persisted(dsk: Mapping[Any, Any], key: tuple[str, str], **kwargs: Any) -> Any:
     from dask.delayed import Delayed
 
     return Delayed(key, dsk)

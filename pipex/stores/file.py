@@ -30,13 +30,13 @@ class FileStore(Store):
         return f"FileStore({self.root!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is FileStore and other.root == self.root
+        return type(other) is type(self) and other.root == self.root
 
     def __hash__(self) -> int:
-        return hash((FileStore, self.root))
+        return hash((type(self), self.root))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (FileStore, (self.root,))
+        return (type(self), (self.root,))
 
     def fspath(self, path: str) -> str:
         return os.path.join(self.root, path)

@@ -1,0 +1,256 @@
+"""pipex.compute: results, containers, keep-going failures, reruns, schedulers."""
+
+from __future__ import annotations
+
+import os
+import threading
+import traceback
+from collections import Counter
+
+import dask
+import dask.config
+import pytest
+
+import pipex
+
+
+def two_steps(calls: Counter[str], bad: set[int]):
+    """``load(i) -> scale(x)``; ``load`` raises for every ``i`` in ``bad``."""
+
+    @pipex.task(target="{path}/load/{i:02d}.pkl")
+    def load(i):
+        calls["load", i] += 1
+        if i in bad:
+            raise ValueError(f"input {i} is unreadable")
+        return i
+
+    @pipex.task(target="{path}/scale/{x.stem}.pkl")
+    def scale(x):
+        calls["scale", x] += 1
+        return 10 * x
+
+    return load, scale
+
+
+def files_under(folder: os.PathLike[str]) -> list[str]:
+    return sorted(
+        os.path.relpath(os.path.join(root, name), folder)
+        for root, _dirs, names in os.walk(folder)
+        for name in names
+    )
+
+
+def test_compute_returns_a_tuple_of_targets_that_hold_the_results(workdir):
+    load, scale = two_steps(Counter(), set())
+    a, b = scale(load(1)), load(2)
+
+    results = pipex.compute(a, b)
+
+    assert type(results) is tuple
+    assert results == (a.target, b.target)
+    assert all(type(r) is pipex.Target for r in results)
+    assert [r.load() for r in results] == [10, 2]
+    assert sorted(files_under(workdir)) == [
+        "pipex-out/load/01.pkl",
+        "pipex-out/load/02.pkl",
+        "pipex-out/scale/01.pkl",
+    ]
+
+
+def test_load_true_returns_the_data(workdir):
+    load, scale = two_steps(Counter(), set())
+    assert pipex.compute(scale(load(1)), load(2), load=True) == (10, 2)
+    # Also when nothing had to run.
+    assert pipex.compute(scale(load(1)), load(2), load=True) == (10, 2)
+
+
+def test_containers_of_nodes_are_traversed_and_other_values_pass_through(workdir):
+    load, scale = two_steps(Counter(), set())
+    a, b, c = load(1), scale(load(2)), load(3)
+    marker = object()
+
+    results = pipex.compute([a, b], {"c": c, "n": 5}, (c, "text"), 7, marker)
+
+    assert results == (
+        [a.target, b.target],
+        {"c": c.target, "n": 5},
+        (c.target, "text"),
+        7,
+        marker,
+    )
+    assert results[-1] is marker
+    assert pipex.compute([a, b], {"c": c, "n": 5}, load=True) == ([1, 20], {"c": 3, "n": 5})
+    assert pipex.compute(1, [2], {"x": 3}) == (1, [2], {"x": 3})
+
+
+def test_a_failing_task_does_not_stop_independent_chains_and_is_reported_once(workdir):
+    calls: Counter[str] = Counter()
+    load, scale = two_steps(calls, bad={7})
+    nodes = [scale(load(i)) for i in range(20)]
+    failed_node, unrun_node = nodes[7].deps[0], nodes[7]
+
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(nodes)
+    error = info.value
+
+    # Every other chain completed.
+    for i, node in enumerate(nodes):
+        assert node.target.exists() is (i != 7)
+        if i != 7:
+            assert node.target.load() == 10 * i
+    assert calls["load", 7] == 1
+    assert sum(n for (task, _), n in calls.items() if task == "scale") == 19
+
+    # One error, an ExceptionGroup holding the task's own exception.
+    assert isinstance(error, ExceptionGroup)
+    assert len(error.exceptions) == 1
+    (original,) = error.exceptions
+    assert type(original) is ValueError
+    assert str(original) == "input 7 is unreadable"
+    assert any(failed_node.key in note for note in original.__notes__)
+    shown = "".join(traceback.format_exception(original))
+    assert 'raise ValueError(f"input {i} is unreadable")' in shown
+
+    # The failure and the unrun downstream, described.
+    assert [(f.key, f.target) for f in error.failed] == [(failed_node.key, failed_node.target)]
+    assert "raise ValueError" in error.failed[0].traceback
+    assert "input 7 is unreadable" in error.failed[0].traceback
+    assert [(n.key, n.target) for n in error.not_run] == [(unrun_node.key, unrun_node.target)]
+    assert error.not_run[0].causes == {failed_node.key}
+    message = str(error)
+    assert failed_node.key in message
+    assert str(failed_node.target) in message
+    assert "input 7 is unreadable" in message
+    assert unrun_node.key in message
+
+    # Nothing written for the failed task nor its downstream, not even a temporary file.
+    written = files_under(workdir)
+    assert "pipex-out/load/07.pkl" not in written
+    assert "pipex-out/scale/07.pkl" not in written
+    assert len(written) == 38
+    assert not [name for name in written if "pipex-tmp" in name]
+
+
+def test_the_pipeline_error_works_with_except_star(workdir):
+    load, scale = two_steps(Counter(), bad={1})
+    caught = []
+    try:
+        pipex.compute([scale(load(i)) for i in range(3)])
+    except* ValueError as group:
+        caught.append(group)
+    assert len(caught) == 1
+    assert [str(e) for e in caught[0].exceptions] == ["input 1 is unreadable"]
+
+
+def test_rerunning_after_fixing_the_input_runs_only_the_failed_and_unrun_part(workdir):
+    calls: Counter[str] = Counter()
+    bad = {7}
+    load, scale = two_steps(calls, bad)
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute([scale(load(i)) for i in range(20)])
+    calls.clear()
+
+    bad.clear()
+    results = pipex.compute([scale(load(i)) for i in range(20)], load=True)
+
+    assert calls == {("load", 7): 1, ("scale", 7): 1}
+    assert results == ([10 * i for i in range(20)],)
+
+
+def test_keep_going_false_raises_the_tasks_own_exception(workdir):
+    calls: Counter[str] = Counter()
+    load, scale = two_steps(calls, bad={2})
+    node = scale(load(2))
+
+    with pytest.raises(ValueError, match="input 2 is unreadable") as info:
+        pipex.compute(node, keep_going=False)
+
+    assert not isinstance(info.value, pipex.PipelineError)
+    assert not isinstance(info.value, ExceptionGroup)
+    assert any(node.deps[0].key in note for note in info.value.__notes__)
+    assert calls == {("load", 2): 1}
+    assert files_under(workdir) == []
+
+
+def test_the_keep_going_setting_is_read_from_dask_config(workdir):
+    calls: Counter[str] = Counter()
+    load, scale = two_steps(calls, bad={2})
+
+    with (
+        dask.config.set({"pipex.keep-going": False}),
+        pytest.raises(ValueError, match="input 2 is unreadable") as info,
+    ):
+        pipex.compute(scale(load(2)))
+    assert not isinstance(info.value, ExceptionGroup)
+
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(scale(load(2)))
+
+
+def test_a_corrupt_upstream_file_fails_its_downstream_clearly_other_work_goes_on(workdir):
+    calls: Counter[str] = Counter()
+    load, scale = two_steps(calls, set())
+    pipex.compute([load(i) for i in range(3)])
+    corrupt = load(1).target
+    with open(corrupt, "wb") as file:
+        file.write(b"\x00\x01 not a pickle \xfe")
+
+    nodes = [scale(load(i)) for i in range(3)]
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(nodes)
+
+    error = info.value
+    assert [f.key for f in error.failed] == [nodes[1].key]
+    assert nodes[0].target.load() == 0
+    assert nodes[2].target.load() == 20
+    assert not nodes[1].target.exists()
+    assert calls["scale", 1] == 0
+    # The error says which file could not be read.
+    (original,) = error.exceptions
+    assert str(corrupt) in "".join(traceback.format_exception(original))
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_sync_and_threaded_schedulers_run_the_pipeline(workdir, scheduler):
+    calls: Counter[str] = Counter()
+    threads: set[str] = set()
+    load, scale = two_steps(calls, set())
+
+    @pipex.task(target="{path}/where/{x.stem}.pkl")
+    def where(x):
+        threads.add(threading.current_thread().name)
+        return x
+
+    nodes = [where(scale(load(i))) for i in range(6)]
+    assert pipex.compute(nodes, load=True, scheduler=scheduler) == ([10 * i for i in range(6)],)
+    assert sum(calls.values()) == 12
+    if scheduler == "sync":
+        assert threads == {threading.main_thread().name}
+    else:
+        assert threading.main_thread().name not in threads
+    assert pipex.compute(nodes, scheduler=scheduler) == ([n.target for n in nodes],)
+    assert sum(calls.values()) == 12
+
+
+def test_nothing_is_sent_to_a_scheduler_when_everything_is_done(workdir):
+    load, scale = two_steps(Counter(), set())
+    graphs = []
+
+    def recording_scheduler(dsk, keys, **kwargs):
+        graphs.append(sorted(keys))
+        return dask.get(dsk, keys, **kwargs)
+
+    nodes = [scale(load(i)) for i in range(3)]
+    pipex.compute(nodes, scheduler=recording_scheduler)
+    assert len(graphs) == 1
+    assert len(graphs[0]) == 6
+
+    assert pipex.compute(nodes, scheduler=recording_scheduler, load=True) == ([0, 10, 20],)
+    assert len(graphs) == 1
+
+    # Only the missing part is sent.
+    os.remove(nodes[2].target)
+    pipex.compute(nodes, scheduler=recording_scheduler)
+    # keys are the node's key plus a per-run token (see test_graph's run-key test)
+    assert len(graphs[1]) == 1
+    assert graphs[1][0][:2] == nodes[2].dask_key
