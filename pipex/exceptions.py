@@ -56,6 +56,7 @@ class PipelineError(PipexError, ExceptionGroup):
         super().__init__(message, exceptions)
         self.failed = list(failed)
         self.not_run = list(not_run)
+        self.summary = None  # the run's pipex.report.Summary, set by pipex.compute
 
     def derive(self, excs: Sequence[Exception]) -> ExceptionGroup:  # type: ignore[override]
         return ExceptionGroup(self.message, excs)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import sys
-import traceback
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,11 +13,14 @@ import dask.threaded
 from dask.base import get_scheduler
 
 from pipex import config
-from pipex.exceptions import PipelineError
-from pipex.execution import CONTAINERS, Failure, NotRun
-from pipex.graph import resolve, run_token, task_key
+from pipex.execution import CONTAINERS, Outcome
+from pipex.graph import Plan, resolve, run_token, task_key
+from pipex.progress import LocalProgress, Progress
+from pipex.report import Results, failure_error, summarize
 from pipex.targets import Target
 from pipex.task import Node
+
+logger = logging.getLogger("pipex")
 
 
 def compute(
@@ -24,18 +28,23 @@ def compute(
     load: bool = False,
     scheduler: Any = None,
     keep_going: bool | None = None,
+    progress: bool | None = None,
     **kwargs: Any,
 ) -> tuple[Any, ...]:
-    """Compute nodes, running only what is missing below them. Returns a tuple like
-    ``dask.compute``: a :class:`Target` per node (its data with ``load=True``).
+    """Compute nodes, running only what is missing below them.
 
+    Returns a tuple like ``dask.compute``: a :class:`Target` per node (its data with
+    ``load=True``); its ``.summary`` counts what was done, ran, failed and not run.
     Lists, tuples and dicts of nodes are traversed; other values pass through. ``scheduler``
-    is as in dask (``"threads"``, ``"sync"``, ``"processes"``, a ``distributed.Client``);
-    by default the active distributed client if there is one, else dask's threads.
-    With ``keep_going`` (default: ``pipex.keep-going``, true) independent work goes on
-    after a failure and one :class:`PipelineError` lists every failed and unrun task at the
-    end; otherwise the first failure is raised at once. Extra keywords go to the scheduler.
+    is as in dask (``"threads"``, ``"sync"``, ``"processes"``, a ``distributed.Client``, or
+    a scheduler address); by default the active distributed client if there is one, else
+    dask's threads. With ``keep_going`` (default: ``pipex.keep-going``, true) independent
+    work goes on after a failure and one :class:`PipelineError` lists every failed and unrun
+    task at the end; otherwise the first failure is raised at once. ``progress`` shows a bar
+    (default: ``pipex.progress``, on when stderr is a terminal). Extra keywords go to the
+    scheduler.
     """
+    start = time.perf_counter()
     nodes: list[Node] = []
     for arg in args:
         _collect(arg, nodes)
@@ -44,15 +53,74 @@ def compute(
     if keep_going is None:
         keep_going = bool(config.get("keep-going"))
     plan = resolve(nodes)
-    outcomes: dict[str, Any] = dict(plan.done)
+    outcomes: dict[str, Outcome] = {}
     if plan.missing:
-        run = run_token()
-        keys = [task_key(node, run) for node in plan.missing]
-        schedule = _scheduler(scheduler)
-        results = schedule(plan.graph(keep_going, run), keys, **kwargs)
-        outcomes.update((node.key, r) for node, r in zip(plan.missing, results, strict=True))
-        _raise_failures(outcomes)
-    return tuple(_repack(arg, outcomes, load) for arg in args)
+        with Progress(len(plan.missing), len(plan.done), progress) as bar:
+            outcomes = execute(plan, scheduler, keep_going, bar, **kwargs)
+    summary = summarize(
+        len({n.key for n in nodes}), len(plan.done), outcomes.values(), time.perf_counter() - start
+    )
+    logger.info("%s", summary)
+    if plan.missing and (progress if progress is not None else _progress_enabled()):
+        print(summary, file=sys.stderr)
+    error = failure_error(outcomes.values(), summary)
+    if error is not None:
+        raise error
+    outcomes.update(plan.done)
+    return Results((_repack(arg, outcomes, load) for arg in args), summary)
+
+
+def execute(
+    plan: Plan, scheduler: Any, keep_going: bool, progress: Progress, **kwargs: Any
+) -> dict[str, Outcome]:
+    """Run the plan's missing nodes on the chosen scheduler; the outcome of each, by key."""
+    client = _distributed_client(scheduler)
+    if client is not None:
+        from pipex.distributed import execute as on_cluster
+
+        return on_cluster(plan, client, keep_going, progress, **kwargs)
+    run = run_token()
+    keys = [task_key(node, run) for node in plan.missing]
+    with LocalProgress(progress):
+        results = _local_scheduler(scheduler)(plan.graph(keep_going, run), keys, **kwargs)
+    return {node.key: r for node, r in zip(plan.missing, results, strict=True)}
+
+
+def _distributed_client(scheduler: Any) -> Any:
+    """The distributed client to run on: given, reached by address, or the active one."""
+    if isinstance(scheduler, str) and "://" in scheduler:
+        from distributed import Client
+
+        return Client(scheduler, set_as_default=False)
+    if (
+        scheduler is not None
+        and type(scheduler).__name__ == "Client"
+        and hasattr(scheduler, "get")
+    ):
+        return scheduler
+    if scheduler is None and "distributed" in sys.modules:
+        choice = dask.config.get("scheduler", None)
+        if choice in (None, "dask.distributed", "distributed"):
+            from distributed import default_client
+
+            try:
+                return default_client()
+            except ValueError:
+                return None
+    return None
+
+
+def _local_scheduler(scheduler: Any) -> Callable[..., Sequence[Any]]:
+    """dask's local scheduler of choice (threads by default)."""
+    if scheduler is None and dask.config.get("scheduler", None) is None:
+        return dask.threaded.get
+    return get_scheduler(scheduler=scheduler, cls=Node)
+
+
+def _progress_enabled() -> bool:
+    from pipex.progress import enabled
+
+    return enabled()
 
 
 def _collect(value: Any, found: list[Node]) -> None:
@@ -75,41 +143,3 @@ def _repack(value: Any, outcomes: dict[str, Any], load: bool) -> Any:
     if type(value) is dict:
         return {k: _repack(v, outcomes, load) for k, v in value.items()}
     return value
-
-
-def _scheduler(scheduler: Any) -> Callable[..., Sequence[Any]]:
-    """dask's choice of scheduler, without importing distributed when nobody uses it."""
-    no_choice = scheduler is None and dask.config.get("scheduler", None) is None
-    if no_choice and "distributed" not in sys.modules:
-        return dask.threaded.get
-    return get_scheduler(scheduler=scheduler, cls=Node)
-
-
-def _raise_failures(outcomes: dict[str, Any]) -> None:
-    failed = [o for o in outcomes.values() if isinstance(o, Failure)]
-    if not failed:
-        return
-    not_run = [o for o in outcomes.values() if isinstance(o, NotRun)]
-    lines = [f"{len(failed)} pipex task(s) failed; {len(not_run)} not run: an input failed."]
-    lines += [f"  failed: {f.key} (target {f.target}): {_one_line(f.exception)}" for f in failed]
-    lines += [f"  not run: {n.key} (needs {', '.join(sorted(n.causes))})" for n in not_run]
-    lines.append("Targets of these tasks were not written; rerun to run only them.")
-    exceptions = [_annotated(f) for f in failed]
-    raise PipelineError("\n".join(lines), exceptions, failed=failed, not_run=not_run)
-
-
-def _annotated(failure: Failure) -> Exception:
-    exc = failure.exception
-    if not isinstance(exc, Exception):
-        exc = RuntimeError(f"{type(exc).__name__}: {exc}")
-    note = f"pipex task {failure.key}, target {failure.target}"
-    if exc.__traceback__ is None:  # it crossed a process boundary: show where it happened
-        note += "\nTraceback on the worker:\n" + failure.traceback.rstrip()
-    if note not in getattr(exc, "__notes__", ()):
-        exc.add_note(note)
-    return exc
-
-
-def _one_line(exc: BaseException) -> str:
-    text = "".join(traceback.format_exception_only(exc)).strip().splitlines()
-    return text[-1] if text else type(exc).__name__

@@ -46,7 +46,7 @@ def test_compute_returns_a_tuple_of_targets_that_hold_the_results(workdir):
 
     results = pipex.compute(a, b)
 
-    assert type(results) is tuple
+    assert isinstance(results, tuple)  # a tuple that also carries the run's summary
     assert results == (a.target, b.target)
     assert all(type(r) is pipex.Target for r in results)
     assert [r.load() for r in results] == [10, 2]
@@ -254,3 +254,53 @@ def test_nothing_is_sent_to_a_scheduler_when_everything_is_done(workdir):
     # keys are the node's key plus a per-run token (see test_graph's run-key test)
     assert len(graphs[1]) == 1
     assert graphs[1][0][:2] == nodes[2].dask_key
+
+
+def test_the_results_carry_a_summary_of_the_run(workdir):
+    load, scale = two_steps(Counter(), set())
+    nodes = [scale(load(i)) for i in range(4)]
+
+    first = pipex.compute(nodes).summary
+    assert (first.requested, first.done, first.ran, first.failed, first.not_run) == (4, 0, 8, 0, 0)
+    assert first.seconds > 0
+
+    os.remove(nodes[1].target)
+    again = pipex.compute(nodes).summary
+    # three finished roots, plus the finished input of the one that ran again
+    assert (again.requested, again.done, again.ran, again.failed, again.not_run) == (4, 4, 1, 0, 0)
+    assert str(again).startswith("pipex: 4 requested, 4 already done, ran 1, failed 0, not run 0")
+
+
+def test_a_failed_run_reports_its_summary_on_the_error(workdir):
+    @pipex.task(target="{path}/bad/{i}.pkl")
+    def bad(i):
+        if i == 2:
+            raise ValueError("no")
+        return i
+
+    @pipex.task(target="{path}/after/{i}.pkl")
+    def after(x, i):
+        return x
+
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute([after(bad(i), i) for i in range(3)])
+    s = info.value.summary
+    assert (s.requested, s.done, s.ran, s.failed, s.not_run) == (3, 0, 4, 1, 1)
+
+
+def test_progress_bar_counts_only_tasks_that_run_and_failures(workdir, capsys):
+    load, scale = two_steps(Counter(), set())
+    nodes = [scale(load(i)) for i in range(3)]
+    pipex.compute(nodes[:2])
+    capsys.readouterr()
+
+    pipex.compute(nodes, progress=True)
+    err = capsys.readouterr().err
+    assert "2 already done" in err  # the two finished roots are not progress
+    assert "2/2" in err  # only the missing chain's two tasks are counted
+    assert "pipex: 3 requested, 2 already done, ran 2" in err
+
+    os.remove(nodes[0].target)
+    pipex.compute(nodes, progress=False)
+    assert capsys.readouterr().err == ""
+    assert os.path.exists(nodes[0].target)  # it did run, quietly
