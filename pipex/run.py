@@ -74,6 +74,11 @@ def execute(
     plan: Plan, scheduler: Any, keep_going: bool, progress: Progress, **kwargs: Any
 ) -> dict[str, Outcome]:
     """Run the plan's missing nodes on the chosen scheduler; the outcome of each, by key."""
+    if config.mode() == "prefect+cache":
+        from pipex import prefect as prefect_mode
+
+        if prefect_mode.in_flow_run():
+            return prefect_mode.execute(plan, keep_going, progress, **kwargs)
     client = _distributed_client(scheduler)
     if client is not None:
         from pipex.distributed import execute as on_cluster

@@ -147,8 +147,13 @@ class TaskFunction:
         return (_rebuild, (self.fn, options, self.name))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if config.mode() == "off":
+        mode = config.mode()
+        if mode == "off":
             return self.fn(*args, **kwargs)
+        if mode == "prefect":
+            from pipex import prefect as prefect_mode
+
+            return prefect_mode.call_as_task(self, args, kwargs)
         return self.node(*args, **kwargs)
 
     def node(self, *args: Any, **kwargs: Any) -> Node:
