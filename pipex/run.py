@@ -83,6 +83,9 @@ def execute(
     if client is not None:
         from pipex.distributed import execute as on_cluster
 
+        if isinstance(scheduler, str) and ":" in scheduler:  # opened for an address: close it
+            with client:
+                return on_cluster(plan, client, keep_going, progress, **kwargs)
         return on_cluster(plan, client, keep_going, progress, **kwargs)
     run = run_token()
     keys = [task_key(node, run) for node in plan.missing]
@@ -92,18 +95,27 @@ def execute(
 
 
 def _distributed_client(scheduler: Any) -> Any:
-    """The distributed client to run on: given, reached by address, or the active one."""
-    if isinstance(scheduler, str) and "://" in scheduler:
-        from distributed import Client
+    """The distributed client to run on, or ``None`` for dask's local schedulers.
 
-        return Client(scheduler, set_as_default=False)
-    if (
-        scheduler is not None
-        and type(scheduler).__name__ == "Client"
-        and hasattr(scheduler, "get")
-    ):
-        return scheduler
-    if scheduler is None and "distributed" in sys.modules:
+    ``scheduler`` may be a ``distributed.Client``, a scheduler address (``"tcp://host:8786"``;
+    the client opened for it is the caller's to close), ``"distributed"`` for the active
+    client, or ``None``: then the active client if there is one and ``dask.config``'s
+    ``scheduler`` does not name a local one.
+    """
+    if isinstance(scheduler, str):
+        if scheduler in ("distributed", "dask.distributed"):
+            from distributed import default_client
+
+            return default_client()
+        if ":" in scheduler:  # an address: "tcp://10.0.0.5:8786", "localhost:8786"
+            from distributed import Client
+
+            return Client(scheduler, set_as_default=False)
+        return None
+    if scheduler is not None:
+        distributed = sys.modules.get("distributed")
+        return scheduler if distributed and isinstance(scheduler, distributed.Client) else None
+    if "distributed" in sys.modules:
         choice = dask.config.get("scheduler", None)
         if choice in (None, "dask.distributed", "distributed"):
             from distributed import default_client

@@ -47,6 +47,8 @@ def task(
     store: Store | str | os.PathLike[str] | None = None,
     save: bool = True,
     name: str | None = None,
+    long_running: bool = False,
+    retries: int = 0,
 ) -> Callable[[Callable[..., Any]], TaskFunction]: ...
 
 
@@ -58,6 +60,8 @@ def task(
     store: Store | str | os.PathLike[str] | None = None,
     save: bool = True,
     name: str | None = None,
+    long_running: bool = False,
+    retries: int = 0,
 ) -> TaskFunction | Callable[[Callable[..., Any]], TaskFunction]:
     """Make ``fn`` a pipex task: each call builds a lazy node whose output is ``target``.
 
@@ -65,7 +69,10 @@ def task(
     callable taking template fields by name. ``store`` is a :class:`Store` or a folder for a
     :class:`FileStore` (default: the working directory). With ``save=False`` the function
     writes its own output to the temporary path it receives as ``target=``. ``name`` replaces
-    the function's name in ``{funcname}`` and in task keys.
+    the function's name in ``{funcname}`` and in task keys. On a dask.distributed cluster,
+    ``long_running=True`` runs each call in a process of its own on the worker (so a long call
+    that holds the GIL cannot starve the worker's heartbeat), and ``retries`` reruns a call
+    that raised (or whose worker died) up to that many more times.
     """
     if fn is not None and not callable(fn):
         raise TypeError(
@@ -74,7 +81,15 @@ def task(
         )
 
     def decorate(f: Callable[..., Any]) -> TaskFunction:
-        return TaskFunction(f, target=target, store=store, save=save, name=name)
+        return TaskFunction(
+            f,
+            target=target,
+            store=store,
+            save=save,
+            name=name,
+            long_running=long_running,
+            retries=retries,
+        )
 
     return decorate if fn is None else decorate(fn)
 
@@ -93,11 +108,19 @@ class TaskFunction:
         store: Store | str | os.PathLike[str] | None = None,
         save: bool = True,
         name: str | None = None,
+        long_running: bool = False,
+        retries: int = 0,
     ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or fn.__name__
         self.save = bool(save)
+        self.long_running = bool(long_running)
+        if type(retries) is not int:
+            raise TypeError(f"task {self.name}: retries must be an int, not {retries!r}")
+        if retries < 0:
+            raise ValueError(f"task {self.name}: retries must be 0 or more, not {retries}")
+        self.retries = retries
         self.store = _as_store(store)
         self._spec = target if target is not None else DEFAULT_TARGET
         signature = inspect.signature(fn)
@@ -143,7 +166,13 @@ class TaskFunction:
                     return (_import_task, (module, qualname))
             except (ImportError, AttributeError):
                 pass
-        options = {"target": self._spec, "store": self.store, "save": self.save}
+        options = {
+            "target": self._spec,
+            "store": self.store,
+            "save": self.save,
+            "long_running": self.long_running,
+            "retries": self.retries,
+        }
         return (_rebuild, (self.fn, options, self.name))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
