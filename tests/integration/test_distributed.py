@@ -84,8 +84,10 @@ def test_compute_by_address_runs_on_the_workers_and_closes_its_client(client, ad
     assert os.getpid() not in worker_pids
     # The client pipex opened for the address is closed again.
     wait_until(
-        lambda: len(on_scheduler(client, lambda dask_scheduler: dask_scheduler.clients))
-        == clients_before,
+        lambda: (
+            len(on_scheduler(client, lambda dask_scheduler: dask_scheduler.clients))
+            == clients_before
+        ),
         message="pipex left its client to the scheduler open",
     )
 
@@ -168,9 +170,7 @@ def test_failures_are_reported_together_and_independent_work_finishes(client, tm
     assert (error.summary.ran, error.summary.failed, error.summary.not_run) == (4, 1, 1)
     (original,) = error.exceptions
     assert type(original) is ValueError
-    assert 'raise ValueError(f"bad input {name!r}")' in "".join(
-        traceback.format_exception(error)
-    )
+    assert 'raise ValueError(f"bad input {name!r}")' in "".join(traceback.format_exception(error))
     assert doubled[0].target.exists() and doubled[2].target.exists()
 
 
