@@ -355,9 +355,10 @@ class ChildProcessExecutor(Executor):
             pool, self._pool = self._pool, None
         if pool is None:
             return
-        if not wait:  # a long task must not hold up the worker's exit
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
+        # The worker is going away: a long task's result could not be delivered anyway, and
+        # must not hold up the worker's exit. (ProcessPoolExecutor.terminate_workers: 3.14+.)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.terminate()
         pool.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 

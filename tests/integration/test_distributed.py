@@ -156,12 +156,12 @@ def test_task_keys_and_prefixes_are_readable(client, tmp_path):
 # --- failures -------------------------------------------------------------------------------
 
 
-def test_failures_are_reported_together_and_independent_work_finishes(client, tmp_path):
+def test_failures_are_reported_together_and_independent_work_finishes(client, tmp_path, capsys):
     log = tmp_path / "calls.log"
     doubled, _ = build(tmp_path / "out", ["a", "bad-one", "ccc"], log)
 
     with pytest.raises(pipex.PipelineError) as info:
-        pipex.compute(doubled, scheduler=client, progress=False)
+        pipex.compute(doubled, scheduler=client, progress=True)
 
     error = info.value
     failed = doubled[1].deps[0]
@@ -172,6 +172,9 @@ def test_failures_are_reported_together_and_independent_work_finishes(client, tm
     assert type(original) is ValueError
     assert 'raise ValueError(f"bad input {name!r}")' in "".join(traceback.format_exception(error))
     assert doubled[0].target.exists() and doubled[2].target.exists()
+    # The progress bar counted each task as it finished, the failure and the unrun one too.
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert any("6/6" in line and "failed=1" in line and "not_run=1" in line for line in bar)
 
 
 def test_a_killed_worker_is_that_tasks_failure_and_its_dependants_are_not_run(client, tmp_path):

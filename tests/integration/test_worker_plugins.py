@@ -86,6 +86,25 @@ def test_memory_release_returns_freed_memory_to_the_os(one_worker, tmp_path):
     assert released - before < 100 * MiB, (before / MiB, without / MiB, released / MiB)
 
 
+def test_long_running_tasks_on_daemonic_workers_fail_saying_how_to_fix_it(one_worker, tmp_path):
+    # LocalCluster's worker processes are daemonic by default: they may not start children.
+    with pipex.context(path=str(tmp_path)):
+        node = pipelines.chatty_long("page-1")
+
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(node, scheduler=one_worker, progress=False)
+
+    (error,) = info.value.exceptions
+    assert isinstance(error, RuntimeError)
+    assert "distributed.worker.daemon: False" in str(error)
+    assert "pipex.distributed.long-running: false" in str(error)
+    assert not node.target.exists()
+
+    # Switched off, long_running tasks run in the worker's threads like any other.
+    with dask.config.set({"pipex.distributed.long-running": False}):
+        assert pipex.compute(node, scheduler=one_worker, load=True) == ("page-1",)
+
+
 # --- long tasks -----------------------------------------------------------------------------
 
 GOLDEN_RATIO = (1 + 5**0.5) / 2
