@@ -113,7 +113,6 @@ def main() -> None:
                 client.submit(make, i, args.megabytes, pure=False) for i in range(args.baseline)
             ]
             _, baseline, _ = timed(lambda: client.gather(futures))
-            del futures
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

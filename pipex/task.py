@@ -72,7 +72,7 @@ def task(
     the function's name in ``{funcname}`` and in task keys. On a dask.distributed cluster,
     ``long_running=True`` runs each call in a process of its own on the worker (so a long call
     that holds the GIL cannot starve the worker's heartbeat), and ``retries`` reruns a call
-    that raised (or whose worker died) up to that many more times.
+    that raised up to that many more times.
     """
     if fn is not None and not callable(fn):
         raise TypeError(
