@@ -150,7 +150,7 @@ def _follow(
                     future.result()  # raises the task's exception
                     raise RuntimeError(f"pipex task {node.key}: {future.status}")
                 erred[node.key] = _error_of(future, node)
-                progress.advance(_blame(node, by_key, erred, {}))
+                progress.advance(_blame(node, erred, {}))
             for future in batch:
                 pending.pop(future.key, None)
                 future.release()
@@ -160,7 +160,7 @@ def _follow(
         raise
     memo: dict[str, Failure | NotRun] = {}
     for key in erred:
-        outcomes[key] = _blame(by_key[key], by_key, erred, memo)
+        outcomes[key] = _blame(by_key[key], erred, memo)
     return outcomes
 
 
@@ -182,7 +182,6 @@ def _error_of(future: Any, node: Node) -> tuple[BaseException, str]:
 
 def _blame(
     node: Node,
-    by_key: Mapping[str, Node],
     erred: Mapping[str, tuple[BaseException, str]],
     memo: dict[str, Failure | NotRun],
 ) -> Failure | NotRun:
@@ -196,7 +195,7 @@ def _blame(
     causes: set[str] = set()
     for dep in node.deps:
         if dep.key in erred:
-            below = _blame(dep, by_key, erred, memo)
+            below = _blame(dep, erred, memo)
             causes.update(below.causes if isinstance(below, NotRun) else {dep.key})
     if causes:
         outcome: Failure | NotRun = NotRun(node.key, node.target, frozenset(causes))
@@ -339,13 +338,12 @@ class ChildProcessExecutor(Executor):
                 self._pool = ProcessPoolExecutor(
                     self.max_workers,
                     mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_init_child,
-                    initargs=(_logger_levels(),),
                 )
             return self._pool
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future = self._current_pool().submit(_in_child, self.trim, fn, args, kwargs)
+        pool = self._current_pool()
+        future = pool.submit(_in_child, self.trim, _logger_levels(), fn, args, kwargs)
         # Runs before the worker's own callback: records are forwarded before the result.
         future.add_done_callback(_replay_records)
         return future
@@ -365,15 +363,16 @@ class ChildProcessExecutor(Executor):
 _RECORDS = "pipex-log-records"
 
 
-def _init_child(levels: dict[str, int]) -> None:
+def _in_child(
+    trim: bool,
+    levels: dict[str, int],
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """In a pool process: run ``fn`` with the worker's logger levels, capturing its records."""
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
-
-
-def _in_child(
-    trim: bool, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """In a pool process: run ``fn``, capturing the log records it emits."""
     capture = _Capture()
     root = logging.getLogger()
     root.addHandler(capture)
