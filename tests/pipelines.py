@@ -7,9 +7,9 @@ of lines is the number of real calls.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
-import re
 
 import pipex
 
@@ -84,27 +84,28 @@ def flaky(name: str, failures: int, log: str) -> str:
     return name
 
 
-def hold_the_gil(size: int) -> None:
-    """One long C call that never releases the GIL: catastrophic regex backtracking.
+def hold_the_gil(seconds: int) -> None:
+    """One C call that holds the GIL for ``seconds``: libc's ``sleep`` called through PyDLL.
 
-    Its duration grows by the golden ratio with each step of ``size``.
+    (ctypes releases the GIL around foreign calls, except through a ``PyDLL``.) Nothing else
+    in the process runs meanwhile, as with a long regex or compiled code that keeps the GIL.
     """
-    re.match(r"(a|aa)+$", "a" * size + "b")
+    ctypes.PyDLL(None).sleep(seconds)
 
 
 @pipex.task(target="{path}/long/{name}.pkl", long_running=True)
-def long_call(name: str, size: int, log: str) -> str:
+def long_call(name: str, seconds: int, log: str) -> str:
     """A call that holds the GIL for long, marked ``long_running``."""
     record(log, "long_call", name)
-    hold_the_gil(size)
+    hold_the_gil(seconds)
     return name
 
 
 @pipex.task(target="{path}/long/{name}.pkl")
-def long_call_unmarked(name: str, size: int, log: str) -> str:
+def long_call_unmarked(name: str, seconds: int, log: str) -> str:
     """The same call, not marked ``long_running``."""
     record(log, "long_call_unmarked", name)
-    hold_the_gil(size)
+    hold_the_gil(seconds)
     return name
 
 
