@@ -44,6 +44,7 @@ from pipex import config, execution
 from pipex.execution import Call, Failure, NotRun, Outcome
 from pipex.graph import Plan, run_token, task_key
 from pipex.progress import Progress
+from pipex.targets import Target
 from pipex.task import Node
 
 logger = logging.getLogger("pipex.distributed")
@@ -137,11 +138,16 @@ def _follow(
     try:
         for batch in as_completed(futures, loop=client.loop).batches():
             finished = [f for f in batch if f.status == "finished"]
-            results = client.gather(finished) if finished else []
-            for future, result in zip(finished, results, strict=True):
+            # A task that wrote its target returns that Target, which the client already
+            # has: the type the scheduler reported says so, and nothing is fetched. Only
+            # failure records (and anything the type does not tell) are gathered.
+            fetch = [f for f in finished if f.type is not Target]
+            results = dict(zip(fetch, client.gather(fetch) if fetch else [], strict=True))
+            for future in finished:
                 node = nodes[future.key]
-                outcomes[node.key] = result
-                progress.advance(result)
+                outcome = results.get(future, node.target)
+                outcomes[node.key] = outcome
+                progress.advance(outcome)
             for future in batch:
                 if future.status == "finished":
                     continue
