@@ -106,6 +106,12 @@ def test_compute_uses_the_active_client(client, tmp_path):
         )
     assert {pid for _, _, pid in pipelines.calls(log)} <= set(client.run(os.getpid).values())
 
+    doubled, _ = build(tmp_path / "out", ["zzz"], log)
+    with client.as_current():
+        assert pipex.compute(doubled, scheduler="distributed") == ([doubled[0].target],)
+    assert client.status == "running"  # pipex closes only the clients it opens
+    assert len(pipelines.calls(log)) == 6
+
 
 def test_plugins_are_registered_once_on_the_cluster(client, tmp_path):
     log = tmp_path / "calls.log"
