@@ -148,7 +148,11 @@ class Template:
             out.append(text)
         result = "".join(out)
         if anchor is not None:
-            check_inside(result, anchor[: anchor.rfind("/") + 1], self.text, task)
+            folder = anchor[: anchor.rfind("/") + 1]
+            # Each field alone is contained; together they can only escape through a ".."
+            # or, below a relative folder, by making the location absolute.
+            if ".." in result or (not folder and (result[:1] in "/\\" or _DRIVE.match(result))):
+                check_inside(result, folder, self.text, task)
         return result
 
 
