@@ -256,8 +256,10 @@ def main() -> None:
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
-    print(f"{args.chains} chains x {STEPS} steps; {os.cpu_count()} cores; Python "
-          f"{sys.version.split()[0]}")
+    print(
+        f"{args.chains} chains x {STEPS} steps; {os.cpu_count()} cores; Python "
+        f"{sys.version.split()[0]}"
+    )
     print(table(rows))
     by = {(state, system): m for state, system, _, m in rows}
     print()
