@@ -77,8 +77,22 @@ class FileStore(Store):
 
     def save(self, path: str, obj: Any) -> None:
         serializer = serializer_for(path)
-        with self.temporary(path) as tmp, open(tmp, "xb") as file:
-            serializer.dump(obj, file)
+        full = self.fspath(path)
+        folder, name = os.path.split(full)
+        tmp = os.path.join(folder, temporary_name(name))
+        try:
+            file = open(tmp, "xb")  # noqa: SIM115 - closed below, before the rename
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            file = open(tmp, "xb")  # noqa: SIM115
+        try:
+            with file:
+                serializer.dump(obj, file)
+            os.replace(tmp, full)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
 
     @contextlib.contextmanager
     def temporary(self, path: str) -> Iterator[str]:
