@@ -70,7 +70,8 @@ def resolve(roots: Iterable[Node], check: bool = True) -> Plan:
     by_target: dict[tuple[Any, str], Node] = {}
 
     def first_visit(node: Node) -> bool:
-        ident = (node.target.store, node.target.path)
+        target = node.target
+        ident = (target.store, target.path)
         seen = by_target.get(ident)
         if seen is None:
             by_target[ident] = node

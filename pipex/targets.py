@@ -159,7 +159,7 @@ class Template:
 def check_contained(value: str, field: str, template: str, task: str = "") -> None:
     """Refuse a field value that is absolute or has a ``..`` component."""
     problem = None
-    if value.startswith(("/", "\\")) or _DRIVE.match(value) or "://" in value:
+    if value[:1] in ("/", "\\") or (value[1:2] == ":" and _DRIVE.match(value)) or "://" in value:
         problem = "is an absolute location"
     elif ".." in value and ".." in re.split(r"[\\/]", value):
         problem = "has a '..' component"

@@ -198,20 +198,7 @@ class TaskFunction:
 
     def render(self, node: Node) -> Target:
         """The target of one call: its template rendered with the call's fields."""
-        needs = self._needs
-        arguments = node.arguments
-        fields: dict[str, Any] = {"funcname": self.name}
-        if node.today is not None:
-            fields["today"] = node.today
-        fields.update(node.context)
-        if node.deps:  # upstream nodes render as their targets, where the template uses them
-            fields.update({k: _as_targets(v) if k in needs else v for k, v in arguments.items()})
-        else:
-            fields.update(arguments)
-        if "path" in needs and "path" not in fields:
-            fields["path"] = config.get("path")
-        if "base" in needs and "base" not in fields:
-            fields["base"] = self._token(arguments)
+        fields = self._fields(node)
         store = self.store
         if self.template is not None:
             location: Any = self.template.render(fields, self.name)
@@ -231,6 +218,43 @@ class TaskFunction:
         if self.save and not self._suffix_known:
             self._check_suffix(path)
         return Target(path, store if store is not None else _file_store(os.getcwd()))
+
+    def _fields(self, node: Node) -> dict[str, Any]:
+        """The template fields the target needs, first found among: the call's arguments
+        (upstream nodes as their targets), the context variables, then ``funcname``,
+        ``today``, ``path`` (setting ``pipex.path``) and ``base`` (a token of the call)."""
+        arguments = node.arguments
+        context = node.context
+        names = self._target_names if self.template is None else self._needs
+        if self.template is None and self._target_takes_all:
+            names = {"funcname", "today", "path", "base", *context, *arguments}
+        fields: dict[str, Any] = {}
+        for name in names:
+            if name in arguments:
+                value = arguments[name]
+                fields[name] = _as_targets(value) if node.deps else value
+            elif name in context:
+                fields[name] = context[name]
+            elif name == "funcname":
+                fields[name] = self.name
+            elif name == "today":
+                fields[name] = node.today or datetime.date.today()
+            elif name == "path":
+                fields[name] = config.get("path")
+            elif name == "base":
+                try:
+                    fields[name] = self._token(arguments)
+                except TargetError:
+                    if self.template is not None or not self._target_takes_all:
+                        raise  # a **kwargs callable that never reads `base` need not have one
+            elif self.template is not None:
+                available = sorted({"funcname", "today", "path", "base", *context, *arguments})
+                raise TargetError(
+                    f"task {self.name}: target template {self.template.text!r} uses "
+                    f"{{{name}}}, which is neither an argument nor a context variable. "
+                    f"Available: {', '.join(available)}. Set it with pipex.context({name}=...)."
+                )
+        return fields
 
     def _token(self, arguments: Mapping[str, Any]) -> str:
         try:
