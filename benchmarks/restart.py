@@ -10,7 +10,8 @@ this compares pipex against the same pipeline written
   (its default optimizer is roughly quadratic in the number of delayed calls).
 
 for three states: fresh, all done, and 80% of chains done (the crash-and-restart case).
-Every measurement runs in a fresh subprocess, so its peak RSS is its own. Run:
+Every measurement runs in a fresh subprocess, so its peak RSS is its own; ``cpu s`` is that
+process's user + system CPU time, less sensitive than wall time to other load. Run:
 
     python benchmarks/restart.py                       # 25,000 chains (100,000 tasks)
     python benchmarks/restart.py --chains 500 --luigi-chains 100   # a smoke run (seconds)
@@ -24,6 +25,7 @@ measured by prefect_restart.py.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import pickle
@@ -208,12 +210,13 @@ def fill(root: str, chains: int) -> None:
 
 def table(rows: list[tuple[str, str, int, dict[str, Any]]]) -> str:
     head = f"{'state':<9} {'system':<6} {'tasks':>7} {'build s':>8} {'resolve s':>9} "
-    head += f"{'run s':>8} {'total s':>8} {'ran':>7} {'peak MB':>8}"
+    head += f"{'run s':>8} {'total s':>8} {'cpu s':>7} {'ran':>7} {'peak MB':>8}"
     lines = [head]
     for state, system, chains, m in rows:
         lines.append(
             f"{state:<9} {system:<6} {chains * STEPS:>7} {m['build']:>8.3f} {m['resolve']:>9.3f} "
-            f"{m['run']:>8.2f} {m['total']:>8.3f} {m['ran']:>7} {m['rss_mb']:>8.0f}"
+            f"{m['run']:>8.2f} {m['total']:>8.3f} {m['cpu']:>7.2f} {m['ran']:>7} "
+            f"{m['rss_mb']:>8.0f}"
         )
     return "\n".join(lines)
 
@@ -227,9 +230,13 @@ def main() -> None:
     parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.one:  # a single measurement, in this process
+    if args.one:  # a single measurement, in this process (imports not counted)
+        importlib.import_module({"pipex": "pipex", "dask": "dask", "luigi": "luigi"}[args.one])
+        before = resource.getrusage(resource.RUSAGE_SELF)
         result = RUNNERS[args.one](args.root, args.chains)
-        result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["rss_mb"] = usage.ru_maxrss / 1024
+        result["cpu"] = (usage.ru_utime + usage.ru_stime) - (before.ru_utime + before.ru_stime)
         print(json.dumps(result))
         return
 
@@ -281,7 +288,8 @@ def main() -> None:
                 ratio = (mine["total"] / max(mine["ran"], 1)) / (
                     theirs["total"] / max(theirs["ran"], 1)
                 )
-            print(f"{state:<9} pipex / {other:<5} = {ratio:6.3f}{note}")
+            cpu = mine["cpu"] / theirs["cpu"] if same_size and theirs["cpu"] else float("nan")
+            print(f"{state:<9} pipex / {other:<5} = {ratio:6.3f} wall, {cpu:6.3f} cpu{note}")
     done = by.get(("all done", "pipex"))
     if done:
         print(f"\nall done: pipex build + resolve + return = {done['total']:.3f} s")
