@@ -56,7 +56,8 @@ def compute(
     outcomes: dict[str, Outcome] = {}
     if plan.missing:
         with Progress(len(plan.missing), len(plan.done), progress) as bar:
-            outcomes = execute(plan, scheduler, keep_going, bar, **kwargs)
+            for batch in plan.batches(int(config.get("batch-size")), outcomes):
+                outcomes.update(execute(batch, scheduler, keep_going, bar, **kwargs))
     summary = summarize(
         len({n.key for n in nodes}), len(plan.done), outcomes.values(), time.perf_counter() - start
     )
