@@ -239,6 +239,45 @@ def test_a_task_failing_more_than_its_retries_is_reported_with_its_traceback(cli
     assert fine[0].target.exists()
 
 
+def test_failures_are_reported_the_same_when_a_run_goes_in_batches(client, tmp_path, monkeypatch):
+    import pipex.distributed
+
+    batches = []
+    real = pipex.distributed.execute
+
+    def counted(plan, *args, **kwargs):
+        batches.append(len(plan.missing))
+        return real(plan, *args, **kwargs)
+
+    monkeypatch.setattr(pipex.distributed, "execute", counted)
+    log = tmp_path / "calls.log"
+    with pipex.context(path=str(tmp_path / "out")):
+        always = pipelines.flaky("always", 99, str(log))  # fails on the cluster (retries)
+        later = pipelines.after(always, str(log))
+        doubled = pipelines.chains(["a", "bad-one", "ccc"], str(log))
+        summary = pipelines.total(doubled, "all", str(log))
+
+    bad = doubled[1].deps[0]
+
+    # Batches of one start each: each failing task goes in a batch before its users'.
+    with (
+        dask.config.set({"pipex.batch-size": 1}),
+        pytest.raises(pipex.PipelineError) as info,
+    ):
+        pipex.compute(always, later, bad, summary, scheduler=client, progress=False)
+
+    error = info.value
+    assert sorted(f.key for f in error.failed) == sorted([always.key, bad.key])
+    not_run = {n.key: n.causes for n in error.not_run}
+    assert not_run == {
+        later.key: {always.key},
+        doubled[1].key: {bad.key},
+        summary.key: {bad.key},
+    }
+    assert doubled[0].target.exists() and doubled[2].target.exists()
+    assert batches == [1, 1, 1, 6]
+
+
 def test_keep_going_false_raises_the_first_failure(client, tmp_path):
     log = tmp_path / "calls.log"
     doubled, _ = build(tmp_path / "out", ["bad-at-once"], log)
