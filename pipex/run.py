@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dask
@@ -55,7 +56,10 @@ def compute(
     plan = resolve(nodes)
     outcomes: dict[str, Outcome] = {}
     if plan.missing:
-        with Progress(len(plan.missing), len(plan.done), progress) as bar:
+        with (
+            _connected(scheduler) as scheduler,
+            Progress(len(plan.missing), len(plan.done), progress) as bar,
+        ):
             for batch in plan.batches(int(config.get("batch-size")), outcomes):
                 outcomes.update(execute(batch, scheduler, keep_going, bar, **kwargs))
     summary = summarize(
@@ -84,15 +88,22 @@ def execute(
     if client is not None:
         from pipex.distributed import execute as on_cluster
 
-        if isinstance(scheduler, str) and ":" in scheduler:  # opened for an address: close it
-            with client:
-                return on_cluster(plan, client, keep_going, progress, **kwargs)
         return on_cluster(plan, client, keep_going, progress, **kwargs)
     run = run_token()
     keys = [task_key(node, run) for node in plan.missing]
     with LocalProgress(progress):
         results = _local_scheduler(scheduler)(plan.graph(keep_going, run), keys, **kwargs)
     return {node.key: r for node, r in zip(plan.missing, results, strict=True)}
+
+
+@contextlib.contextmanager
+def _connected(scheduler: Any) -> Iterator[Any]:
+    """``scheduler``, with a scheduler address replaced by a client open for the whole run."""
+    if isinstance(scheduler, str) and ":" in scheduler:
+        with _distributed_client(scheduler) as client:
+            yield client
+    else:
+        yield scheduler
 
 
 def _distributed_client(scheduler: Any) -> Any:
