@@ -40,9 +40,14 @@ def _environment_variable(name: str) -> str | None:
     """
     data = getattr(os.environ, "_data", None)
     if os.name == "posix" and isinstance(data, dict):
-        value = data.get(os.fsencode(name))
+        value = data.get(_encoded(name))
         return None if value is None else os.fsdecode(value)
     return os.environ.get(name)
+
+
+@functools.cache
+def _encoded(name: str) -> bytes:
+    return os.fsencode(name)
 
 
 def mode() -> Mode:

@@ -40,7 +40,7 @@ class _EveryField(frozenset):
 
 _EVERY_FIELD = _EveryField()
 _SIMPLE_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-_ATOMS = (str, int, float, bool, bytes, type(None), os.PathLike)
+_ATOMS = frozenset({str, int, float, bool, bytes, type(None)})
 
 
 @overload
@@ -162,6 +162,7 @@ class TaskFunction:
                 f"task {self.name}: target must be a template string or a callable, "
                 f"not {type(self._spec).__name__}"
             )
+        self._needs_today = "today" in self._needs
 
     def __repr__(self) -> str:
         return f"<pipex.task {self.name} target={self._spec!r}>"
@@ -201,8 +202,8 @@ class TaskFunction:
         for value in arguments.values():
             if type(value) not in _ATOMS:
                 _has_nodes(value, deps)
-        today = datetime.date.today() if "today" in self._needs else None
-        return Node(self, arguments, _unique(deps), current(), today)
+        today = datetime.date.today() if self._needs_today else None
+        return Node(self, arguments, _unique(deps) if deps else (), current(), today)
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self._simple and len(args) <= self._n_positional:
