@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import posixpath
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
@@ -55,6 +56,26 @@ except ImportError as exc:
         "the Prefect modes of pipex (PIPEX=prefect, PIPEX=prefect+cache) need Prefect 3 and "
         f"prefect-dask, which are not installed ({exc}): pip install 'dask-pipex[prefect]'"
     ) from exc
+
+try:  # what prefect-dask's own submission uses; without it, pipex submits through it
+    from types import SimpleNamespace
+
+    from distributed import Future as DaskFuture
+    from prefect.context import AssetContext, serialize_context
+    from prefect.task_engine import run_task_sync
+    from prefect.utilities.engine import collect_task_run_inputs_sync
+    from prefect_dask.task_runners import PrefectDaskFuture
+
+    _fast_dask: Any = SimpleNamespace(
+        AssetContext=AssetContext,
+        DaskFuture=DaskFuture,
+        PrefectDaskFuture=PrefectDaskFuture,
+        collect_task_run_inputs_sync=collect_task_run_inputs_sync,
+        run_task_sync=run_task_sync,
+        serialize_context=serialize_context,
+    )
+except ImportError:  # pragma: no cover - other Prefect versions
+    _fast_dask = None
 
 logger = logging.getLogger("pipex")
 
@@ -138,6 +159,7 @@ def _run_nodes(plan: Plan, keep_going: bool, progress: Progress) -> dict[str, Ou
     order = dependency_order(plan.missing)
     names = run_names(order)
     calls = _calls(plan)
+    submit = _submitter(FlowRunContext.get().task_runner)
     tasks: dict[int, Any] = {}
     futures: dict[str, Any] = {}
     by_run: dict[Any, Node] = {}
@@ -145,12 +167,13 @@ def _run_nodes(plan: Plan, keep_going: bool, progress: Progress) -> dict[str, Ou
         prefect_task = tasks.get(id(node.task))
         if prefect_task is None:
             prefect_task = tasks[id(node.task)] = _node_task(node.task)
-        futures[node.key] = prefect_task.submit(
-            run_name=names[node.key],
-            call=_Held(calls[node.key]),
-            inputs=[dep.target for dep in node.deps],  # Targets are known before running
-            wait_for=[futures[dep.key] for dep in node.deps if dep.key in futures],
-        )
+        parameters = {
+            "run_name": names[node.key],
+            "call": _Held(calls[node.key]),
+            "inputs": [dep.target for dep in node.deps],  # Targets are known before running
+        }
+        wait_for = [futures[dep.key] for dep in node.deps if dep.key in futures]
+        futures[node.key] = submit(prefect_task, parameters, wait_for)
         by_run[futures[node.key].task_run_id] = node
     outcomes: dict[str, Outcome] = {}
     for future in as_completed(list(futures.values())):
@@ -163,6 +186,56 @@ def _run_nodes(plan: Plan, keep_going: bool, progress: Progress) -> dict[str, Ou
             exc.add_note(f"pipex task {node.key} failed; target {node.target} was not written")
             raise exc
     return _with_causes(order, outcomes)
+
+
+def _submitter(task_runner: Any) -> Callable[[Any, dict[str, Any], list[Any]], Any]:
+    """How to submit one task run to ``task_runner``: ``submit(task, parameters, wait_for)``.
+
+    For a ``DaskTaskRunner``, as prefect-dask does it, but with Prefect's context serialized
+    once for all of a compute's task runs (prefect-dask serializes it, settings included, for
+    every one: ~60 ms each here) and without dask hashing each run's arguments. Any other
+    task runner: ``task.submit``.
+    """
+    if isinstance(task_runner, DaskTaskRunner) and _fast_dask is not None:
+        return _DaskSubmitter(task_runner.client)
+
+    def submit(task: Any, parameters: dict[str, Any], wait_for: list[Any]) -> Any:
+        return task.submit(**parameters, wait_for=wait_for)
+
+    return submit
+
+
+class _DaskSubmitter:
+    """Submits task runs to a ``DaskTaskRunner``'s client, reusing one serialized context."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.context = _fast_dask.serialize_context()
+
+    def __call__(self, task: Any, parameters: dict[str, Any], wait_for: list[Any]) -> Any:
+        fast = _fast_dask
+        task_run_id = uuid.uuid4()
+        dependencies = {
+            name: fast.collect_task_run_inputs_sync(value, future_cls=fast.DaskFuture)
+            for name, value in parameters.items()
+        }
+        context = dict(self.context)
+        context["asset_context"] = fast.AssetContext.from_task_and_inputs(
+            task=task, task_run_id=task_run_id, task_inputs=dependencies, copy_to_child_ctx=True
+        ).serialize()
+        future = self.client.submit(
+            fast.run_task_sync,
+            key=f"{parameters['run_name']}-{task_run_id.hex[:8]}",
+            pure=False,
+            task=task,
+            task_run_id=task_run_id,
+            parameters=parameters,
+            wait_for=[f.wrapped_future for f in wait_for] or None,
+            return_type="state",
+            dependencies=dependencies,
+            context=context,
+        )
+        return fast.PrefectDaskFuture(wrapped_future=future, task_run_id=task_run_id)
 
 
 def _node_task(task: TaskFunction) -> Any:
