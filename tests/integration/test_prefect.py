@@ -322,6 +322,30 @@ def test_the_graph_granularity_reports_failures_in_its_one_task_run(
 
 
 @pytest.mark.parametrize("granularity", ["node", "graph"])
+def test_without_keep_going_the_first_failure_is_raised_as_it_is(
+    prefect_cache, dask_runner, tmp_path, granularity
+):
+    folder, calls = tmp_path / "out", tmp_path / "calls.log"
+
+    @pipex.flow(task_runner=dask_runner)
+    def first_failure(folder: str, calls: str):
+        with pipex.context(path=folder):
+            nodes = pipelines.chains(["bad-a"], calls)
+        return pipex.compute(nodes, keep_going=False)
+
+    with dask.config.set({"pipex.prefect.granularity": granularity}):
+        state = first_failure(str(folder), str(calls), return_state=True)
+
+    assert state.is_failed(), state
+    error = state.result(raise_on_failure=False)
+    assert type(error) is ValueError
+    assert str(error) == "bad input 'bad-a'"
+    assert any("source-" in note and "bad-a.pkl" in note for note in error.__notes__)
+    assert [task for task, _, _ in pipelines.calls(calls)] == ["source"]
+    assert files_under(folder) == []
+
+
+@pytest.mark.parametrize("granularity", ["node", "graph"])
 def test_a_task_runner_given_to_the_flow_wins(prefect_cache, tmp_path, granularity):
     folder, calls = tmp_path / "out", tmp_path / "calls.log"
     restart = restart_flow(ThreadPoolTaskRunner(max_workers=2), ["a", "bb"])
