@@ -1,99 +1,301 @@
 """Restart benchmark: C chains x 4 steps, layout {path}/s{step}/{chain}.pkl.
 
-Times pipex building the graph, resolving it against the files on disk, and running what is
-missing, for three states: fresh, 80% of chains done, all done. Run:
+The seed scenario: a run of C x 4 tasks dies, and is restarted. On identical files, in one run,
+this compares pipex against the same pipeline written
 
-    python benchmarks/restart.py --chains 25000
+- with Luigi (``luigi.build(..., local_scheduler=True)``, a ``LocalTarget`` per step);
+- by hand with ``dask.delayed``: the script checks existence itself, from the last step down,
+  builds delayed calls for the missing steps only and writes atomically (temporary name +
+  ``os.replace``), as a careful dask user would; computed without dask's graph optimization
+  (its default optimizer is roughly quadratic in the number of delayed calls).
 
-Prints wall times (build, resolve, run) and peak RSS of this process.
+for three states: fresh, all done, and 80% of chains done (the crash-and-restart case).
+Every measurement runs in a fresh subprocess, so its peak RSS is its own; ``cpu s`` is that
+process's user + system CPU time, less sensitive than wall time to other load. Run:
+
+    python benchmarks/restart.py                       # 25,000 chains (100,000 tasks)
+    python benchmarks/restart.py --chains 500 --luigi-chains 100   # a smoke run (seconds)
+
+Luigi's scheduler slows as its graph grows (a few tasks per second at 100,000 tasks), so its
+80% run uses --luigi-chains (default 2,500; ratios are then per task) and it has no fresh run;
+its all-done check runs at full size. The table says which size each row is. Prefect is
+measured by prefect_restart.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import os
+import pickle
+import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
+from typing import Any
 
-import psutil
-
-import pipex
-from pipex import graph
+STEPS = 4
 
 
-@pipex.task(target="{path}/s1/{chain}.pkl")
-def step1(chain: int) -> int:
-    return chain
+# --- pipex -----------------------------------------------------------------------------------
 
 
-@pipex.task(target="{path}/s2/{chain}.pkl")
-def step2(x: int, chain: int) -> int:
-    return x + 1
+def pipex_tasks() -> list[Any]:
+    import pipex
+
+    def make(step: int) -> Any:
+        if step == 1:
+
+            def first(chain: int) -> int:
+                return chain
+
+            return pipex.task(target="{path}/s1/{chain}.pkl", name="s1")(first)
+
+        def later(x: int, chain: int) -> int:
+            return x + 1
+
+        return pipex.task(target=f"{{path}}/s{step}/{{chain}}.pkl", name=f"s{step}")(later)
+
+    return [make(step) for step in range(1, STEPS + 1)]
 
 
-@pipex.task(target="{path}/s3/{chain}.pkl")
-def step3(x: int, chain: int) -> int:
-    return x + 1
+def run_pipex(root: str, chains: int) -> dict[str, Any]:
+    import pipex
+    from pipex import graph
 
-
-@pipex.task(target="{path}/s4/{chain}.pkl")
-def step4(x: int, chain: int) -> int:
-    return x + 1
-
-
-def build(root: str, chains: int) -> list[pipex.Node]:
-    with pipex.context(path=root):
-        return [step4(step3(step2(step1(c), c), c), c) for c in range(chains)]
-
-
-def measure(root: str, chains: int, scheduler: str) -> dict[str, float]:
+    s1, s2, s3, s4 = pipex_tasks()
     t0 = time.perf_counter()
-    nodes = build(root, chains)
+    with pipex.context(path=root):
+        nodes = [s4(s3(s2(s1(c), c), c), c) for c in range(chains)]
     t1 = time.perf_counter()
     plan = graph.resolve(nodes)
     t2 = time.perf_counter()
-    if plan.missing:
-        pipex.compute(*nodes, scheduler=scheduler)
+    results = pipex.compute(nodes, progress=False)
     t3 = time.perf_counter()
     return {
         "build": t1 - t0,
         "resolve": t2 - t1,
         "run": t3 - t2,
-        "ran": len(plan.missing),
+        "total": (t1 - t0) + (t3 - t2),  # compute() resolves again; count that once
+        "ran": results.summary.ran,
+        "planned": len(plan.missing),
     }
 
 
-def remove_fraction(root: str, chains: int, fraction: float) -> None:
-    """Delete every step's output for the last ``fraction`` of chains."""
+# --- hand-written dask -------------------------------------------------------------------------
+
+
+def _path(root: str, step: int, chain: int) -> str:
+    return os.path.join(root, f"s{step}", f"{chain}.pkl")
+
+
+def _atomic_save(obj: Any, path: str) -> str:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{id(obj)}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(obj, f)
+    os.replace(tmp, path)
+    return path
+
+
+def _load(path: str) -> Any:
+    with open(path, "rb") as f:
+        return pickle.load(f)
+
+
+def _step(step: int, chain: int, upstream: str | None, root: str) -> str:
+    value = chain if upstream is None else _load(upstream) + 1
+    return _atomic_save(value, _path(root, step, chain))
+
+
+def run_dask(root: str, chains: int) -> dict[str, Any]:
+    import dask
+
+    step = dask.delayed(_step, pure=True)
+    t0 = time.perf_counter()
+    outputs = []
+    ran = 0
+    for c in range(chains):
+        # find the last finished step, from the top down
+        done = 0
+        for s in range(STEPS, 0, -1):
+            if os.path.exists(_path(root, s, c)):
+                done = s
+                break
+        if done == STEPS:
+            continue
+        upstream: Any = _path(root, done, c) if done else None
+        for s in range(done + 1, STEPS + 1):
+            upstream = step(s, c, upstream, root)
+            ran += 1
+        outputs.append(upstream)
+    t1 = time.perf_counter()
+    dask.compute(*outputs, optimize_graph=False)
+    t2 = time.perf_counter()
+    return {"build": t1 - t0, "resolve": 0.0, "run": t2 - t1, "total": t2 - t0, "ran": ran}
+
+
+# --- Luigi -------------------------------------------------------------------------------------
+
+
+def run_luigi(root: str, chains: int) -> dict[str, Any]:
+    import logging
+
+    import luigi
+
+    logging.getLogger("luigi-interface").setLevel(logging.WARNING)
+    ran = []
+
+    class Step(luigi.Task):
+        step = luigi.IntParameter()
+        chain = luigi.IntParameter()
+
+        def requires(self) -> Any:
+            return Step(step=self.step - 1, chain=self.chain) if self.step > 1 else []
+
+        def output(self) -> Any:
+            return luigi.LocalTarget(_path(root, self.step, self.chain), format=luigi.format.Nop)
+
+        def run(self) -> None:
+            if self.step == 1:
+                value = self.chain
+            else:
+                with self.input().open("r") as f:
+                    value = pickle.load(f) + 1
+            with self.output().open("w") as f:  # LocalTarget writes atomically
+                pickle.dump(value, f)
+            ran.append(1)
+
+    t0 = time.perf_counter()
+    tasks = [Step(step=STEPS, chain=c) for c in range(chains)]
+    t1 = time.perf_counter()
+    ok = luigi.build(tasks, local_scheduler=True, workers=1, log_level="WARNING")
+    t2 = time.perf_counter()
+    if not ok:
+        raise RuntimeError("luigi.build failed")
+    return {"build": t1 - t0, "resolve": 0.0, "run": t2 - t1, "total": t2 - t0, "ran": len(ran)}
+
+
+RUNNERS = {"pipex": run_pipex, "dask": run_dask, "luigi": run_luigi}
+
+
+# --- driver ------------------------------------------------------------------------------------
+
+
+def measure(system: str, root: str, chains: int) -> dict[str, Any]:
+    """Run one system once in a fresh subprocess; its timings and peak RSS."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", system, "--root", root, "--chains", str(chains)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def delete_chains(root: str, chains: int, fraction: float) -> None:
+    """Delete every step's output of the last ``fraction`` of chains."""
     for c in range(int(chains * (1 - fraction)), chains):
-        for step in range(1, 5):
-            os.remove(os.path.join(root, f"s{step}", f"{c}.pkl"))
+        for s in range(1, STEPS + 1):
+            os.remove(_path(root, s, c))
+
+
+def fill(root: str, chains: int) -> None:
+    """Write every target, as a finished run would have."""
+    measure("pipex", root, chains)
+
+
+def table(rows: list[tuple[str, str, int, dict[str, Any]]]) -> str:
+    head = f"{'state':<9} {'system':<6} {'tasks':>7} {'build s':>8} {'resolve s':>9} "
+    head += f"{'run s':>8} {'total s':>8} {'cpu s':>7} {'ran':>7} {'peak MB':>8}"
+    lines = [head]
+    for state, system, chains, m in rows:
+        lines.append(
+            f"{state:<9} {system:<6} {chains * STEPS:>7} {m['build']:>8.3f} {m['resolve']:>9.3f} "
+            f"{m['run']:>8.2f} {m['total']:>8.3f} {m['cpu']:>7.2f} {m['ran']:>7} "
+            f"{m['rss_mb']:>8.0f}"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=25_000)
-    parser.add_argument("--scheduler", default="threads")
+    parser.add_argument("--luigi-chains", type=int, default=2_500)
+    parser.add_argument("--systems", default="pipex,dask,luigi")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    root = tempfile.mkdtemp(prefix="pipex-bench-")
+
+    if args.one:  # a single measurement, in this process (imports not counted)
+        importlib.import_module({"pipex": "pipex", "dask": "dask", "luigi": "luigi"}[args.one])
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        result = RUNNERS[args.one](args.root, args.chains)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["rss_mb"] = usage.ru_maxrss / 1024
+        result["cpu"] = (usage.ru_utime + usage.ru_stime) - (before.ru_utime + before.ru_stime)
+        print(json.dumps(result))
+        return
+
+    systems = [s for s in args.systems.split(",") if s]
+    if "luigi" in systems:
+        try:
+            import luigi  # noqa: F401
+        except ImportError:
+            print("luigi is not installed (pip install luigi): skipping it", file=sys.stderr)
+            systems.remove("luigi")
+    rows: list[tuple[str, str, int, dict[str, Any]]] = []
+    base = tempfile.mkdtemp(prefix="pipex-restart-")
     try:
-        rows = []
-        rows.append(("fresh", measure(root, args.chains, args.scheduler)))
-        rows.append(("all done", measure(root, args.chains, args.scheduler)))
-        remove_fraction(root, args.chains, 0.2)
-        rows.append(("80% done", measure(root, args.chains, args.scheduler)))
-        print(f"{args.chains} chains x 4 steps = {args.chains * 4} tasks, {os.cpu_count()} cores")
-        print(f"{'state':<10} {'build s':>8} {'resolve s':>10} {'run s':>8} {'ran':>7}")
-        for name, m in rows:
-            print(
-                f"{name:<10} {m['build']:>8.2f} {m['resolve']:>10.3f} {m['run']:>8.2f} "
-                f"{m['ran']:>7}"
-            )
-        rss = psutil.Process().memory_info().rss / 2**20
-        print(f"RSS at end: {rss:.0f} MiB")
+        for system in systems:
+            chains = args.luigi_chains if system == "luigi" else args.chains
+            root = os.path.join(base, system)
+            if system == "luigi":  # a fresh Luigi run of this size takes many minutes
+                fill(root, chains)
+            else:
+                rows.append(("fresh", system, chains, measure(system, root, chains)))
+            delete_chains(root, chains, 0.2)
+            rows.append(("80% done", system, chains, measure(system, root, chains)))
+        for system in systems:  # all done, at full size for everyone, on pipex's files
+            root = os.path.join(base, "full")
+            if not os.path.exists(root):
+                fill(root, args.chains)
+            rows.append(("all done", system, args.chains, measure(system, root, args.chains)))
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+    print(
+        f"{args.chains} chains x {STEPS} steps; {os.cpu_count()} cores; Python "
+        f"{sys.version.split()[0]}"
+    )
+    print(table(rows))
+    by = {(state, system): m for state, system, _, m in rows}
+    print()
+    for state in ("all done", "80% done", "fresh"):
+        mine = by.get((state, "pipex"))
+        for other in systems:
+            theirs = by.get((state, other))
+            if other == "pipex" or not mine or not theirs:
+                continue
+            same_size = other != "luigi" or state == "all done" or args.luigi_chains == args.chains
+            note = "" if same_size else " (Luigi at its own, smaller size: per task)"
+            if same_size:
+                ratio = mine["total"] / theirs["total"]
+            else:
+                ratio = (mine["total"] / max(mine["ran"], 1)) / (
+                    theirs["total"] / max(theirs["ran"], 1)
+                )
+            cpu = mine["cpu"] / theirs["cpu"] if same_size and theirs["cpu"] else float("nan")
+            print(f"{state:<9} pipex / {other:<5} = {ratio:6.3f} wall, {cpu:6.3f} cpu{note}")
+    done = by.get(("all done", "pipex"))
+    if done:
+        print(f"\nall done: pipex build + resolve + return = {done['total']:.3f} s")
+    eighty = by.get(("80% done", "pipex"))
+    if eighty and eighty["ran"]:
+        print(f"80% done: pipex {1000 * eighty['run'] / eighty['ran']:.3f} ms per executed task")
 
 
 if __name__ == "__main__":

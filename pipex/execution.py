@@ -122,22 +122,29 @@ def _resolve(call: Call, inputs: tuple[Outcome, ...]) -> dict[str, Any]:
         return dict(call.arguments)
     loaded: dict[int, Any] = {}
     wants_target = call.task.target_parameters
-
-    def fill(value: Any, as_target: bool) -> Any:
-        if type(value) is Input:
-            target = inputs[value.index]
-            if as_target:
-                return target
-            if value.index not in loaded:
-                loaded[value.index] = _load(target, call)  # type: ignore[arg-type]
-            return loaded[value.index]
-        if type(value) in CONTAINERS:
-            return type(value)(fill(v, as_target) for v in value)
-        if type(value) is dict:
-            return {k: fill(v, as_target) for k, v in value.items()}
-        return value
-
     arguments = dict(call.arguments)
     for name in call.linked:
-        arguments[name] = fill(arguments[name], name in wants_target)
+        arguments[name] = _fill(arguments[name], name in wants_target, call, inputs, loaded)
     return arguments
+
+
+def _fill(
+    value: Any, as_target: bool, call: Call, inputs: tuple[Outcome, ...], loaded: dict[int, Any]
+) -> Any:
+    """``value`` with its Input placeholders replaced by the inputs' data (or Targets).
+
+    A plain function, not a closure: a recursive closure is a reference cycle that would keep
+    every loaded input alive until the garbage collector happens to run.
+    """
+    if type(value) is Input:
+        target = inputs[value.index]
+        if as_target:
+            return target
+        if value.index not in loaded:
+            loaded[value.index] = _load(target, call)  # type: ignore[arg-type]
+        return loaded[value.index]
+    if type(value) in CONTAINERS:
+        return type(value)(_fill(v, as_target, call, inputs, loaded) for v in value)
+    if type(value) is dict:
+        return {k: _fill(v, as_target, call, inputs, loaded) for k, v in value.items()}
+    return value

@@ -9,7 +9,7 @@ listing per folder for files). What is missing becomes one flat graph of
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections import ChainMap, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,8 +37,43 @@ class Plan:
     """The outcome of resolution: which visited targets exist, and which nodes must run."""
 
     roots: list[Node]
-    done: dict[str, Target] = field(default_factory=dict)
+    done: Mapping[str, Any] = field(default_factory=dict)
     missing: list[Node] = field(default_factory=list)
+
+    def batches(self, size: int, finished: Mapping[str, Any]) -> Iterator[Plan]:
+        """The missing nodes in plans of about ``size`` nodes, inputs before their users.
+
+        Each batch's inputs are finished targets or outcomes of earlier batches, read from
+        ``finished``, which the caller fills as batches complete. Bounds the memory a
+        scheduler needs for very large runs.
+        """
+        if len(self.missing) <= size:
+            yield self
+            return
+        missing = {node.key: node for node in self.missing}
+        placed: set[str] = set()
+        batch: list[Node] = []
+        done = ChainMap(finished, self.done)  # type: ignore[arg-type]
+        for start in self.missing:  # roots and shared inputs first appear in this order
+            if start.key in placed:
+                continue
+            stack = [(start, iter(start.deps))]
+            placed.add(start.key)
+            while stack:  # depth first, appending each node after all its missing inputs
+                node, deps = stack[-1]
+                dep = next(deps, None)
+                if dep is None:
+                    stack.pop()
+                    batch.append(node)
+                elif dep.key in missing and dep.key not in placed:
+                    placed.add(dep.key)
+                    canonical = missing[dep.key]
+                    stack.append((canonical, iter(canonical.deps)))
+            if len(batch) >= size:
+                yield Plan(roots=[], done=done, missing=batch)
+                batch = []
+        if batch:
+            yield Plan(roots=[], done=done, missing=batch)
 
     def graph(
         self, keep_going: bool, run: str = "", keep: frozenset[DaskKey] = frozenset()
@@ -70,7 +105,8 @@ def resolve(roots: Iterable[Node], check: bool = True) -> Plan:
     by_target: dict[tuple[Any, str], Node] = {}
 
     def first_visit(node: Node) -> bool:
-        ident = (node.target.store, node.target.path)
+        target = node.target
+        ident = (target.store, target.path)
         seen = by_target.get(ident)
         if seen is None:
             by_target[ident] = node

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import dask
@@ -55,8 +56,12 @@ def compute(
     plan = resolve(nodes)
     outcomes: dict[str, Outcome] = {}
     if plan.missing:
-        with Progress(len(plan.missing), len(plan.done), progress) as bar:
-            outcomes = execute(plan, scheduler, keep_going, bar, **kwargs)
+        with (
+            _connected(scheduler) as scheduler,
+            Progress(len(plan.missing), len(plan.done), progress) as bar,
+        ):
+            for batch in plan.batches(int(config.get("batch-size")), outcomes):
+                outcomes.update(execute(batch, scheduler, keep_going, bar, **kwargs))
     summary = summarize(
         len({n.key for n in nodes}), len(plan.done), outcomes.values(), time.perf_counter() - start
     )
@@ -91,19 +96,38 @@ def execute(
     return {node.key: r for node, r in zip(plan.missing, results, strict=True)}
 
 
-def _distributed_client(scheduler: Any) -> Any:
-    """The distributed client to run on: given, reached by address, or the active one."""
-    if isinstance(scheduler, str) and "://" in scheduler:
-        from distributed import Client
+@contextlib.contextmanager
+def _connected(scheduler: Any) -> Iterator[Any]:
+    """``scheduler``, with a scheduler address replaced by a client open for the whole run."""
+    if isinstance(scheduler, str) and ":" in scheduler:
+        with _distributed_client(scheduler) as client:
+            yield client
+    else:
+        yield scheduler
 
-        return Client(scheduler, set_as_default=False)
-    if (
-        scheduler is not None
-        and type(scheduler).__name__ == "Client"
-        and hasattr(scheduler, "get")
-    ):
-        return scheduler
-    if scheduler is None and "distributed" in sys.modules:
+
+def _distributed_client(scheduler: Any) -> Any:
+    """The distributed client to run on, or ``None`` for dask's local schedulers.
+
+    ``scheduler`` may be a ``distributed.Client``, a scheduler address (``"tcp://host:8786"``;
+    the client opened for it is the caller's to close), ``"distributed"`` for the active
+    client, or ``None``: then the active client if there is one and ``dask.config``'s
+    ``scheduler`` does not name a local one.
+    """
+    if isinstance(scheduler, str):
+        if scheduler in ("distributed", "dask.distributed"):
+            from distributed import default_client
+
+            return default_client()
+        if ":" in scheduler:  # an address: "tcp://10.0.0.5:8786", "localhost:8786"
+            from distributed import Client
+
+            return Client(scheduler, set_as_default=False)
+        return None
+    if scheduler is not None:
+        distributed = sys.modules.get("distributed")
+        return scheduler if distributed and isinstance(scheduler, distributed.Client) else None
+    if "distributed" in sys.modules:
         choice = dask.config.get("scheduler", None)
         if choice in (None, "dask.distributed", "distributed"):
             from distributed import default_client

@@ -148,14 +148,18 @@ class Template:
             out.append(text)
         result = "".join(out)
         if anchor is not None:
-            check_inside(result, anchor[: anchor.rfind("/") + 1], self.text, task)
+            folder = anchor[: anchor.rfind("/") + 1]
+            # Each field alone is contained; together they can only escape through a ".."
+            # or, below a relative folder, by making the location absolute.
+            if ".." in result or (not folder and (result[:1] in "/\\" or _DRIVE.match(result))):
+                check_inside(result, folder, self.text, task)
         return result
 
 
 def check_contained(value: str, field: str, template: str, task: str = "") -> None:
     """Refuse a field value that is absolute or has a ``..`` component."""
     problem = None
-    if value.startswith(("/", "\\")) or _DRIVE.match(value) or "://" in value:
+    if value[:1] in ("/", "\\") or (value[1:2] == ":" and _DRIVE.match(value)) or "://" in value:
         problem = "is an absolute location"
     elif ".." in value and ".." in re.split(r"[\\/]", value):
         problem = "has a '..' component"

@@ -30,6 +30,15 @@ DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
 F = TypeVar("F", bound=Callable[..., Any])
 TargetSpec = str | Callable[..., "str | os.PathLike[str] | Target"]
 
+
+class _EveryField(frozenset):
+    """The fields a ``**kwargs`` target callable needs: all of them."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+
+_EVERY_FIELD = _EveryField()
 _SIMPLE_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _ATOMS = (str, int, float, bool, bytes, type(None), os.PathLike)
 
@@ -47,6 +56,8 @@ def task(
     store: Store | str | os.PathLike[str] | None = None,
     save: bool = True,
     name: str | None = None,
+    long_running: bool = False,
+    retries: int = 0,
 ) -> Callable[[Callable[..., Any]], TaskFunction]: ...
 
 
@@ -58,6 +69,8 @@ def task(
     store: Store | str | os.PathLike[str] | None = None,
     save: bool = True,
     name: str | None = None,
+    long_running: bool = False,
+    retries: int = 0,
 ) -> TaskFunction | Callable[[Callable[..., Any]], TaskFunction]:
     """Make ``fn`` a pipex task: each call builds a lazy node whose output is ``target``.
 
@@ -65,7 +78,10 @@ def task(
     callable taking template fields by name. ``store`` is a :class:`Store` or a folder for a
     :class:`FileStore` (default: the working directory). With ``save=False`` the function
     writes its own output to the temporary path it receives as ``target=``. ``name`` replaces
-    the function's name in ``{funcname}`` and in task keys.
+    the function's name in ``{funcname}`` and in task keys. On a dask.distributed cluster,
+    ``long_running=True`` runs each call in a process of its own on the worker (so a long call
+    that holds the GIL cannot starve the worker's heartbeat), and ``retries`` reruns a call
+    that raised up to that many more times.
     """
     if fn is not None and not callable(fn):
         raise TypeError(
@@ -74,7 +90,15 @@ def task(
         )
 
     def decorate(f: Callable[..., Any]) -> TaskFunction:
-        return TaskFunction(f, target=target, store=store, save=save, name=name)
+        return TaskFunction(
+            f,
+            target=target,
+            store=store,
+            save=save,
+            name=name,
+            long_running=long_running,
+            retries=retries,
+        )
 
     return decorate if fn is None else decorate(fn)
 
@@ -93,11 +117,19 @@ class TaskFunction:
         store: Store | str | os.PathLike[str] | None = None,
         save: bool = True,
         name: str | None = None,
+        long_running: bool = False,
+        retries: int = 0,
     ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name or fn.__name__
         self.save = bool(save)
+        self.long_running = bool(long_running)
+        if type(retries) is not int:
+            raise TypeError(f"task {self.name}: retries must be an int, not {retries!r}")
+        if retries < 0:
+            raise ValueError(f"task {self.name}: retries must be 0 or more, not {retries}")
+        self.retries = retries
         self.store = _as_store(store)
         self._spec = target if target is not None else DEFAULT_TARGET
         signature = inspect.signature(fn)
@@ -118,13 +150,13 @@ class TaskFunction:
         elif callable(self._spec):
             self.template = None
             self._suffix_known = False
-            self._needs = frozenset({"today", "path", "base"})
             target_signature = inspect.signature(self._spec)
             self._target_takes_all = any(
                 p.kind is inspect.Parameter.VAR_KEYWORD
                 for p in target_signature.parameters.values()
             )
             self._target_names = frozenset(target_signature.parameters)
+            self._needs = _EVERY_FIELD if self._target_takes_all else self._target_names
         else:
             raise TypeError(
                 f"task {self.name}: target must be a template string or a callable, "
@@ -143,7 +175,13 @@ class TaskFunction:
                     return (_import_task, (module, qualname))
             except (ImportError, AttributeError):
                 pass
-        options = {"target": self._spec, "store": self.store, "save": self.save}
+        options = {
+            "target": self._spec,
+            "store": self.store,
+            "save": self.save,
+            "long_running": self.long_running,
+            "retries": self.retries,
+        }
         return (_rebuild, (self.fn, options, self.name))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -157,15 +195,14 @@ class TaskFunction:
         return self.node(*args, **kwargs)
 
     def node(self, *args: Any, **kwargs: Any) -> Node:
-        """Build the node for this call, whatever the mode."""
+        """Build the node for this call, whatever the mode (its target renders on first use)."""
         arguments = self._bind(args, kwargs)
         deps: list[Node] = []
         for value in arguments.values():
             if type(value) not in _ATOMS:
                 _has_nodes(value, deps)
-        shown = {k: _as_targets(v) for k, v in arguments.items()} if deps else arguments
-        target = self._target(arguments, shown)
-        return Node(self, arguments, _unique(deps), target)
+        today = datetime.date.today() if "today" in self._needs else None
+        return Node(self, arguments, _unique(deps), current(), today)
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self._simple and len(args) <= self._n_positional:
@@ -188,17 +225,9 @@ class TaskFunction:
         bound.apply_defaults()
         return dict(bound.arguments)
 
-    def _target(self, arguments: dict[str, Any], shown: Mapping[str, Any]) -> Target:
-        needs = self._needs
-        fields: dict[str, Any] = {"funcname": self.name}
-        if "today" in needs:
-            fields["today"] = datetime.date.today()
-        fields.update(current())
-        fields.update(shown)
-        if "path" in needs and "path" not in fields:
-            fields["path"] = config.get("path")
-        if "base" in needs and "base" not in fields:
-            fields["base"] = self._token(arguments)
+    def render(self, node: Node) -> Target:
+        """The target of one call: its template rendered with the call's fields."""
+        fields = self._fields(node)
         store = self.store
         if self.template is not None:
             location: Any = self.template.render(fields, self.name)
@@ -214,10 +243,47 @@ class TaskFunction:
                     f"{type(location).__name__}; return a str, a path or a pipex.Target"
                 )
             location = os.fspath(location)
-        path = posixpath.normpath(location)
+        path = _normalized(location)
         if self.save and not self._suffix_known:
             self._check_suffix(path)
         return Target(path, store if store is not None else _file_store(os.getcwd()))
+
+    def _fields(self, node: Node) -> dict[str, Any]:
+        """The template fields the target needs, first found among: the call's arguments
+        (upstream nodes as their targets), the context variables, then ``funcname``,
+        ``today``, ``path`` (setting ``pipex.path``) and ``base`` (a token of the call)."""
+        arguments = node.arguments
+        context = node.context
+        names = self._target_names if self.template is None else self._needs
+        if self.template is None and self._target_takes_all:
+            names = {"funcname", "today", "path", "base", *context, *arguments}
+        fields: dict[str, Any] = {}
+        for name in names:
+            if name in arguments:
+                value = arguments[name]
+                fields[name] = _as_targets(value) if node.deps else value
+            elif name in context:
+                fields[name] = context[name]
+            elif name == "funcname":
+                fields[name] = self.name
+            elif name == "today":
+                fields[name] = node.today or datetime.date.today()
+            elif name == "path":
+                fields[name] = config.get("path")
+            elif name == "base":
+                try:
+                    fields[name] = self._token(arguments)
+                except TargetError:
+                    if self.template is not None or not self._target_takes_all:
+                        raise  # a **kwargs callable that never reads `base` need not have one
+            elif self.template is not None:
+                available = sorted({"funcname", "today", "path", "base", *context, *arguments})
+                raise TargetError(
+                    f"task {self.name}: target template {self.template.text!r} uses "
+                    f"{{{name}}}, which is neither an argument nor a context variable. "
+                    f"Available: {', '.join(available)}. Set it with pipex.context({name}=...)."
+                )
+        return fields
 
     def _token(self, arguments: Mapping[str, Any]) -> str:
         try:
@@ -258,23 +324,44 @@ class Node:
     """One call of a pipex task: a lazy dask collection whose result is its :class:`Target`.
 
     ``pipex.compute(node)``, ``dask.compute(node)`` and ``node.compute()`` run only what is
-    missing below it. ``node.target`` is known before anything runs.
+    missing below it. ``node.target`` is known before anything runs: it is rendered on first
+    use (from the context and date of the call), so nodes below finished targets, which
+    resolution never visits, never pay for it.
     """
 
-    __slots__ = ("__weakref__", "arguments", "deps", "key", "target", "task")
+    __slots__ = ("__weakref__", "_key", "_target", "arguments", "context", "deps", "task", "today")
 
     def __init__(
         self,
         task: TaskFunction,
         arguments: dict[str, Any],
         deps: tuple[Node, ...],
-        target: Target,
+        context: Mapping[str, Any],
+        today: datetime.date | None = None,
     ) -> None:
         self.task = task
         self.arguments = arguments
         self.deps = deps
-        self.target = target
-        self.key = f"{task.name}-{target.path}"
+        self.context = context
+        self.today = today
+        self._target: Target | None = None
+        self._key: str | None = None
+
+    @property
+    def target(self) -> Target:
+        """Where this call's output lives (:class:`TargetError` if the template can't say)."""
+        target = self._target
+        if target is None:
+            target = self._target = self.task.render(self)
+        return target
+
+    @property
+    def key(self) -> str:
+        """``"<funcname>-<target path>"``: names the node in reports and errors."""
+        key = self._key
+        if key is None:
+            key = self._key = f"{self.task.name}-{self.target.path}"
+        return key
 
     def __repr__(self) -> str:
         return f"<pipex.Node {self.task.name} -> {self.target.path}>"
@@ -315,6 +402,13 @@ class Node:
         return optimize(dsk, keys, **kwargs)
 
     __dask_scheduler__ = staticmethod(dask.threaded.get)
+
+
+def _normalized(location: str) -> str:
+    """``posixpath.normpath``, skipped for locations it would not change (the usual case)."""
+    if "//" in location or "/." in location or location[:2] == "./" or location[-1:] == "/":
+        return posixpath.normpath(location)
+    return location
 
 
 def _first(results: Any) -> Any:

@@ -7,6 +7,8 @@ of lines is the number of real calls.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 
 import pipex
@@ -54,3 +56,86 @@ def total(items: list[dict[str, object]], label: str, log: str) -> int:
 def chains(names: list[str], log: str) -> list[pipex.Node]:
     """One ``source -> double`` chain per name (inside the caller's ``pipex.context``)."""
     return [double(source(name, log), log) for name in names]
+
+
+# --- for tests on dask.distributed clusters ------------------------------------------------
+
+
+@pipex.task(target="{path}/after/{item.stem}.pkl")
+def after(item: object, log: str) -> str:
+    """A step after another (to see dependants of a failure reported as not run)."""
+    record(log, "after", "x")
+    return "after"
+
+
+@pipex.task(target="{path}/crash/{name}.pkl")
+def crash(name: str, log: str) -> None:
+    """Kills the worker process running it, as an out-of-memory kill or a segfault would."""
+    record(log, "crash", name)
+    os._exit(1)
+
+
+@pipex.task(target="{path}/flaky/{name}.pkl", retries=2)
+def flaky(name: str, failures: int, log: str) -> str:
+    """Raises on its first ``failures`` calls for ``name``, then succeeds (``retries=2``)."""
+    record(log, "flaky", name)
+    if sum(1 for task, n, _ in calls(log) if (task, n) == ("flaky", name)) <= failures:
+        raise ValueError(f"flaky {name} failed")
+    return name
+
+
+def hold_the_gil(seconds: int) -> None:
+    """One C call that holds the GIL for ``seconds``: libc's ``sleep`` called through PyDLL.
+
+    (ctypes releases the GIL around foreign calls, except through a ``PyDLL``.) Nothing else
+    in the process runs meanwhile, as with a long regex or compiled code that keeps the GIL.
+    """
+    ctypes.PyDLL(None).sleep(seconds)
+
+
+@pipex.task(target="{path}/long/{name}.pkl", long_running=True)
+def long_call(name: str, seconds: int, log: str) -> str:
+    """A call that holds the GIL for long, marked ``long_running``."""
+    record(log, "long_call", name)
+    hold_the_gil(seconds)
+    return name
+
+
+@pipex.task(target="{path}/long/{name}.pkl")
+def long_call_unmarked(name: str, seconds: int, log: str) -> str:
+    """The same call, not marked ``long_running``."""
+    record(log, "long_call_unmarked", name)
+    hold_the_gil(seconds)
+    return name
+
+
+@pipex.task(target="{path}/churn/{name}.pkl")
+def churn(name: str, megabytes: int) -> int:
+    """Allocates and frees ``megabytes`` of 8 KB buffers, pinned by later small allocations.
+
+    Once it returns, glibc keeps most of that memory mapped in the process until
+    ``malloc_trim`` (that is what the memory-release plugin is for).
+    """
+    buffers = [bytearray(8192) for _ in range(megabytes * 128)]
+    pins = [bytearray(200) for _ in range(0, len(buffers), 64)]
+    del buffers
+    return len(pins)
+
+
+FORWARDED = "pipex_test_forwarded"  # a logger the log-forwarding tests forward
+QUIET = "pipex_test_quiet"  # one they do not
+
+
+@pipex.task(target="{path}/chatty/{name}.pkl")
+def chatty(name: str) -> str:
+    """Logs on a forwarded logger (below it, at INFO) and on a logger nobody forwards."""
+    logging.getLogger(f"{FORWARDED}.steps").info("working on %s", name)  # CHATTY-LINE
+    logging.getLogger(QUIET).warning("quiet %s", name)
+    return name
+
+
+@pipex.task(target="{path}/chatty-long/{name}.pkl", long_running=True)
+def chatty_long(name: str) -> str:
+    """As :func:`chatty`, in the long-running executor's own process."""
+    logging.getLogger(f"{FORWARDED}.steps").info("working long on %s", name)  # LONG-LINE
+    return name

@@ -304,3 +304,101 @@ def test_progress_bar_counts_only_tasks_that_run_and_failures(workdir, capsys):
     pipex.compute(nodes, progress=False)
     assert capsys.readouterr().err == ""
     assert os.path.exists(nodes[0].target)  # it did run, quietly
+
+
+class Blob:
+    """A stand-in for a large output: counts its loaded (unpickled) instances still alive."""
+
+    alive = 0
+
+    def __init__(self, size: int) -> None:
+        self.data = bytes(size)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, loaded=True)
+        Blob.alive += 1
+
+    def __del__(self):
+        if self.__dict__.get("loaded"):
+            Blob.alive -= 1
+
+
+def test_loaded_inputs_are_freed_as_soon_as_their_task_finishes(workdir):
+    """No reference cycle may keep loaded inputs alive until the garbage collector runs."""
+    import gc
+
+    @pipex.task(target="{path}/blob/{i}.pkl")
+    def make(i):
+        return Blob(1000)
+
+    @pipex.task(target="{path}/size/{i}.json")
+    def size(blob, i):
+        return len(blob.data)
+
+    nodes = [size(make(i), i) for i in range(10)]
+    Blob.alive = 0
+    gc.disable()
+    try:
+        assert pipex.compute(nodes, load=True, scheduler="sync")[0] == [1000] * 10
+        assert Blob.alive == 0  # each of the 10 loaded blobs was freed by refcounting alone
+    finally:
+        gc.enable()
+
+
+def test_large_runs_go_to_the_scheduler_in_batches_inputs_first(workdir):
+    """With pipex.batch-size, each graph sent is closed: its inputs are finished targets or
+    outputs of earlier batches, every node runs exactly once, and results are right."""
+    calls: Counter[str] = Counter()
+
+    @pipex.task(target="{path}/shared/{k}.pkl")
+    def shared(k):
+        calls[f"shared-{k}"] += 1
+        return k
+
+    @pipex.task(target="{path}/step/{i}.pkl")
+    def step(x, y, i):
+        calls[f"step-{i}"] += 1
+        return x + y + i
+
+    graphs = []
+
+    def recording_scheduler(dsk, keys, **kwargs):
+        graphs.append(dsk)
+        return dask.get(dsk, keys, **kwargs)
+
+    nodes = [step(shared(i % 3), shared((i + 1) % 3), i) for i in range(12)]
+    with dask.config.set({"pipex.batch-size": 4}):
+        results = pipex.compute(nodes, load=True, scheduler=recording_scheduler)
+
+    assert results[0] == [i % 3 + (i + 1) % 3 + i for i in range(12)]
+    assert set(calls.values()) == {1} and len(calls) == 15
+    assert len(graphs) > 1
+    seen: set = set()
+    for dsk in graphs:
+        for task in dsk.values():
+            assert task.dependencies <= set(dsk)  # no reference to another batch's key
+        assert seen.isdisjoint(dsk)
+        seen.update(dsk)
+    assert len(seen) == 15
+
+
+def test_a_failure_in_an_early_batch_marks_its_users_in_later_batches_not_run(workdir):
+    @pipex.task(target="{path}/first/{k}.pkl")
+    def first(k):
+        if k == 0:
+            raise ValueError("bad first input")
+        return k
+
+    @pipex.task(target="{path}/then/{i}.pkl")
+    def then(x, i):
+        return x
+
+    nodes = [then(first(i % 2), i) for i in range(10)]
+    with dask.config.set({"pipex.batch-size": 2}), pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(nodes)
+    err = info.value
+    assert [f.key for f in err.failed] == ["first-pipex-out/first/0.pkl"]
+    assert sorted(n.key for n in err.not_run) == sorted(
+        f"then-pipex-out/then/{i}.pkl" for i in range(0, 10, 2)
+    )
+    assert all(os.path.exists(nodes[i].target) for i in range(1, 10, 2))

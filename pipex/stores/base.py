@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import os
 import posixpath
-import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -63,7 +63,7 @@ def serializer_for(path: str) -> serializers.Serializer:
 def temporary_name(name: str) -> str:
     """A unique, hidden sibling name for ``name`` that keeps its suffix."""
     stem, suffix = posixpath.splitext(name)
-    return f".{stem}.{uuid.uuid4().hex[:12]}.pipex-tmp{suffix}"
+    return f".{stem}.{os.urandom(6).hex()}.pipex-tmp{suffix}"
 
 
 @contextlib.contextmanager

@@ -21,10 +21,11 @@ class FileStore(Store):
     Writes go to a hidden temporary sibling and are renamed into place (``os.replace``).
     """
 
-    __slots__ = ("root",)
+    __slots__ = ("_hash", "root")
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = os.path.abspath(os.fspath(root) if root is not None else os.getcwd())
+        self._hash = hash((type(self), self.root))
 
     def __repr__(self) -> str:
         return f"FileStore({self.root!r})"
@@ -33,7 +34,7 @@ class FileStore(Store):
         return type(other) is type(self) and other.root == self.root
 
     def __hash__(self) -> int:
-        return hash((type(self), self.root))
+        return self._hash
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.root,))
@@ -44,22 +45,25 @@ class FileStore(Store):
     def exists_many(self, paths: Sequence[str]) -> list[bool]:
         """One ``os.listdir`` per folder holding two or more of ``paths``; a stat otherwise."""
         by_folder: defaultdict[str, list[int]] = defaultdict(list)
-        full = [os.path.join(self.root, p) for p in paths]
-        for i, f in enumerate(full):
-            by_folder[os.path.dirname(f)].append(i)
+        names = []
+        for i, path in enumerate(paths):
+            folder, _, name = path.rpartition("/")
+            by_folder[folder].append(i)
+            names.append(name)
         found = [False] * len(paths)
         for folder, indexes in by_folder.items():
             if len(indexes) == 1:
-                found[indexes[0]] = os.path.exists(full[indexes[0]])
+                found[indexes[0]] = os.path.exists(self.fspath(paths[indexes[0]]))
                 continue
+            full = os.path.join(self.root, folder)
             try:
-                names = set(os.listdir(folder))
+                present = set(os.listdir(full))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as exc:
-                raise StoreError(f"cannot list {folder} to check targets: {exc}") from exc
+                raise StoreError(f"cannot list {full} to check targets: {exc}") from exc
             for i in indexes:
-                found[i] = os.path.basename(full[i]) in names
+                found[i] = names[i] in present
         return found
 
     def load(self, path: str) -> Any:
@@ -73,8 +77,22 @@ class FileStore(Store):
 
     def save(self, path: str, obj: Any) -> None:
         serializer = serializer_for(path)
-        with self.temporary(path) as tmp, open(tmp, "xb") as file:
-            serializer.dump(obj, file)
+        full = self.fspath(path)
+        folder, name = os.path.split(full)
+        tmp = os.path.join(folder, temporary_name(name))
+        try:
+            file = open(tmp, "xb")  # noqa: SIM115 - closed below, before the rename
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            file = open(tmp, "xb")  # noqa: SIM115
+        try:
+            with file:
+                serializer.dump(obj, file)
+            os.replace(tmp, full)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
 
     @contextlib.contextmanager
     def temporary(self, path: str) -> Iterator[str]:

@@ -36,7 +36,7 @@ def client():
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address=":0",
             ) as cluster,
             distributed.Client(cluster, set_as_default=False) as client,
         ):

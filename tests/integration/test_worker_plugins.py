@@ -1,0 +1,169 @@
+"""pipex's memory-release and long-task worker plugins, each with and without, on real clusters.
+
+Each test starts a cluster of its own, set up the way the plugin's problem shows: worker
+memory is measured in a fresh ``LocalCluster`` worker process; long tasks run on a
+``dask scheduler`` whose worker TTL is scaled down to seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import dask
+import pytest
+
+import pipex
+from pipex.distributed import _malloc_trim
+from tests import pipelines
+from tests.integration.processes import ROOT, dask_cluster
+
+distributed = pytest.importorskip("distributed")
+psutil = pytest.importorskip("psutil")
+
+pytestmark = pytest.mark.slow
+
+MiB = 2**20
+
+
+def wait_until(condition, timeout, message):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
+    return value
+
+
+# --- memory release -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def one_worker(monkeypatch):
+    """A LocalCluster with one single-threaded worker process, and a client to it."""
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *([path] if path else [])]))
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",
+        ) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        yield client
+
+
+def worker_rss(client) -> int:
+    (rss,) = client.run(lambda: psutil.Process().memory_info().rss).values()
+    return rss
+
+
+@pytest.mark.skipif(_malloc_trim() is None, reason="needs glibc's malloc_trim")
+def test_memory_release_returns_freed_memory_to_the_os(one_worker, tmp_path):
+    client = one_worker
+    before = worker_rss(client)
+    with pipex.context(path=str(tmp_path)):
+        first, second = (pipelines.churn(name, 300) for name in ("first", "second"))
+
+    # Without the plugin: the ~300 MB the task freed stay in the worker process.
+    with dask.config.set({"pipex.distributed.memory-release": False}):
+        pipex.compute(first, scheduler=client)
+    time.sleep(1)
+    without = worker_rss(client)
+    assert without - before > 150 * MiB, (before / MiB, without / MiB)
+
+    # With it (registered by this compute): they go back to the OS once the task is done.
+    pipex.compute(second, scheduler=client)
+    released = wait_until(
+        lambda: (rss := worker_rss(client)) < without - 150 * MiB and rss,
+        10,
+        f"the worker kept its memory: {worker_rss(client) / MiB:.0f} MiB after "
+        f"{without / MiB:.0f} MiB without the plugin",
+    )
+    assert released - before < 100 * MiB, (before / MiB, without / MiB, released / MiB)
+
+
+def test_long_running_tasks_on_daemonic_workers_fail_saying_how_to_fix_it(one_worker, tmp_path):
+    # LocalCluster's worker processes are daemonic by default: they may not start children.
+    with pipex.context(path=str(tmp_path)):
+        node = pipelines.chatty_long("page-1")
+
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(node, scheduler=one_worker, progress=False)
+
+    (error,) = info.value.exceptions
+    assert isinstance(error, RuntimeError)
+    assert "distributed.worker.daemon: False" in str(error)
+    assert "pipex.distributed.long-running: false" in str(error)
+    assert not node.target.exists()
+
+    # Switched off, long_running tasks run in the worker's threads like any other.
+    with dask.config.set({"pipex.distributed.long-running": False}):
+        assert pipex.compute(node, scheduler=one_worker, load=True) == ("page-1",)
+
+
+# --- long tasks -----------------------------------------------------------------------------
+
+TTL_SETTINGS = {
+    # The scheduler restarts a worker not heard from for max(worker-ttl, 5 s) (5 s: ten
+    # heartbeats of a small cluster), checking every worker-ttl.
+    "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "1s",
+    "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
+    "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
+}
+
+
+def ttl_restarts(client) -> list[dict]:
+    return [
+        msg
+        for _, msg in client.get_events("scheduler")
+        if isinstance(msg, dict) and msg.get("action") == "worker-ttl-timed-out"
+    ]
+
+
+def test_long_running_tasks_survive_holding_the_gil_past_the_worker_ttl(tmp_path):
+    log = tmp_path / "calls.log"
+    seconds = 10  # longer than the 5-6 s after which the scheduler gives up a silent worker
+    with pipex.context(path=str(tmp_path / "out")):
+        marked = pipelines.long_call("marked", seconds, str(log))
+        unmarked = pipelines.long_call_unmarked("unmarked", seconds, str(log))
+        after = pipelines.after(unmarked, str(log))
+        fine = pipelines.chains(["fine"], str(log))
+
+    with (
+        dask_cluster(tmp_path / "cluster", env=TTL_SETTINGS) as address,
+        distributed.Client(address, set_as_default=False) as client,
+    ):
+        # One run each: an unmarked call starves whichever worker it lands on, and a marked
+        # call running there at the time would be restarted with it.
+        start = time.monotonic()
+        pipex.compute(marked, fine, scheduler=client, progress=False)
+        took_marked = time.monotonic() - start
+        assert ttl_restarts(client) == []
+        start = time.monotonic()
+        with pytest.raises(pipex.PipelineError) as info:
+            pipex.compute(after, scheduler=client, progress=False)
+        took = time.monotonic() - start
+        restarts = ttl_restarts(client)
+
+    starts = [task for task, _, _ in pipelines.calls(log)]
+    # Marked long_running, the call ran in a process of its worker's own: the worker's
+    # heartbeat went on, and the task completed, once.
+    assert marked.target.load() == "marked"
+    assert starts.count("long_call") == 1
+    assert took_marked > seconds, f"the marked run took {took_marked:.1f} s: it did not run"
+    # The same call, unmarked, starved its worker, which the scheduler restarted; retried
+    # (allowed-failures is 1), it starved the next one: a KilledWorker, reported as its failure.
+    error = info.value
+    assert [f.key for f in error.failed] == [unmarked.key]
+    assert [n.key for n in error.not_run] == [after.key]
+    (killed,) = error.exceptions
+    assert isinstance(killed, distributed.scheduler.KilledWorker)
+    assert starts.count("long_call_unmarked") == 2
+    assert len(restarts) >= 2, restarts
+    assert took > seconds, f"the run took {took:.1f} s: the long calls did not run"
+    assert not unmarked.target.exists()
+    assert fine[0].target.exists()
+    assert (error.summary.ran, error.summary.failed, error.summary.not_run) == (0, 1, 1)
