@@ -109,17 +109,23 @@ def call_as_task(task: TaskFunction, args: tuple[Any, ...], kwargs: dict[str, An
     """Run one call of a pipex task as a plain Prefect task (``PIPEX=prefect``)."""
     plain = task.__dict__.get(_PLAIN_TASK)
     if plain is None:
-        plain = prefect.task(task.fn, name=task.name)
+        plain = prefect.task(task.fn, name=task.name, retries=_retries(task))
         setattr(task, _PLAIN_TASK, plain)
         logger.debug(
             "PIPEX=prefect: task %s runs as a plain Prefect task; its pipex options are "
-            "ignored (target=%r, store=%r, save=%r)",
+            "ignored (target=%r, store=%r, save=%r, long_running=%r)",
             task.name,
             task._spec,
             task.store,
             task.save,
+            getattr(task, "long_running", False),
         )
     return plain(*args, **kwargs)
+
+
+def _retries(task: TaskFunction) -> int:
+    """``@pipex.task(retries=N)``: Prefect retries the task run up to N times."""
+    return int(getattr(task, "retries", 0) or 0)
 
 
 def as_flow(fn: Callable[..., Any], options: Mapping[str, Any], mode: str) -> Any:
@@ -247,6 +253,7 @@ def _node_task(task: TaskFunction) -> Any:
         task_run_name="{run_name}",
         cache_policy=NO_CACHE,
         persist_result=False,
+        retries=_retries(task),
     )
 
 

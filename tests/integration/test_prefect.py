@@ -321,6 +321,25 @@ def test_the_graph_granularity_reports_failures_in_its_one_task_run(
     assert (folder / "double" / "c.pkl").exists()
 
 
+def test_retries_of_a_pipex_task_are_prefect_retries_of_its_task_run(
+    prefect_cache, dask_runner, tmp_path
+):
+    folder, calls = tmp_path / "out", tmp_path / "calls.log"
+
+    @pipex.flow(task_runner=dask_runner)
+    def retried(folder: str, calls: str):
+        with pipex.context(path=folder):
+            return pipex.compute(prefect_pipelines.flaky("f", calls), load=True)
+
+    state = retried(str(folder), str(calls), return_state=True)
+
+    assert state.is_completed(), state
+    assert state.result() == ("f",)
+    assert [task for task, _, _ in pipelines.calls(calls)] == ["flaky", "flaky"]
+    (run,) = task_runs(state, expected=1)
+    assert (run.name, run.state.name, run.run_count) == ("flaky-f", "Completed", 2)
+
+
 @pytest.mark.parametrize("granularity", ["node", "graph"])
 def test_without_keep_going_the_first_failure_is_raised_as_it_is(
     prefect_cache, dask_runner, tmp_path, granularity
