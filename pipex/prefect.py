@@ -54,7 +54,7 @@ try:
 except ImportError as exc:
     raise ImportError(
         "the Prefect modes of pipex (PIPEX=prefect, PIPEX=prefect+cache) need Prefect 3 and "
-        f"prefect-dask, which are not installed ({exc}): pip install 'dask-pipex[prefect]'"
+        f"prefect-dask, which could not be imported ({exc}): pip install 'dask-pipex[prefect]'"
     ) from exc
 
 try:  # what prefect-dask's own submission uses; without it, pipex submits through it

@@ -174,6 +174,38 @@ def run_all_then_delete(folder: Path, calls: Path, names: list[str], missing: li
         (folder / "double" / f"{name}.pkl").unlink()
 
 
+def test_run_names_come_from_targets_and_stay_distinct(workdir):
+    from pipex.prefect import dependency_order, run_names
+
+    with pipex.context(path="out"):
+        a = pipelines.source("page-001", "calls.log")
+        b = pipelines.double(a, "calls.log")
+        total = pipelines.total([b, a], "all", "calls.log")
+    with pipex.context(path="elsewhere"):
+        other = pipelines.source("page-001", "calls.log")
+
+    order = dependency_order([total, b, other, a])
+    assert order.index(a) < order.index(b) < order.index(total)
+    assert sorted(n.key for n in order) == sorted(n.key for n in (a, b, total, other))
+    assert run_names(order) == {
+        a.key: "source-out/source/page-001",  # two sources render the same stem:
+        other.key: "source-elsewhere/source/page-001",  # the whole path tells them apart
+        b.key: "double-page-001",
+        total.key: "total-all",
+    }
+
+
+def test_an_unknown_granularity_is_refused():
+    from pipex.prefect import granularity
+
+    assert granularity() == "node"
+    with (
+        dask.config.set({"pipex.prefect.granularity": "nodes"}),
+        pytest.raises(pipex.ModeError, match="granularity='nodes'"),
+    ):
+        granularity()
+
+
 NAMES = [f"p{i:02d}" for i in range(15)]  # 15 chains x 2 steps = 30 nodes
 MISSING = NAMES[12:]  # 80% done: 6 nodes to run
 
