@@ -51,7 +51,10 @@ def _encoded(name: str) -> bytes:
 
 
 def mode() -> Mode:
-    """The mode named by the ``PIPEX`` environment variable (default ``cache``)."""
+    """The mode named by the ``PIPEX`` environment variable (default ``cache``).
+
+    The Prefect modes need the ``prefect`` extra; pipex imports it only when they are used.
+    """
     raw = _environment_variable("PIPEX")
     if raw is None:
         return "cache"
@@ -61,11 +64,5 @@ def mode() -> Mode:
         raise ModeError(
             f"PIPEX={raw!r} is not a pipex mode. Set PIPEX to one of: {', '.join(MODES)} "
             "(or unset it for the default, 'cache')."
-        )
-    if value.startswith("prefect"):
-        raise ModeError(
-            f"PIPEX={raw!r}: the Prefect modes are not available in this version of pipex. "
-            "Unset PIPEX (or set PIPEX=cache) to run with the pipex cache, or PIPEX=off to run "
-            "the functions directly."
         )
     return value  # type: ignore[return-value]

@@ -10,17 +10,31 @@ from pipex import config
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+PREFECT_MODES = ("prefect", "prefect+cache")
+
 
 def flow(fn: F | None = None, /, **options: Any) -> Any:
     """Decorate a pipeline function. In ``off`` and ``cache`` modes it runs unchanged.
 
-    ``options`` are Prefect flow options, used by the Prefect modes only.
+    With ``PIPEX=prefect`` it runs as ``prefect.flow(fn, **options)``; with
+    ``PIPEX=prefect+cache`` too, with ``prefect_dask.DaskTaskRunner()`` as the task runner
+    unless ``options`` names one. ``options`` are Prefect flow options, used by the Prefect
+    modes only. The mode is read at each call, not when decorating.
     """
 
     def decorate(f: F) -> F:
+        prefect_flows: dict[str, Any] = {}  # the Prefect flow built for each mode, on first use
+
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            config.mode()  # refuse an unknown or unavailable PIPEX mode before running
+            mode = config.mode()  # refuses an unknown PIPEX mode before running
+            if mode in PREFECT_MODES:
+                built = prefect_flows.get(mode)
+                if built is None:
+                    from pipex import prefect as prefect_mode
+
+                    built = prefect_flows[mode] = prefect_mode.as_flow(f, options, mode)
+                return built(*args, **kwargs)
             return f(*args, **kwargs)
 
         wrapper.options = options  # type: ignore[attr-defined]

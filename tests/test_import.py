@@ -31,7 +31,8 @@ CHECK = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_import_pipex_has_no_side_effects(tmp_path):
+@pytest.mark.parametrize("mode", [None, "prefect+cache"])
+def test_import_pipex_has_no_side_effects(tmp_path, mode):
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     home.mkdir()
     cwd.mkdir()
@@ -41,6 +42,8 @@ def test_import_pipex_has_no_side_effects(tmp_path):
         if k != "PIPEX" and not k.startswith(("XDG_", "DASK_", "PREFECT_"))
     }
     env.update(HOME=str(home), PYTHONPATH=str(ROOT))
+    if mode is not None:  # the mode is read when used: Prefect is not imported before that
+        env["PIPEX"] = mode
 
     proc = subprocess.run(
         [sys.executable, "-c", CHECK, str(ROOT / "pipex")],

@@ -1,4 +1,7 @@
-"""The PIPEX modes: the same script in cache, off, and the refused Prefect modes."""
+"""The PIPEX modes: the same script in cache and off; the Prefect modes without Prefect.
+
+With Prefect installed, tests/integration/test_prefect.py runs the same script in all modes.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +21,12 @@ ROOT = Path(__file__).resolve().parent.parent  # the folder holding the pipex pa
 
 SCRIPT = textwrap.dedent(
     """
-    import threading
+    import os
 
     import pipex
 
-    lock = threading.Lock()  # tasks run in dask's threads: one whole line per call
-
-    def say(line):
-        with lock:
-            print(line, flush=True)
+    def say(line):  # one write per line: tasks run in threads or in other processes
+        os.write(1, f"{line}\\n".encode())
 
     @pipex.task(target="{path}/square/{x}.pkl")
     def square(x):
@@ -47,23 +47,35 @@ SCRIPT = textwrap.dedent(
         print("result", result, flush=True)
         print("passed through:", pipex.compute(41, [node], load=True), flush=True)
 
-    main()
+    if __name__ == "__main__":  # the Prefect modes' Dask task runner starts worker processes
+        main()
     """
 )
 
 
-def run_script(tmp_path: Path, mode: str | None) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """Run SCRIPT with PIPEX=mode (unset if None) in tmp_path/run; return it and the folder."""
+# Runs the script named by its first argument as __main__ with Prefect made unimportable, as
+# on a machine without the prefect extra (whether or not this one has it).
+WITHOUT_PREFECT = (
+    "import runpy, sys; sys.modules['prefect'] = sys.modules['prefect_dask'] = None; "
+    "runpy.run_path(sys.argv.pop(1), run_name='__main__')"
+)
+
+
+def run_script(
+    tmp_path: Path, mode: str | None, *, without_prefect: bool = False, text: str = SCRIPT
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """Run ``text`` with PIPEX=mode (unset if None) in tmp_path/run; return it and the folder."""
     script = tmp_path / "pipeline.py"
-    script.write_text(SCRIPT)
+    script.write_text(text)
     folder = tmp_path / "run"
     folder.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "PIPEX"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     if mode is not None:
         env["PIPEX"] = mode
+    shim = ["-c", WITHOUT_PREFECT] if without_prefect else []
     proc = subprocess.run(
-        [sys.executable, str(script)],
+        [sys.executable, *shim, str(script)],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -118,14 +130,40 @@ def test_off_mode_runs_the_functions_directly_and_writes_nothing(tmp_path, mode)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["prefect", "prefect+cache"])
-def test_prefect_modes_are_refused_with_a_clear_error(tmp_path, mode):
-    proc, folder = run_script(tmp_path, mode)
+@pytest.mark.parametrize("mode", ["prefect", "prefect+cache", "prefect.cache"])
+def test_without_prefect_the_prefect_modes_say_how_to_install_it(tmp_path, mode):
+    proc, folder = run_script(tmp_path, mode, without_prefect=True)
 
     assert proc.returncode != 0
-    assert "pipex.exceptions.ModeError" in proc.stderr
-    assert f"PIPEX={mode!r}" in proc.stderr
-    assert "not available" in proc.stderr
+    assert "ImportError" in proc.stderr
+    assert "pip install 'dask-pipex[prefect]'" in proc.stderr
+    assert ran(proc) == []
+    assert files_under(folder) == []
+
+
+OUTSIDE_A_FLOW = textwrap.dedent(
+    """
+    import pipex
+
+    @pipex.task(target="{path}/one.pkl")
+    def one():
+        print("ran one", flush=True)
+        return 1
+
+    node = one()  # building nodes needs no Prefect
+    print("built", isinstance(node, pipex.Node), flush=True)
+    pipex.compute(node)
+    """
+)
+
+
+@pytest.mark.slow
+def test_without_prefect_prefect_cache_fails_when_computing_not_when_building(tmp_path):
+    proc, folder = run_script(tmp_path, "prefect+cache", without_prefect=True, text=OUTSIDE_A_FLOW)
+
+    assert proc.returncode != 0
+    assert "built True" in proc.stdout
+    assert "pip install 'dask-pipex[prefect]'" in proc.stderr
     assert ran(proc) == []
     assert files_under(folder) == []
 
@@ -165,9 +203,6 @@ def test_the_mode_is_read_when_a_task_is_called_not_at_import(workdir, monkeypat
     monkeypatch.delenv("PIPEX")
     assert isinstance(double(4), pipex.Node)
 
-    monkeypatch.setenv("PIPEX", "prefect")
-    with pytest.raises(pipex.ModeError, match="PIPEX='prefect'"):
-        double(4)
     monkeypatch.setenv("PIPEX", "nonsense")
     with pytest.raises(pipex.ModeError, match="PIPEX='nonsense'"):
         double(4)
@@ -209,8 +244,8 @@ def test_flow_runs_the_function_unchanged(workdir, monkeypatch, mode):
     assert calls == {"bare": 1, "inc": 2, "configured": 1}
 
 
-def test_flow_refuses_a_prefect_mode_before_running(monkeypatch):
-    monkeypatch.setenv("PIPEX", "prefect")
+def test_flow_refuses_an_unknown_mode_before_running(monkeypatch):
+    monkeypatch.setenv("PIPEX", "nonsense")
     calls = []
 
     @pipex.flow

@@ -1,0 +1,283 @@
+"""Restart benchmark under Prefect: C chains x 4 steps, 80% of chains done, on Dask.
+
+The seed user's case: a Prefect run of C x 4 tasks died after 80% of the chains, and is
+restarted. Every restart runs as a Prefect flow on a ``DaskTaskRunner`` connected to the same
+``LocalCluster`` (2 single-threaded worker processes), and is compared on wall time of the
+flow call and on the task runs it created in Prefect's API:
+
+- pipex, ``PIPEX=prefect+cache``, ``pipex.prefect.granularity: node``: one task run per
+  missing node;
+- pipex, ``PIPEX=prefect+cache``, ``pipex.prefect.granularity: graph``: one task run that
+  computes the missing graph with dask;
+- Prefect's own caching: plain Prefect tasks with a ``result_storage_key`` template, so a task
+  whose result exists ends ``Cached`` without running its function (it is still a task run,
+  and its result is read back for the tasks downstream of it);
+- for reference, pipex's cache mode on the same cluster, without Prefect.
+
+The Prefect rows need the prefect extra. Run:
+
+    python benchmarks/prefect_restart.py                  # 500 chains: 2,000 tasks
+    python benchmarks/prefect_restart.py --chains 50      # a smoke run
+
+It runs against a temporary Prefect server (Prefect's test harness: its own SQLite database)
+unless PREFECT_API_URL is set, keeps Prefect's home and result storage in a temporary folder,
+and prints a markdown table at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+WORK = tempfile.mkdtemp(prefix="pipex-prefect-bench-")
+# `import prefect` creates $PREFECT_HOME: keep it, and Prefect's result files, out of $HOME.
+os.environ.setdefault("PREFECT_HOME", os.path.join(WORK, "prefect-home"))
+os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = os.path.join(WORK, "prefect-results")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+import dask  # noqa: E402
+import distributed  # noqa: E402
+import prefect  # noqa: E402
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
+from prefect.futures import wait  # noqa: E402
+from prefect_dask import DaskTaskRunner  # noqa: E402
+
+import pipex  # noqa: E402
+
+STEPS = 4
+
+
+# --- the pipeline, as pipex tasks and as Prefect tasks -------------------------------------
+
+
+@pipex.task(target="{path}/s1/{chain}.pkl", name="s1")
+def s1(chain: int) -> int:
+    return chain
+
+
+@pipex.task(target="{path}/s2/{chain}.pkl", name="s2")
+def s2(x: int, chain: int) -> int:
+    return x + 1
+
+
+@pipex.task(target="{path}/s3/{chain}.pkl", name="s3")
+def s3(x: int, chain: int) -> int:
+    return x + 1
+
+
+@pipex.task(target="{path}/s4/{chain}.pkl", name="s4")
+def s4(x: int, chain: int) -> int:
+    return x + 1
+
+
+def pipex_nodes(root: str, chains: int) -> list[pipex.Node]:
+    with pipex.context(path=root):
+        return [s4(s3(s2(s1(c), c), c), c) for c in range(chains)]
+
+
+@prefect.task(name="s1", result_storage_key="s1/{parameters[chain]}.pkl")
+def p1(chain: int) -> int:
+    return chain
+
+
+@prefect.task(name="s2", result_storage_key="s2/{parameters[chain]}.pkl")
+def p2(x: int, chain: int) -> int:
+    return x + 1
+
+
+@prefect.task(name="s3", result_storage_key="s3/{parameters[chain]}.pkl")
+def p3(x: int, chain: int) -> int:
+    return x + 1
+
+
+@prefect.task(name="s4", result_storage_key="s4/{parameters[chain]}.pkl")
+def p4(x: int, chain: int) -> int:
+    return x + 1
+
+
+def prefect_pipeline(chains: int) -> dict[str, int]:
+    """Submit every chain's four tasks; wait; count the final states by name."""
+    futures = []
+    for c in range(chains):
+        x = p1.submit(c)
+        futures.append(x)
+        for step in (p2, p3, p4):
+            x = step.submit(x, c)
+            futures.append(x)
+    wait(futures)
+    states: dict[str, int] = {}
+    for future in futures:
+        states[future.state.name] = states.get(future.state.name, 0) + 1
+    return states
+
+
+# --- measuring ----------------------------------------------------------------------------
+
+
+def task_runs(state: Any, timeout: float = 300) -> int:
+    """How many task runs the flow run that ended in ``state`` created, once they are all in."""
+    flow_run_id = state.state_details.flow_run_id
+    deadline = time.monotonic() + timeout
+    last = -1
+    while True:
+        count = 0
+        with prefect.get_client(sync_client=True) as client:
+            while True:
+                page = client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                    limit=200,
+                    offset=count,
+                )
+                count += len(page)
+                if len(page) < 200:
+                    break
+        if count == last or time.monotonic() > deadline:
+            return count
+        last = count
+        time.sleep(2)
+
+
+def timed_flow(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    state = fn(*args, return_state=True)
+    seconds = time.perf_counter() - start
+    if not state.is_completed():
+        raise RuntimeError(f"the benchmark flow ended {state}")
+    return seconds, state
+
+
+def warm_up(address: str) -> None:
+    """Import Prefect and pipex in every worker first, so that no row pays for it."""
+    with distributed.Client(address) as client:
+        client.run(__import__, "pipex.prefect")
+
+
+def measure(chains: int, done: int, address: str) -> list[dict[str, Any]]:
+    warm_up(address)
+    rows = []
+    missing = (chains - done) * STEPS
+
+    def runner() -> DaskTaskRunner:
+        return DaskTaskRunner(address=address)
+
+    # pipex: each variant gets its own folder with the first `done` chains written
+    for granularity in ("node", "graph"):
+        root = os.path.join(WORK, f"pipex-{granularity}")
+        os.environ["PIPEX"] = "cache"
+        pipex.compute(pipex_nodes(root, done))
+        os.environ["PIPEX"] = "prefect+cache"
+
+        @pipex.flow(name=f"pipex-{granularity}", task_runner=runner())
+        def restart(root: str, chains: int) -> dict[str, int]:
+            summary = pipex.compute(pipex_nodes(root, chains)).summary
+            return {"done": summary.done, "ran": summary.ran}
+
+        with dask.config.set({"pipex.prefect.granularity": granularity}):
+            seconds, state = timed_flow(restart, root, chains)
+        os.environ["PIPEX"] = "cache"
+        result = state.result()
+        assert result["ran"] == missing, result
+        rows.append(
+            {
+                "how": f"pipex prefect+cache, granularity {granularity}",
+                "seconds": seconds,
+                "task_runs": task_runs(state),
+                "ran": result["ran"],
+            }
+        )
+        print(rows[-1], flush=True)
+
+    # Prefect's own caching: a first run writes the first `done` chains' results (not timed,
+    # with the faster thread-pool runner), then the restart over every chain, on Dask
+    @prefect.flow(name="prefect-first-run")
+    def first_run(chains: int) -> dict[str, int]:
+        return prefect_pipeline(chains)
+
+    @prefect.flow(name="prefect-restart", task_runner=runner())
+    def prefect_restart(chains: int) -> dict[str, int]:
+        return prefect_pipeline(chains)
+
+    timed_flow(first_run, done)
+    seconds, state = timed_flow(prefect_restart, chains)
+    states = state.result()
+    assert states.get("Cached", 0) == done * STEPS, states
+    rows.append(
+        {
+            "how": "Prefect caching (result_storage_key)",
+            "seconds": seconds,
+            "task_runs": task_runs(state),
+            "ran": states.get("Completed", 0),
+        }
+    )
+    print(rows[-1], flush=True)
+
+    # reference: pipex's cache mode on the same cluster, no Prefect
+    root = os.path.join(WORK, "pipex-cache")
+    pipex.compute(pipex_nodes(root, done))
+    with distributed.Client(address) as client:
+        start = time.perf_counter()
+        results = pipex.compute(pipex_nodes(root, chains), scheduler=client)
+        seconds = time.perf_counter() - start
+    rows.append(
+        {
+            "how": "pipex cache (no Prefect), same cluster",
+            "seconds": seconds,
+            "task_runs": 0,
+            "ran": results.summary.ran,
+        }
+    )
+    print(rows[-1], flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chains", type=int, default=500, help="chains of 4 tasks (500)")
+    parser.add_argument("--done", type=float, default=0.8, help="fraction of chains done")
+    args = parser.parse_args()
+    done = int(args.chains * args.done)
+    try:
+        with ExitStack() as stack:
+            if not os.environ.get("PREFECT_API_URL"):
+                from prefect.settings import get_current_settings
+                from prefect.testing.utilities import prefect_test_harness
+
+                stack.enter_context(prefect_test_harness(server_startup_timeout=120))
+                # dask worker processes only see the environment, not the harness's settings
+                os.environ["PREFECT_API_URL"] = get_current_settings().api.url
+            cluster = stack.enter_context(
+                distributed.LocalCluster(
+                    n_workers=2,
+                    threads_per_worker=1,
+                    processes=True,
+                    host="127.0.0.1",
+                    dashboard_address=None,
+                )
+            )
+            rows = measure(args.chains, done, cluster.scheduler_address)
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+    tasks = args.chains * STEPS
+    print()
+    print(
+        f"{args.chains} chains x {STEPS} steps = {tasks} tasks, {done} chains done "
+        f"({(args.chains - done) * STEPS} tasks to run); Dask LocalCluster of 2 worker "
+        f"processes x 1 thread; {os.cpu_count()} cores; Python {platform.python_version()}, "
+        f"prefect {prefect.__version__}, dask {dask.__version__}"
+    )
+    print()
+    print("| restart | wall time (s) | task runs created | tasks run |")
+    print("| --- | ---: | ---: | ---: |")
+    for row in rows:
+        print(f"| {row['how']} | {row['seconds']:.1f} | {row['task_runs']} | {row['ran']} |")
+
+
+if __name__ == "__main__":
+    main()
