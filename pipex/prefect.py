@@ -40,6 +40,7 @@ from pipex.exceptions import ModeError
 from pipex.execution import Call, Failure, NotRun, Outcome
 from pipex.graph import Plan, run_token, task_key
 from pipex.progress import Progress
+from pipex.report import one_line
 from pipex.task import Node, TaskFunction
 
 try:
@@ -448,7 +449,7 @@ class _Report:
                     "pipex: %s failed (target %s): %s\n%s",
                     name,
                     outcome.target,
-                    _one_line(outcome.exception),
+                    one_line(outcome.exception),
                     outcome.traceback.rstrip(),
                 )
             elif isinstance(outcome, NotRun):
@@ -479,10 +480,6 @@ class _ReportCallback(Callback):
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
         self.report.finished(key, result)
-
-
-def _one_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 class _LogContext:

@@ -61,7 +61,7 @@ def failure_error(outcomes: Iterable[Any], summary: Summary) -> PipelineError | 
         return None
     not_run = [o for o in outcomes if isinstance(o, NotRun)]
     lines = [f"{len(failed)} pipex task(s) failed; {len(not_run)} not run: an input failed."]
-    lines += [f"  failed: {f.key} (target {f.target}): {_one_line(f.exception)}" for f in failed]
+    lines += [f"  failed: {f.key} (target {f.target}): {one_line(f.exception)}" for f in failed]
     lines += [f"  not run: {n.key} (needs {', '.join(sorted(n.causes))})" for n in not_run]
     lines.append("Targets of these tasks were not written; rerun to run only them.")
     error = PipelineError(
@@ -83,6 +83,7 @@ def _annotated(failure: Failure) -> Exception:
     return exc
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The last line of an exception as Python prints it (`ValueError: bad input`)."""
     text = "".join(traceback.format_exception_only(exc)).strip().splitlines()
     return text[-1] if text else type(exc).__name__
