@@ -16,7 +16,7 @@ from dask.base import get_scheduler
 from pipex import config
 from pipex.execution import CONTAINERS, Outcome
 from pipex.graph import Plan, resolve, run_token, task_key
-from pipex.progress import LocalProgress, Progress
+from pipex.progress import LocalProgress, Progress, enabled
 from pipex.report import Results, failure_error, summarize
 from pipex.targets import Target
 from pipex.task import Node
@@ -66,7 +66,7 @@ def compute(
         len({n.key for n in nodes}), len(plan.done), outcomes.values(), time.perf_counter() - start
     )
     logger.info("%s", summary)
-    if plan.missing and (progress if progress is not None else _progress_enabled()):
+    if plan.missing and (progress if progress is not None else enabled()):
         print(summary, file=sys.stderr)
     error = failure_error(outcomes.values(), summary)
     if error is not None:
@@ -144,12 +144,6 @@ def _local_scheduler(scheduler: Any) -> Callable[..., Sequence[Any]]:
     if scheduler is None and dask.config.get("scheduler", None) is None:
         return dask.threaded.get
     return get_scheduler(scheduler=scheduler, cls=Node)
-
-
-def _progress_enabled() -> bool:
-    from pipex.progress import enabled
-
-    return enabled()
 
 
 def _collect(value: Any, found: list[Node]) -> None:

@@ -10,7 +10,7 @@ import os
 import posixpath
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
 import dask.threaded
@@ -31,14 +31,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 TargetSpec = str | Callable[..., "str | os.PathLike[str] | Target"]
 
 
-class _EveryField(frozenset):
-    """The fields a ``**kwargs`` target callable needs: all of them."""
-
-    def __contains__(self, item: object) -> bool:
-        return True
-
-
-_EVERY_FIELD = _EveryField()
 _SIMPLE_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 _ATOMS = frozenset({str, int, float, bool, bytes, type(None)})
 
@@ -156,7 +148,7 @@ class TaskFunction:
                 for p in target_signature.parameters.values()
             )
             self._target_names = frozenset(target_signature.parameters)
-            self._needs = _EVERY_FIELD if self._target_takes_all else self._target_names
+            self._needs = self._target_names | ({"today"} if self._target_takes_all else set())
         else:
             raise TypeError(
                 f"task {self.name}: target must be a template string or a callable, "
@@ -255,7 +247,7 @@ class TaskFunction:
         ``today``, ``path`` (setting ``pipex.path``) and ``base`` (a token of the call)."""
         arguments = node.arguments
         context = node.context
-        names = self._target_names if self.template is None else self._needs
+        names: Iterable[str] = self._needs
         if self.template is None and self._target_takes_all:
             names = {"funcname", "today", "path", "base", *context, *arguments}
         fields: dict[str, Any] = {}
