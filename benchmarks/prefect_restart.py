@@ -156,7 +156,7 @@ def timed_flow(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
 def warm_up(address: str) -> None:
     """Import Prefect and pipex in every worker first, so that no row pays for it."""
     with distributed.Client(address) as client:
-        client.run(__import__, "pipex.prefect")
+        client.run(__import__, "pipex.executors.prefect.runtime")
 
 
 def measure(chains: int, done: int, address: str) -> list[dict[str, Any]]:

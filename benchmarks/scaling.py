@@ -30,7 +30,7 @@ def one(root: str, chains: int) -> dict[str, float]:
     import psutil
 
     import pipex
-    from pipex import graph
+    from pipex.core import plan as planning
 
     s1, s2, s3, s4 = pipex_tasks()
     before = psutil.Process().memory_info().rss
@@ -38,7 +38,7 @@ def one(root: str, chains: int) -> dict[str, float]:
     with pipex.context(path=root):
         nodes = [s4(s3(s2(s1(c), c), c), c) for c in range(chains)]
     t1 = time.perf_counter()
-    plan = graph.resolve(nodes)
+    plan = planning.resolve(nodes)
     t2 = time.perf_counter()
     return {
         "build": t1 - t0,

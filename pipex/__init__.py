@@ -1,6 +1,8 @@
 """pipex: a Make/Luigi-style pipeline cache for Python, native to Dask."""
 
+from pipex.compute import compute
 from pipex.context import context
+from pipex.core.targets import Target
 from pipex.exceptions import (
     ModeError,
     PipelineError,
@@ -11,10 +13,9 @@ from pipex.exceptions import (
     TargetError,
 )
 from pipex.flow import flow
-from pipex.run import compute
+from pipex.node import Node
 from pipex.stores import FileStore, Store
-from pipex.targets import Target
-from pipex.task import Node, TaskFunction, task
+from pipex.task import TaskFunction, task
 
 __version__ = "0.1.0"
 

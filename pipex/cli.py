@@ -32,7 +32,7 @@ def demo(folder: str, images: int, scheduler: str | None) -> None:
 
     if images < 1:
         raise click.BadParameter("must be at least 1", param_hint="--images")
-    report = pipeline.run(folder, images, scheduler=scheduler)
+    report = pipeline.build_and_compute(folder, images, scheduler=scheduler)
     for line in report.lines():
         click.echo(line)
     click.echo(f"outputs in {click.format_filename(folder)}/{{{','.join(pipeline.STEPS)}}}/")

@@ -11,10 +11,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from pipex import graph
+from pipex.compute import compute
 from pipex.context import context
-from pipex.run import compute
-from pipex.task import Node, task
+from pipex.core.plan import resolve
+from pipex.node import Node
+from pipex.task import task
 
 STEPS = ("scan", "grayscale", "denoise", "binarize")
 
@@ -97,11 +98,11 @@ class Report:
         return out
 
 
-def run(folder: str, images: int, **compute_options: Any) -> Report:
+def build_and_compute(folder: str, images: int, **compute_options: Any) -> Report:
     """Build the pipeline, run what is missing, report what ran."""
     start = time.perf_counter()
     nodes = pages(folder, images)
-    plan = graph.resolve(nodes)
+    plan = resolve(nodes)
     compute(*nodes, **compute_options)
     return Report(
         total=images * len(STEPS),

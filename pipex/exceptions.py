@@ -1,12 +1,18 @@
-"""Exceptions raised by pipex. Every one derives from :class:`PipexError`."""
+"""Exceptions raised by pipex. Every one derives from :class:`PipexError`::
+
+PipexError
+├── TargetError (ValueError)         a template or its fields give no safe location
+│   └── TargetCollisionError         two different calls render the same target
+├── SerializerError (ValueError)     no serializer fits a target's suffix
+├── StoreError (OSError)             a store could not check, read or write a target
+├── ModeError (ValueError)           PIPEX or a pipex.* setting names no known choice
+└── PipelineError (ExceptionGroup)   tasks failed during pipex.compute
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from pipex.execution import Failure, NotRun
+from typing import Any, Protocol
 
 
 class PipexError(Exception):
@@ -33,6 +39,20 @@ class ModeError(PipexError, ValueError):
     """The ``PIPEX`` environment variable names an unknown or unavailable mode."""
 
 
+class TaskOutcome(Protocol):
+    """What :class:`PipelineError` lists: a task by its key and target.
+
+    The records themselves are :class:`pipex.core.outcomes.Failure` (``.exception``,
+    ``.traceback``) and :class:`pipex.core.outcomes.NotRun` (``.causes``).
+    """
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def target(self) -> Any: ...
+
+
 class PipelineError(PipexError, ExceptionGroup):
     """Tasks failed during :func:`pipex.compute`.
 
@@ -50,13 +70,13 @@ class PipelineError(PipexError, ExceptionGroup):
         self,
         message: str,
         exceptions: Sequence[Exception],
-        failed: Sequence[Failure] = (),
-        not_run: Sequence[NotRun] = (),
+        failed: Sequence[TaskOutcome] = (),
+        not_run: Sequence[TaskOutcome] = (),
     ) -> None:
         super().__init__(message, exceptions)
         self.failed = list(failed)
         self.not_run = list(not_run)
-        self.summary = None  # the run's pipex.report.Summary, set by pipex.compute
+        self.summary: Any = None  # the run's pipex.running.report.Summary, set by compute
 
     def derive(self, excs: Sequence[Exception]) -> ExceptionGroup:  # type: ignore[override]
         return ExceptionGroup(self.message, excs)

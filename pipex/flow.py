@@ -6,11 +6,9 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pipex import config
+from pipex import registry, settings
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-PREFECT_MODES = ("prefect", "prefect+cache")
 
 
 def flow(fn: F | None = None, /, **options: Any) -> Any:
@@ -23,17 +21,16 @@ def flow(fn: F | None = None, /, **options: Any) -> Any:
     """
 
     def decorate(f: F) -> F:
-        prefect_flows: dict[str, Any] = {}  # the Prefect flow built for each mode, on first use
+        prefect_flows: dict[str, Any] = {}  # the flow built for each mode, on first use
 
         @functools.wraps(f)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            mode = config.mode()  # refuses an unknown PIPEX mode before running
-            if mode in PREFECT_MODES:
+            mode = settings.mode()  # refuses an unknown PIPEX mode before running
+            handler = settings.MODE_FLOWS.get(mode)
+            if handler is not None:
                 built = prefect_flows.get(mode)
                 if built is None:
-                    from pipex import prefect as prefect_mode
-
-                    built = prefect_flows[mode] = prefect_mode.as_flow(f, options, mode)
+                    built = prefect_flows[mode] = registry.load(handler)(f, options, mode)
                 return built(*args, **kwargs)
             return f(*args, **kwargs)
 

@@ -10,7 +10,7 @@ import dask
 import pytest
 
 import pipex
-import pipex.graph
+import pipex.core.plan
 
 
 def two_steps(calls: Counter[str], bad: frozenset[int] = frozenset()):
@@ -79,13 +79,13 @@ def test_dask_compute_of_several_nodes_prunes_each(workdir):
 def test_is_dask_collection_does_not_build_the_graph(workdir, monkeypatch):
     up, down = two_steps(Counter())
     resolved = []
-    real_resolve = pipex.graph.resolve
+    real_resolve = pipex.core.plan.resolve
 
     def counting_resolve(roots, check=True):
         resolved.append(check)
         return real_resolve(roots, check)
 
-    monkeypatch.setattr(pipex.graph, "resolve", counting_resolve)
+    monkeypatch.setattr(pipex.core.plan, "resolve", counting_resolve)
     node = down(up(1))
 
     assert dask.is_dask_collection(node)
@@ -101,14 +101,14 @@ def test_dask_compute_does_not_build_the_graph_below_a_finished_target(workdir, 
     up, down = two_steps(calls)
     pipex.compute(down(up(1)))
     visited = []
-    real_resolve = pipex.graph.resolve
+    real_resolve = pipex.core.plan.resolve
 
     def counting_resolve(roots, check=True):
         plan = real_resolve(roots, check)
         visited.append((check, sorted(n.task.name for n in plan.missing)))
         return plan
 
-    monkeypatch.setattr(pipex.graph, "resolve", counting_resolve)
+    monkeypatch.setattr(pipex.core.plan, "resolve", counting_resolve)
     node = down(up(1))
 
     assert dask.compute(node) == (node.target,)

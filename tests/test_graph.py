@@ -10,7 +10,8 @@ import pytest
 from dask.task_spec import Task
 
 import pipex
-from pipex.graph import resolve
+from pipex.core.graph import to_dask
+from pipex.core.plan import resolve
 
 
 def chain_tasks(calls: Counter[str]):
@@ -340,7 +341,7 @@ def test_the_graph_is_flat_task_spec_tasks_keyed_by_function_and_target(workdir)
 
     pipex.compute(first("a"))
     node = ugly_function_name(third(second(first("a"))))
-    dsk = resolve([node]).graph(keep_going=True)
+    dsk = to_dask(resolve([node]), keep_going=True)
 
     assert set(dsk) == {
         ("nicer", "pipex-out/renamed/a.pkl"),
@@ -366,15 +367,18 @@ def test_each_run_has_its_own_task_keys_readable_and_grouped_by_function(workdir
     calls: Counter[str] = Counter()
     first, second, _ = chain_tasks(calls)
     plan = resolve([second(first("a"))])
-    one = plan.graph(keep_going=True, run="0badc0de")
-    two = plan.graph(keep_going=True, run="feedbeef")
+    one = to_dask(plan, keep_going=True, run_id="0badc0de")
+    two = to_dask(plan, keep_going=True, run_id="feedbeef")
 
     top = ("second", "pipex-out/second/a.pkl", "0badc0de")
     assert set(one) == {top, ("first", "pipex-out/first/a.pkl", "0badc0de")}
     assert set(one).isdisjoint(two)
     assert one[top].dependencies == {("first", "pipex-out/first/a.pkl", "0badc0de")}
     assert {key_split(k) for k in one} == {"first", "second"}
-    kept = plan.graph(
-        keep_going=True, run="0badc0de", keep=frozenset({("second", "pipex-out/second/a.pkl")})
+    kept = to_dask(
+        plan,
+        keep_going=True,
+        run_id="0badc0de",
+        stable=frozenset({("second", "pipex-out/second/a.pkl")}),
     )
     assert ("second", "pipex-out/second/a.pkl") in kept

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 import pipex
-from pipex.stores.base import temporary_name
+from pipex.stores.atomic import temporary_name
 
 BIG = 8 * 1024 * 1024  # large enough that pickle streams it to the file before what follows
 
@@ -361,3 +361,23 @@ def test_load_missing_is_a_store_error(tmp_path):
     with pytest.raises(pipex.StoreError, match="does not exist"):
         pipex.FileStore(tmp_path).load("a.pkl")
     assert issubclass(pipex.StoreError, OSError)
+
+
+def test_store_locations_by_scheme(tmp_path):
+    from pipex.stores import store_for
+
+    assert store_for(str(tmp_path)) == pipex.FileStore(tmp_path)
+    assert store_for(f"file://{tmp_path}") == pipex.FileStore(tmp_path)
+    store = pipex.FileStore(tmp_path)
+    assert store_for(store) is store
+
+
+def test_an_unknown_scheme_is_refused_not_made_a_local_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(pipex.StoreError, match="nosuch://"):
+
+        @pipex.task(store="nosuch://bucket/root")
+        def f(x):
+            return x
+
+    assert list(tmp_path.iterdir()) == []

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pipex
+from pipex.core.templates import Template
 from pipex.stores.base import Store
-from pipex.targets import Template
 
 SETTINGS = settings(max_examples=50, deadline=None)
 

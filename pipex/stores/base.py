@@ -1,77 +1,82 @@
-"""``Store``: where targets live. Subclasses implement a few primitives; the rest is shared."""
+"""``Store``: where targets live. Subclasses implement five primitives; the rest is shared.
+
+The primitives: :meth:`~Store.exists_many`, :meth:`~Store.open`, :meth:`~Store.stage`,
+:meth:`~Store.commit` and :meth:`~Store.delete`. Saving, loading and the temporary path of a
+``save=False`` task are written once, in :mod:`pipex.stores.atomic`, on top of them. (A
+store may instead override ``load``, ``save`` and ``temporary`` themselves, as stores
+written before the primitives did; only ``exists_many`` and ``delete`` are required.)
+"""
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import os
-import posixpath
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import IO, Any
 
-from pipex import serializers
+from pipex.stores import atomic
 
 
 class Store(abc.ABC):
     """A place that holds targets, addressed by path strings.
 
-    Subclasses implement :meth:`exists_many`, :meth:`load`, :meth:`save` (atomic),
-    :meth:`temporary` and :meth:`delete`. Stores are small and picklable: they travel to
-    workers with each task.
+    Every write is staged in a local temporary file and committed whole, so a crash never
+    leaves a partial target. Stores are small and picklable: they travel to workers with
+    each task.
     """
 
     __slots__ = ()
+
+    # -- primitives ----------------------------------------------------------------------------
 
     @abc.abstractmethod
     def exists_many(self, paths: Sequence[str]) -> list[bool]:
         """Whether each path holds a finished target, checked in as few calls as possible."""
 
-    @abc.abstractmethod
-    def load(self, path: str) -> Any:
-        """Read the object stored at ``path``, with the serializer its suffix names."""
+    def open(self, path: str) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """The finished target at ``path`` for reading; ``FileNotFoundError`` if none."""
+        raise self._missing("open")
 
-    @abc.abstractmethod
-    def save(self, path: str, obj: Any) -> None:
-        """Write ``obj`` at ``path`` atomically: all of it appears, or nothing does."""
+    def stage(self, path: str) -> tuple[str, IO[bytes]]:
+        """A new, empty local file (its path and the file open for writing) to become ``path``."""
+        raise self._missing("stage")
+
+    def commit(self, staged: str, path: str) -> None:
+        """Make the finished local file ``staged`` the target at ``path``, all at once."""
+        raise self._missing("commit")
 
     @abc.abstractmethod
     def delete(self, path: str) -> None:
         """Remove the target at ``path``; nothing happens when there is none."""
 
-    @abc.abstractmethod
-    def temporary(self, path: str) -> contextlib.AbstractContextManager[str]:
-        """A temporary local path to write ``path``'s content; moved into place on success."""
+    # -- built on them -------------------------------------------------------------------------
 
     def exists(self, path: str) -> bool:
         """Whether ``path`` holds a finished target."""
         return self.exists_many([path])[0]
 
+    def load(self, path: str) -> Any:
+        """Read the object stored at ``path``, with the serializer its suffix names."""
+        return atomic.load(self, path)
+
+    def save(self, path: str, obj: Any) -> None:
+        """Write ``obj`` at ``path`` atomically: all of it appears, or nothing does."""
+        atomic.save(self, path, obj)
+
+    def temporary(self, path: str) -> contextlib.AbstractContextManager[str]:
+        """A temporary local path to write ``path``'s content; committed on success."""
+        return atomic.temporary(self, path)
+
     def location(self, path: str) -> str:
         """The user-facing location of ``path`` (what ``str(target)`` shows)."""
         return path
 
+    def _missing(self, primitive: str) -> NotImplementedError:
+        return NotImplementedError(
+            f"{type(self).__name__} does not implement Store.{primitive}: implement open, "
+            "stage and commit, or override load, save and temporary themselves"
+        )
+
     def fspath(self, path: str) -> str:
         """A local filesystem path for ``path``; ``TypeError`` for stores that are not local."""
         raise TypeError(f"{type(self).__name__} targets are not local files: {path}")
-
-
-def serializer_for(path: str) -> serializers.Serializer:
-    """The serializer chosen by ``path``'s suffix."""
-    return serializers.for_suffix(posixpath.splitext(path)[1])
-
-
-def temporary_name(name: str) -> str:
-    """A unique, hidden sibling name for ``name`` that keeps its suffix."""
-    stem, suffix = posixpath.splitext(name)
-    return f".{stem}.{os.urandom(6).hex()}.pipex-tmp{suffix}"
-
-
-@contextlib.contextmanager
-def removing_on_error(remove: Any, path: str) -> Iterator[None]:
-    """Call ``remove(path)`` if the block raises anything, then re-raise."""
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(OSError):
-            remove(path)
-        raise

@@ -4,27 +4,29 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import IO, Any
 
 from pipex.exceptions import StoreError
-from pipex.stores.base import Store, removing_on_error, serializer_for, temporary_name
+from pipex.stores.atomic import discard, temporary_name
+from pipex.stores.base import Store
 
 
 class FileStore(Store):
     """Targets as local files. Relative paths resolve against ``root``.
 
-    ``root`` defaults to the working directory when the store is made, so workers in other
-    directories (or on other machines with the same mount) find the same files.
-    Writes go to a hidden temporary sibling and are renamed into place (``os.replace``).
+    ``root`` (a folder, or a ``file://`` URL) defaults to the working directory when the
+    store is made, so workers in other directories (or on other machines with the same mount)
+    find the same files.
+    Writes are staged in a hidden temporary sibling and renamed into place (``os.replace``).
     """
 
     __slots__ = ("_hash", "root")
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
-        self.root = os.path.abspath(os.fspath(root) if root is not None else os.getcwd())
+        folder = os.fspath(root) if root is not None else os.getcwd()
+        self.root = os.path.abspath(folder.removeprefix("file://"))
         self._hash = hash((type(self), self.root))
 
     def __repr__(self) -> str:
@@ -66,57 +68,23 @@ class FileStore(Store):
                 found[i] = names[i] in present
         return found
 
-    def load(self, path: str) -> Any:
-        full = self.fspath(path)
-        serializer = serializer_for(path)
-        try:
-            with open(full, "rb") as file:
-                return serializer.load(file)
-        except FileNotFoundError as exc:
-            raise StoreError(f"target {full} does not exist") from exc
+    @contextlib.contextmanager
+    def open(self, path: str) -> Iterator[IO[bytes]]:
+        with open(self.fspath(path), "rb") as file:
+            yield file
 
-    def save(self, path: str, obj: Any) -> None:
-        serializer = serializer_for(path)
-        full = self.fspath(path)
-        folder, name = os.path.split(full)
-        tmp = os.path.join(folder, temporary_name(name))
+    def stage(self, path: str) -> tuple[str, IO[bytes]]:
+        """A hidden sibling of the target (same folder, so the commit is one rename)."""
+        folder, name = os.path.split(self.fspath(path))
+        staged = os.path.join(folder, temporary_name(name))
         try:
-            file = open(tmp, "xb")  # noqa: SIM115 - closed below, before the rename
+            return staged, open(staged, "xb")
         except FileNotFoundError:
             os.makedirs(folder, exist_ok=True)
-            file = open(tmp, "xb")  # noqa: SIM115
-        try:
-            with file:
-                serializer.dump(obj, file)
-            os.replace(tmp, full)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
+            return staged, open(staged, "xb")
 
-    @contextlib.contextmanager
-    def temporary(self, path: str) -> Iterator[str]:
-        full = self.fspath(path)
-        folder, name = os.path.split(full)
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, temporary_name(name))
-        with removing_on_error(_remove, tmp):
-            yield tmp
-            if not os.path.lexists(tmp):
-                raise StoreError(
-                    f"nothing was written for target {full}: a task with save=False must "
-                    "write its output to the path it receives as `target`"
-                )
-            os.replace(tmp, full)
+    def commit(self, staged: str, path: str) -> None:
+        os.replace(staged, self.fspath(path))
 
     def delete(self, path: str) -> None:
-        _remove(self.fspath(path))
-
-
-def _remove(full: str) -> None:
-    """Remove a file or folder; nothing happens when it does not exist."""
-    if os.path.isdir(full) and not os.path.islink(full):
-        shutil.rmtree(full, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(full)
+        discard(self.fspath(path))

@@ -240,16 +240,16 @@ def test_a_task_failing_more_than_its_retries_is_reported_with_its_traceback(cli
 
 
 def test_failures_are_reported_the_same_when_a_run_goes_in_batches(client, tmp_path, monkeypatch):
-    import pipex.distributed
+    from pipex.executors.distributed.execute import DistributedExecutor
 
     batches = []
-    real = pipex.distributed.execute
+    real = DistributedExecutor.execute
 
-    def counted(plan, *args, **kwargs):
+    def counted(executor, plan, *args, **kwargs):
         batches.append(len(plan.missing))
-        return real(plan, *args, **kwargs)
+        return real(executor, plan, *args, **kwargs)
 
-    monkeypatch.setattr(pipex.distributed, "execute", counted)
+    monkeypatch.setattr(DistributedExecutor, "execute", counted)
     log = tmp_path / "calls.log"
     with pipex.context(path=str(tmp_path / "out")):
         always = pipelines.flaky("always", 99, str(log))  # fails on the cluster (retries)

@@ -175,7 +175,8 @@ def run_all_then_delete(folder: Path, calls: Path, names: list[str], missing: li
 
 
 def test_run_names_come_from_targets_and_stay_distinct(workdir):
-    from pipex.prefect import dependency_order, run_names
+    from pipex.core.plan import dependency_order
+    from pipex.executors.prefect.nodes import run_names
 
     with pipex.context(path="out"):
         a = pipelines.source("page-001", "calls.log")
@@ -196,7 +197,7 @@ def test_run_names_come_from_targets_and_stay_distinct(workdir):
 
 
 def test_an_unknown_granularity_is_refused():
-    from pipex.prefect import granularity
+    from pipex.executors.prefect.runtime import granularity
 
     assert granularity() == "node"
     with (

@@ -14,7 +14,7 @@ import dask
 import pytest
 
 import pipex
-from pipex.distributed import _malloc_trim
+from pipex.executors.distributed.memory import _malloc_trim
 from tests import pipelines
 from tests.integration.processes import ROOT, dask_cluster
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pipex.core.outcomes import Failure, NotRun, Tally, one_line
 from pipex.exceptions import PipelineError
-from pipex.execution import Failure, NotRun
 
 
 @dataclass(frozen=True)
@@ -40,35 +39,41 @@ class Results(tuple):
         return self
 
 
-def summarize(requested: int, done: int, outcomes: Iterable[Any], seconds: float) -> Summary:
-    """Count ran / failed / not-run tasks among a run's outcomes."""
-    ran = failed = not_run = 0
-    for outcome in outcomes:
+class Report:
+    """The run report: an observer that keeps the tally and every failed and unrun task."""
+
+    def __init__(self) -> None:
+        self.tally = Tally()
+        self.failed: list[Failure] = []
+        self.not_run: list[NotRun] = []
+
+    def record(self, key: str, outcome: Any) -> None:
+        self.tally.add(outcome)
         if isinstance(outcome, Failure):
-            failed += 1
+            self.failed.append(outcome)
         elif isinstance(outcome, NotRun):
-            not_run += 1
-        else:
-            ran += 1
-    return Summary(requested, done, ran, failed, not_run, seconds)
+            self.not_run.append(outcome)
 
+    def summary(self, requested: int, done: int, seconds: float) -> Summary:
+        """The run's counts."""
+        t = self.tally
+        return Summary(requested, done, t.ran, t.failed, t.not_run, seconds)
 
-def failure_error(outcomes: Iterable[Any], summary: Summary) -> PipelineError | None:
-    """One error naming every failed task, or ``None`` when nothing failed."""
-    outcomes = list(outcomes)
-    failed = [o for o in outcomes if isinstance(o, Failure)]
-    if not failed:
-        return None
-    not_run = [o for o in outcomes if isinstance(o, NotRun)]
-    lines = [f"{len(failed)} pipex task(s) failed; {len(not_run)} not run: an input failed."]
-    lines += [f"  failed: {f.key} (target {f.target}): {one_line(f.exception)}" for f in failed]
-    lines += [f"  not run: {n.key} (needs {', '.join(sorted(n.causes))})" for n in not_run]
-    lines.append("Targets of these tasks were not written; rerun to run only them.")
-    error = PipelineError(
-        "\n".join(lines), [_annotated(f) for f in failed], failed=failed, not_run=not_run
-    )
-    error.summary = summary
-    return error
+    def error(self, summary: Summary) -> PipelineError | None:
+        """One error naming every failed task, or ``None`` when nothing failed."""
+        failed, not_run = self.failed, self.not_run
+        if not failed:
+            return None
+        lines = [f"{len(failed)} pipex task(s) failed; {len(not_run)} not run: an input failed."]
+        for f in failed:
+            lines.append(f"  failed: {f.key} (target {f.target}): {one_line(f.exception)}")
+        lines += [f"  not run: {n.key} (needs {', '.join(sorted(n.causes))})" for n in not_run]
+        lines.append("Targets of these tasks were not written; rerun to run only them.")
+        error = PipelineError(
+            "\n".join(lines), [_annotated(f) for f in failed], failed=failed, not_run=not_run
+        )
+        error.summary = summary
+        return error
 
 
 def _annotated(failure: Failure) -> Exception:
@@ -81,9 +86,3 @@ def _annotated(failure: Failure) -> Exception:
     if note not in getattr(exc, "__notes__", ()):
         exc.add_note(note)
     return exc
-
-
-def one_line(exc: BaseException) -> str:
-    """The last line of an exception as Python prints it (`ValueError: bad input`)."""
-    text = "".join(traceback.format_exception_only(exc)).strip().splitlines()
-    return text[-1] if text else type(exc).__name__

@@ -1,7 +1,10 @@
-"""Configuration: the ``PIPEX`` mode and ``pipex.*`` settings in ``dask.config``.
+"""Settings: the ``PIPEX`` mode and every ``pipex.*`` key, registered with ``dask.config``.
 
-Everything is read when used, never at import: ``dask.config.set({"pipex.path": ...})``,
-``DASK_PIPEX__PATH=...`` and ``PIPEX=off`` all take effect on the next call.
+pipex follows dask's pattern for downstream libraries: the defaults in ``pipex.yaml`` are
+registered with ``dask.config.update_defaults`` when this module is first imported (an
+in-memory update: nothing is read from or written to the user's files), and every value is
+read when used, so ``dask.config.set({"pipex.path": ...})``, ``DASK_PIPEX__PATH=...`` and
+``PIPEX=off`` all take effect on the next call.
 """
 
 from __future__ import annotations
@@ -21,16 +24,23 @@ Mode = Literal["off", "cache", "prefect", "prefect+cache"]
 MODES: tuple[str, ...] = ("off", "cache", "prefect", "prefect+cache")
 _ALIASES = {"do_nothing": "off", "prefect.cache": "prefect+cache", "": "cache"}
 
+#: What a task call and ``pipex.flow`` become in each mode that hands them to another
+#: library, by import string (loaded only in that mode, so pipex never imports Prefect first).
+MODE_CALLS: dict[str, str] = {"prefect": "pipex.executors.prefect.plain:call_as_task"}
+MODE_FLOWS: dict[str, str] = {
+    "prefect": "pipex.executors.prefect.plain:as_flow",
+    "prefect+cache": "pipex.executors.prefect.plain:as_flow",
+}
 
-@functools.cache
-def _defaults() -> dict[str, Any]:
-    text = (pathlib.Path(__file__).parent / "pipex.yaml").read_text()
-    return yaml.safe_load(text)["pipex"]
+DEFAULTS: dict[str, Any] = yaml.safe_load(
+    (pathlib.Path(__file__).parent / "pipex.yaml").read_text()
+)
+dask.config.update_defaults(DEFAULTS)
 
 
 def get(name: str) -> Any:
-    """The setting ``pipex.<name>`` from ``dask.config``, falling back to pipex's default."""
-    return dask.config.get(f"pipex.{name}", default=_defaults()[name])
+    """The setting ``pipex.<name>`` (dotted for nested keys: ``"distributed.long-running"``)."""
+    return dask.config.get(f"pipex.{name}")
 
 
 def _environment_variable(name: str) -> str | None:

@@ -1,0 +1,90 @@
+"""``pipex.compute``: resolve on the client, run only what is missing, report every failure."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from typing import Any
+
+from pipex import settings
+from pipex.core.outcomes import Outcome
+from pipex.core.plan import resolve
+from pipex.core.walk import replace, visit
+from pipex.executors import select
+from pipex.node import Collect, Node
+from pipex.running import Observers
+from pipex.running.progress import Progress, enabled
+from pipex.running.report import Report, Results
+
+logger = logging.getLogger("pipex")
+
+
+def compute(
+    *args: Any,
+    load: bool = False,
+    scheduler: Any = None,
+    keep_going: bool | None = None,
+    progress: bool | None = None,
+    **kwargs: Any,
+) -> tuple[Any, ...]:
+    """Compute nodes, running only what is missing below them.
+
+    Returns a tuple like ``dask.compute``: a :class:`Target` per node (its data with
+    ``load=True``); its ``.summary`` counts what was done, ran, failed and not run.
+    Lists, tuples and dicts of nodes are traversed; other values pass through. ``scheduler``
+    is as in dask (``"threads"``, ``"sync"``, ``"processes"``, a ``distributed.Client``, or
+    a scheduler address); by default the active distributed client if there is one, else
+    dask's threads. With ``keep_going`` (default: ``pipex.keep-going``, true) independent
+    work goes on after a failure and one :class:`PipelineError` lists every failed and unrun
+    task at the end; otherwise the first failure is raised at once. ``progress`` shows a bar
+    (default: ``pipex.progress``, on when stderr is a terminal). Extra keywords go to the
+    scheduler.
+    """
+    start = time.perf_counter()
+    nodes: list[Node] = []
+    collect = Collect(nodes)
+    for arg in args:
+        visit(arg, collect)
+    if not nodes:
+        return args
+    if keep_going is None:
+        keep_going = bool(settings.get("keep-going"))
+    plan = resolve(nodes)
+    outcomes: dict[str, Outcome] = {}
+    report = Report()
+    if plan.missing:
+        with (
+            select(scheduler) as executor,
+            Progress(len(plan.missing), len(plan.done), progress) as bar,
+        ):
+            observer = Observers((bar, report))
+            for batch in plan.batches(int(settings.get("batch-size")), outcomes):
+                outcomes.update(executor.execute(batch, observer, keep_going, **kwargs))
+    requested = len({n.key for n in nodes})
+    summary = report.summary(requested, len(plan.done), time.perf_counter() - start)
+    logger.info("%s", summary)
+    if plan.missing and (progress if progress is not None else enabled()):
+        print(summary, file=sys.stderr)
+    error = report.error(summary)
+    if error is not None:
+        raise error
+    outcomes.update(plan.done)
+    fill = _Outputs(outcomes, load)
+    return Results((replace(arg, fill) for arg in args), summary)
+
+
+class _Outputs:
+    """Replaces each node by its target (or, with ``load``, its data)."""
+
+    __slots__ = ("load", "outcomes")
+
+    def __init__(self, outcomes: dict[str, Any], load: bool) -> None:
+        self.outcomes = outcomes
+        self.load = load
+
+    def __call__(self, value: Any) -> Any:
+        if not isinstance(value, Node):
+            return value
+        target = self.outcomes[value.key]
+        return target.load() if self.load else target

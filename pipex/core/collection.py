@@ -1,0 +1,83 @@
+"""The dask collection protocol of nodes: ``dask.compute(node)`` prunes as pipex does.
+
+A node's ``__dask_graph__`` is a lazy :class:`NodeGraph`; its ``__dask_optimize__`` is
+:func:`optimize`, which resolves from the nodes directly, so the graph below finished
+targets is never built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from dask.task_spec import DataNode, GraphNode
+
+from pipex.core import plan as planning
+from pipex.core.graph import new_run_id, prune, to_dask
+
+
+class NodeGraph(Mapping[Any, GraphNode]):
+    """The full (unpruned) graph below some nodes, built only if someone reads it.
+
+    :func:`optimize` recognises it and resolves from the nodes directly. Pickled (e.g. sent
+    to a distributed scheduler) it becomes a plain dict.
+    """
+
+    def __init__(self, roots: Sequence[Any]) -> None:
+        self.roots = tuple(roots)
+        self._dsk: dict[Any, GraphNode] | None = None
+
+    @property
+    def built(self) -> bool:
+        """Whether the full graph has been built (someone read it)."""
+        return self._dsk is not None
+
+    def _materialized(self) -> dict[Any, GraphNode]:
+        if self._dsk is None:
+            self._dsk = to_dask(planning.resolve(self.roots, check=False), keep_going=False)
+        return self._dsk
+
+    def __getitem__(self, key: Any) -> GraphNode:
+        return self._materialized()[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._materialized())
+
+    def __len__(self) -> int:
+        return len(self._materialized())
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (self._materialized(),))
+
+
+def optimize(dsk: Mapping[Any, Any], keys: Any, **kwargs: Any) -> dict[Any, GraphNode]:
+    """``__dask_optimize__``: prune ``dsk`` to what is missing below ``keys``.
+
+    Layers that are still lazy :class:`NodeGraph` objects are resolved from their nodes
+    (nothing below a finished target is built); other layers are pruned task by task.
+    """
+    layers = list(dsk.layers.values()) if hasattr(dsk, "layers") else [dsk]
+    roots: list[Any] = []
+    merged: dict[Any, Any] = {}
+    for layer in layers:
+        inner = getattr(layer, "mapping", layer)
+        if isinstance(inner, NodeGraph) and not inner.built:
+            roots.extend(inner.roots)
+        else:
+            merged.update(layer)
+    if roots:
+        plan = planning.resolve(roots)
+        root_keys = frozenset(root.dask_key for root in roots)
+        merged.update(to_dask(plan, keep_going=False, run_id=new_run_id(), stable=root_keys))
+        for root in roots:
+            if root.key in plan.done:
+                merged[root.dask_key] = DataNode(root.dask_key, plan.done[root.key])
+    return prune(merged, list(_flatten(keys)))
+
+
+def _flatten(keys: Any) -> Iterator[Any]:
+    if isinstance(keys, list):
+        for k in keys:
+            yield from _flatten(k)
+    else:
+        yield keys

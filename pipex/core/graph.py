@@ -1,0 +1,111 @@
+"""A plan as a dask graph: one ``dask.task_spec.Task`` per missing node, keyed by target.
+
+Each task runs :func:`pipex.core.worker.execute_call` on the node's :class:`Call`; inputs
+that are done enter as constant :class:`Target` values, missing ones as task references.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dask.task_spec import DataNode, GraphNode, Task, TaskRef
+
+from pipex.core import worker
+from pipex.core.plan import Plan, exists_many
+from pipex.core.walk import replace
+from pipex.core.worker import Call, Input
+
+DaskKey = tuple[str, ...]
+
+
+def new_run_id() -> str:
+    """A short random id that makes one run's dask keys its own."""
+    return uuid.uuid4().hex[:8]
+
+
+def dask_key(node: Any, run_id: str = "", stable: frozenset[DaskKey] = frozenset()) -> DaskKey:
+    """The dask key of ``node``'s task in one run: ``(funcname, target path[, run id])``.
+
+    Keys in ``stable`` keep the node's own dask key (what ``__dask_keys__`` promised).
+    """
+    key = node.dask_key
+    return (*key, run_id) if run_id and key not in stable else key
+
+
+def to_dask(
+    plan: Plan, keep_going: bool, run_id: str = "", stable: frozenset[DaskKey] = frozenset()
+) -> dict[DaskKey, GraphNode]:
+    """One flat task graph of the plan's missing nodes; done inputs are constant Targets.
+
+    Dask keys are ``(funcname, target path, run id)``: dask groups tasks by the function
+    name, and a distributed scheduler that still holds a previous run's result under the
+    same key would hand it back instead of rebuilding a target deleted since.
+    """
+    missing = {node.key for node in plan.missing}
+    dsk: dict[DaskKey, GraphNode] = {}
+    for node in plan.missing:
+        inputs = [
+            TaskRef(dask_key(dep, run_id, stable)) if dep.key in missing else plan.done[dep.key]
+            for dep in node.deps
+        ]
+        key = dask_key(node, run_id, stable)
+        dsk[key] = Task(key, worker.execute_call, call_of(node), keep_going, *inputs)
+    return dsk
+
+
+class _Placeholders:
+    """Replaces each upstream node by the :class:`Input` of its position in ``deps``."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, deps: Sequence[Any]) -> None:
+        self.index = {id(dep): i for i, dep in enumerate(deps)}
+
+    def __call__(self, value: Any) -> Any:
+        i = self.index.get(id(value))
+        return value if i is None else Input(i)
+
+
+def call_of(node: Any) -> Call:
+    """The node's call with every upstream node replaced by an :class:`Input` placeholder."""
+    if not node.deps:
+        return Call(node.task, node.arguments, node.target, node.key)
+    swap = _Placeholders(node.deps)
+    arguments = {}
+    linked = []
+    for name, value in node.arguments.items():
+        swapped = replace(value, swap)
+        if swapped is not value:
+            linked.append(name)
+        arguments[name] = swapped
+    return Call(node.task, arguments, node.target, node.key, frozenset(linked))
+
+
+def is_call(value: Any) -> bool:
+    """Whether a graph value is a pipex task (runs a :class:`Call`)."""
+    return isinstance(value, Task) and value.func is worker.execute_call
+
+
+def prune(dsk: Mapping[Any, Any], keys: Sequence[Any]) -> dict[Any, Any]:
+    """Cull ``dsk`` to ``keys``, replacing pipex tasks whose target exists by constants."""
+    out: dict[Any, Any] = {}
+    seen = set(keys)
+    frontier = [k for k in keys if k in dsk]
+    while frontier:
+        calls = {k: dsk[k].args[0] for k in frontier if is_call(dsk[k])}
+        exists = exists_many([c.target for c in calls.values()])
+        done = {k for k, ok in zip(calls, exists, strict=True) if ok}
+        below = []
+        for key in frontier:
+            if key in done:
+                out[key] = DataNode(key, calls[key].target)
+                continue
+            out[key] = value = dsk[key]
+            for dep in getattr(value, "dependencies", ()):
+                if dep not in seen and dep in dsk:
+                    seen.add(dep)
+                    below.append(dep)
+        frontier = below
+    return out

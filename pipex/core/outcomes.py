@@ -1,0 +1,125 @@
+"""What became of each task that was to run: its :class:`Target`, a :class:`Failure`, or
+:class:`NotRun` because an input failed; the one rule that says which, and the one tally.
+
+A task's key (``node.key``, ``"<funcname>-<target path>"``) names it in every outcome.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import cloudpickle
+
+from pipex.core.targets import Target
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A task that raised: its exception and the traceback text from where it ran."""
+
+    key: str
+    target: Target
+    exception: BaseException
+    traceback: str
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        try:
+            cloudpickle.dumps(self.exception)
+            exception = self.exception
+        except Exception:
+            exception = RuntimeError(f"{type(self.exception).__name__}: {self.exception}")
+        return (Failure, (self.key, self.target, exception, self.traceback))
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A task skipped because an input failed; ``causes`` are the failed tasks' keys."""
+
+    key: str
+    target: Target
+    causes: frozenset[str] = field(default_factory=frozenset)
+
+
+Outcome = Target | Failure | NotRun
+
+
+def failed_inputs(inputs: Iterable[object]) -> frozenset[str]:
+    """The keys of the failed tasks behind ``inputs``: the rule for "not run".
+
+    A task runs only if this is empty. A failed input names itself; an input that did not
+    run passes on the failures it waited for.
+    """
+    causes: set[str] = set()
+    for value in inputs:
+        if isinstance(value, Failure):
+            causes.add(value.key)
+        elif isinstance(value, NotRun):
+            causes.update(value.causes)
+    return frozenset(causes)
+
+
+class Dependent(Protocol):
+    """A node as :func:`settle` sees it."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def target(self) -> Target: ...
+
+    @property
+    def deps(self) -> Sequence[Any]: ...
+
+
+def settle(
+    order: Iterable[Dependent],
+    outcomes: dict[str, Outcome],
+    unsettled: Mapping[str, Failure | NotRun],
+) -> dict[str, Outcome]:
+    """Give each ``unsettled`` task its outcome, going through ``order`` (inputs first).
+
+    A scheduler that fails every dependant of a failed task with the same error (dask), or
+    only says that it did not run (Prefect), leaves an outcome per task that does not yet
+    tell why: each becomes :class:`NotRun` when an input failed, else keeps its own.
+    """
+    for node in order:
+        own = unsettled.get(node.key)
+        if own is None:
+            continue
+        causes = failed_inputs(outcomes.get(dep.key) for dep in node.deps)
+        outcomes[node.key] = NotRun(node.key, node.target, causes) if causes else own
+    return outcomes
+
+
+@dataclass
+class Tally:
+    """Counts of outcomes: ran (wrote its target), failed, not run."""
+
+    ran: int = 0
+    failed: int = 0
+    not_run: int = 0
+
+    def add(self, outcome: object) -> None:
+        """Count one outcome."""
+        if isinstance(outcome, Failure):
+            self.failed += 1
+        elif isinstance(outcome, NotRun):
+            self.not_run += 1
+        else:
+            self.ran += 1
+
+    @property
+    def total(self) -> int:
+        return self.ran + self.failed + self.not_run
+
+    def __str__(self) -> str:
+        return f"ran {self.ran}, failed {self.failed}, not run {self.not_run}"
+
+
+def one_line(exc: BaseException) -> str:
+    """The last line of an exception as Python prints it (`ValueError: bad input`)."""
+    text = "".join(traceback.format_exception_only(exc)).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

@@ -1,0 +1,200 @@
+"""Bottom-up resolution: from the requested nodes downward, stop at every existing target.
+
+A node whose target exists is done; nothing below it is checked, loaded or scheduled.
+Existence is checked level by level, in one batch per store (one listing per folder for
+files). The result is a :class:`Plan`: the targets found done and the nodes that must run.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pipex.core.targets import Target
+from pipex.core.tokens import token
+from pipex.core.walk import replace
+from pipex.exceptions import TargetCollisionError
+
+
+class Task(Protocol):
+    """What resolution reads of a task (a :class:`pipex.TaskFunction`)."""
+
+    name: str
+    fn: Any
+
+
+class Node(Protocol):
+    """What resolution reads of a node (a :class:`pipex.Node`)."""
+
+    task: Any
+    arguments: dict[str, Any]
+    deps: tuple[Any, ...]
+
+    @property
+    def target(self) -> Target: ...
+
+    @property
+    def key(self) -> str: ...
+
+
+@dataclass
+class Plan:
+    """The outcome of resolution: which visited targets exist, and which nodes must run.
+
+    ``done`` maps each finished node's key to its target; ``missing`` lists the nodes to run,
+    each before the nodes below it (the order they were found in).
+    """
+
+    roots: list[Any]
+    done: Mapping[str, Target] = field(default_factory=dict)
+    missing: list[Any] = field(default_factory=list)
+
+    def order(self) -> list[Any]:
+        """The missing nodes, every one after the missing nodes it depends on."""
+        return dependency_order(self.missing)
+
+    def batches(self, size: int, finished: Mapping[str, Any]) -> Iterator[Plan]:
+        """The missing nodes in plans of about ``size`` nodes, inputs before their users.
+
+        A batch ends once it holds ``size`` nodes or more, after the last node it needs from
+        below the node that filled it. Each batch's inputs are finished targets or outcomes
+        of earlier batches, read from ``finished``, which the caller fills as batches
+        complete. Bounds the memory a scheduler needs for very large runs.
+        """
+        if len(self.missing) <= size:
+            yield self
+            return
+        done = ChainMap(finished, self.done)  # type: ignore[arg-type]
+        batch: list[Any] = []
+        for group in _placed(self.missing):
+            batch.extend(group)
+            if len(batch) >= size:
+                yield Plan(roots=[], done=done, missing=batch)
+                batch = []
+        if batch:
+            yield Plan(roots=[], done=done, missing=batch)
+
+
+def dependency_order(nodes: Sequence[Node]) -> list[Any]:
+    """``nodes`` with every node after the nodes of ``nodes`` it depends on (depth first)."""
+    return [node for group in _placed(nodes) for node in group]
+
+
+def _placed(nodes: Sequence[Node]) -> Iterator[list[Any]]:
+    """For each of ``nodes`` in turn: it and its inputs among ``nodes`` not placed before,
+    inputs first (roots and shared inputs first appear in the order resolution found them)."""
+    canonical = {node.key: node for node in nodes}  # the same call may be two node objects
+    seen: set[str] = set()
+    for start in nodes:
+        if start.key in seen:
+            continue
+        seen.add(start.key)
+        group: list[Any] = []
+        stack = [(start, iter(start.deps))]
+        while stack:
+            node, deps = stack[-1]
+            dep = next(deps, None)
+            if dep is None:
+                stack.pop()
+                group.append(node)
+            elif dep.key in canonical and dep.key not in seen:
+                seen.add(dep.key)
+                dep = canonical[dep.key]
+                stack.append((dep, iter(dep.deps)))
+        yield group
+
+
+def resolve(roots: Iterable[Node], check: bool = True) -> Plan:
+    """Walk down from ``roots``, checking targets level by level (all missing if not ``check``)."""
+    plan = Plan(roots=list(roots))
+    done: dict[str, Target] = {}
+    plan.done = done
+    by_target: dict[tuple[Any, str], Node] = {}
+
+    def first_visit(node: Node) -> bool:
+        target = node.target
+        ident = (target.store, target.path)
+        seen = by_target.get(ident)
+        if seen is None:
+            by_target[ident] = node
+            return True
+        if seen is not node and not _same_call(seen, node):
+            raise TargetCollisionError(
+                f"two different calls render the same target {node.target}: "
+                f"{_describe(seen)} and {_describe(node)}. Each would overwrite the other's "
+                "output. Make the template tell them apart (add an argument or "
+                "pipex.context variable to it), or leave `base` unset so pipex derives it "
+                "from the arguments."
+            )
+        return False
+
+    frontier = [node for node in plan.roots if first_visit(node)]
+    while frontier:
+        exists = exists_many([n.target for n in frontier]) if check else [False] * len(frontier)
+        below: list[Node] = []
+        for node, found in zip(frontier, exists, strict=True):
+            if found:
+                done[node.key] = node.target
+                continue
+            plan.missing.append(node)
+            below.extend(dep for dep in node.deps if first_visit(dep))
+        frontier = below
+    return plan
+
+
+def exists_many(targets: Sequence[Target]) -> list[bool]:
+    """Whether each target exists: one ``exists_many`` call per store."""
+    by_store: defaultdict[Any, list[int]] = defaultdict(list)
+    for i, target in enumerate(targets):
+        by_store[target.store].append(i)
+    found = [False] * len(targets)
+    for store, indexes in by_store.items():
+        answers = store.exists_many([targets[i].path for i in indexes])
+        for i, ok in zip(indexes, answers, strict=True):
+            found[i] = ok
+    return found
+
+
+def _same_call(a: Node, b: Node) -> bool:
+    """Whether two nodes are the same call: same function, same arguments, same upstream."""
+    try:
+        return a.key == b.key and _call_token(a, {}) == _call_token(b, {})
+    except Exception:
+        return False
+
+
+class _Tokens:
+    """Replaces each upstream node by a token of its whole call (see :func:`_call_token`)."""
+
+    __slots__ = ("memo", "upstream")
+
+    def __init__(self, node: Node, memo: dict[int, str]) -> None:
+        self.upstream = {id(dep): dep for dep in node.deps}
+        self.memo = memo
+
+    def __call__(self, value: Any) -> Any:
+        dep = self.upstream.get(id(value))
+        return value if dep is None else ("pipex.Node", _call_token(dep, self.memo))
+
+
+def _call_token(node: Node, memo: dict[int, str]) -> str:
+    """A token of the whole call below ``node`` (upstream calls included, not just keys)."""
+    if id(node) not in memo:
+        fn = node.task.fn
+        name = (getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn)))
+        arguments = replace(node.arguments, _Tokens(node, memo))
+        memo[id(node)] = token(name, node.key, arguments)
+    return memo[id(node)]
+
+
+def _describe(node: Node) -> str:
+    shown = ", ".join(f"{k}={_short(v)}" for k, v in node.arguments.items())
+    return f"{node.task.name}({shown})"
+
+
+def _short(value: Any) -> str:
+    target = getattr(value, "target", None)
+    text = repr(target.path) if isinstance(target, Target) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,185 @@
+"""A task's ``target`` option compiled once, and rendered for each call.
+
+The fields a target sees are first found among the call's arguments (upstream nodes as their
+targets), then the context variables, then ``funcname``, ``today``, ``path`` (setting
+``pipex.path``) and ``base`` (a token of the call's arguments).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import inspect
+import os
+import posixpath
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+from pipex import settings
+from pipex.core.targets import Target
+from pipex.core.templates import Template, render_callable
+from pipex.core.tokens import token
+from pipex.core.walk import replace
+from pipex.exceptions import SerializerError, TargetError
+from pipex.serializers import for_suffix
+from pipex.stores import FileStore, Store
+
+DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
+
+TargetOption = str | Callable[..., "str | os.PathLike[str] | Target"]
+
+
+class Call(Protocol):
+    """What rendering reads of one call (a :class:`pipex.Node`)."""
+
+    arguments: dict[str, Any]
+    context: Mapping[str, Any]
+    today: datetime.date | None
+    deps: tuple[Any, ...]
+
+
+class TargetSpec:
+    """The ``target`` option of one task: a :class:`Template` or a callable."""
+
+    __slots__ = (
+        "names",
+        "needs",
+        "needs_today",
+        "option",
+        "save",
+        "suffix_known",
+        "takes_all",
+        "task",
+        "template",
+        "token_of",
+    )
+
+    def __init__(
+        self,
+        option: TargetOption | None,
+        task: str,
+        save: bool,
+        token_of: Callable[[Mapping[str, Any]], Any],
+    ) -> None:
+        self.option = option if option is not None else DEFAULT_TARGET
+        self.task = task
+        self.save = save
+        self.token_of = token_of  # what the default `base` tokenizes besides the arguments
+        self.takes_all = False
+        self.names: frozenset[str] = frozenset()
+        if isinstance(self.option, str):
+            self.template: Template | None = Template(self.option)
+            self.needs: frozenset[str] = self.template.fields
+            self._check_static_suffix()
+        elif callable(self.option):
+            self.template = None
+            self.suffix_known = False
+            parameters = inspect.signature(self.option).parameters.values()
+            self.takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+            self.names = frozenset(p.name for p in parameters)
+            self.needs = self.names | ({"today"} if self.takes_all else frozenset())
+        else:
+            raise TypeError(
+                f"task {task}: target must be a template string or a callable, "
+                f"not {type(self.option).__name__}"
+            )
+        self.needs_today = "today" in self.needs
+
+    def render(self, call: Call, store: Store | None) -> Target:
+        """The target of one call: the template rendered with the call's fields."""
+        fields = self.fields(call)
+        if self.template is not None:
+            location: Any = self.template.render(fields, self.task)
+        else:
+            location = render_callable(self.option, fields, self.takes_all, self.names)
+            if isinstance(location, Target):
+                store, location = location.store, location.path
+            elif not isinstance(location, (str, os.PathLike)):
+                raise TargetError(
+                    f"task {self.task}: the target callable returned "
+                    f"{type(location).__name__}; return a str, a path or a pipex.Target"
+                )
+            location = os.fspath(location)
+        path = _normalized(location)
+        if self.save and not self.suffix_known:
+            self._check_suffix(path)
+        return Target(path, store if store is not None else _file_store(os.getcwd()))
+
+    def fields(self, call: Call) -> dict[str, Any]:
+        """The template fields the target needs, for one call."""
+        arguments = call.arguments
+        context = call.context
+        names: Iterable[str] = self.needs
+        if self.template is None and self.takes_all:
+            names = {"funcname", "today", "path", "base", *context, *arguments}
+        upstream = {id(dep) for dep in call.deps}
+
+        def as_target(value: Any) -> Any:
+            return value.target if id(value) in upstream else value
+
+        fields: dict[str, Any] = {}
+        for name in names:
+            if name in arguments:
+                value = arguments[name]
+                fields[name] = replace(value, as_target) if upstream else value
+            elif name in context:
+                fields[name] = context[name]
+            elif name == "funcname":
+                fields[name] = self.task
+            elif name == "today":
+                fields[name] = call.today or datetime.date.today()
+            elif name == "path":
+                fields[name] = settings.get("path")
+            elif name == "base":
+                try:
+                    fields[name] = self._token(arguments)
+                except TargetError:
+                    if self.template is not None or not self.takes_all:
+                        raise  # a **kwargs callable that never reads `base` need not have one
+            elif self.template is not None:
+                available = sorted({"funcname", "today", "path", "base", *context, *arguments})
+                raise TargetError(
+                    f"task {self.task}: target template {self.template.text!r} uses "
+                    f"{{{name}}}, which is neither an argument nor a context variable. "
+                    f"Available: {', '.join(available)}. Set it with pipex.context({name}=...)."
+                )
+        return fields
+
+    def _token(self, arguments: Mapping[str, Any]) -> str:
+        try:
+            return token(*self.token_of(arguments))
+        except Exception as exc:
+            raise TargetError(
+                f"task {self.task}: cannot derive a default `base` from its arguments ({exc}). "
+                "Set one with pipex.context(base=...) or give the task a target template "
+                "built from its arguments."
+            ) from exc
+
+    def _check_static_suffix(self) -> None:
+        """Check the suffix once when the template ends in a literal one (``....pkl``)."""
+        assert self.template is not None
+        last = self.template.pieces[-1]
+        literal = last[0] if last[1] is None else ""
+        tail = literal.rsplit("/", 1)[-1]
+        self.suffix_known = "." in tail
+        if self.save and self.suffix_known:
+            self._check_suffix(tail[tail.rindex(".") :])
+
+    def _check_suffix(self, path: str) -> None:
+        suffix = path if path.startswith(".") else posixpath.splitext(path)[1]
+        try:
+            for_suffix(suffix)
+        except SerializerError as exc:
+            raise SerializerError(f"task {self.task}, target {path!r}: {exc}") from None
+
+
+def _normalized(location: str) -> str:
+    """``posixpath.normpath``, skipped for locations it would not change (the usual case)."""
+    if "//" in location or "/." in location or location[:2] == "./" or location[-1:] == "/":
+        return posixpath.normpath(location)
+    return location
+
+
+@functools.lru_cache(maxsize=16)
+def _file_store(cwd: str) -> FileStore:
+    return FileStore(cwd)

@@ -1,0 +1,116 @@
+"""What runs on a worker for one node: load inputs, call the function, save, report.
+
+A task returns its small :class:`Target` (never its data), or a :class:`Failure` /
+:class:`NotRun` outcome so that independent work goes on and the client can report every
+failure at once.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pipex.core.outcomes import Failure, NotRun, Outcome, failed_inputs
+from pipex.core.targets import Target
+from pipex.core.walk import replace
+from pipex.exceptions import StoreError
+
+
+class Runnable(Protocol):
+    """What a worker needs of a task (a :class:`pipex.TaskFunction`)."""
+
+    save: bool
+    target_parameters: frozenset[str]
+
+    def call(self, arguments: Mapping[str, Any], target: str) -> Any: ...
+
+
+class Input:
+    """Placeholder for the ``index``-th upstream input inside a call's arguments."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Input, (self.index,))
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Everything a worker needs to run one node (no upstream nodes, only placeholders)."""
+
+    task: Runnable
+    arguments: Mapping[str, Any]
+    target: Target
+    key: str
+    linked: frozenset[str] = frozenset()  # the argument names that hold Inputs
+
+
+def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
+    """Run one node; with ``keep_going`` a raised exception becomes a :class:`Failure`."""
+    causes = failed_inputs(inputs)
+    if causes:
+        return NotRun(call.key, call.target, causes)
+    try:
+        arguments = _resolve(call, inputs)
+        target = call.target
+        if call.task.save:
+            target.store.save(target.path, call.task.call(arguments, ""))
+        else:
+            with target.store.temporary(target.path) as tmp:
+                call.task.call(arguments, tmp)
+    except Exception as exc:
+        if not keep_going:
+            exc.add_note(f"pipex task {call.key} failed; target {call.target} was not written")
+            raise
+        return Failure(call.key, call.target, exc, traceback.format_exc())
+    return call.target
+
+
+def _load(target: Target, call: Call) -> Any:
+    try:
+        return target.load()
+    except Exception as exc:
+        raise StoreError(
+            f"task {call.key} cannot read its input {target}: {type(exc).__name__}: {exc}. "
+            "If that file is damaged, delete it: the next run rebuilds it."
+        ) from exc
+
+
+class _Inputs:
+    """Fills :class:`Input` placeholders with the inputs' data (each loaded once) or Targets."""
+
+    __slots__ = ("as_target", "call", "inputs", "loaded")
+
+    def __init__(self, call: Call, inputs: tuple[Outcome, ...]) -> None:
+        self.call = call
+        self.inputs = inputs
+        self.loaded: dict[int, Any] = {}
+        self.as_target = False
+
+    def __call__(self, value: Any) -> Any:
+        if type(value) is not Input:
+            return value
+        target = self.inputs[value.index]
+        if self.as_target:
+            return target
+        if value.index not in self.loaded:
+            self.loaded[value.index] = _load(target, self.call)  # type: ignore[arg-type]
+        return self.loaded[value.index]
+
+
+def _resolve(call: Call, inputs: tuple[Outcome, ...]) -> dict[str, Any]:
+    """The call's arguments with each upstream input loaded (or kept as a Target)."""
+    arguments = dict(call.arguments)
+    if not inputs:
+        return arguments
+    fill = _Inputs(call, inputs)
+    wants_target = call.task.target_parameters
+    for name in call.linked:
+        fill.as_target = name in wants_target
+        arguments[name] = replace(arguments[name], fill)
+    return arguments

@@ -1,0 +1,30 @@
+"""Executors: run a plan's missing nodes somewhere, reporting each outcome to an observer.
+
+:data:`EXECUTORS` lists, by import string and in order of preference, the functions that
+may claim a run (``claim(scheduler) -> Executor | None``); the first that claims it runs
+it. A new executor is one module plus one line here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipex import registry
+from pipex.executors.base import Executor
+
+EXECUTORS: tuple[str, ...] = (
+    "pipex.executors.prefect:claim",  # inside a Prefect flow run, with PIPEX=prefect+cache
+    "pipex.executors.distributed:claim",  # a distributed Client, address, or the active one
+    "pipex.executors.local:claim",  # dask's local schedulers: claims every other run
+)
+
+__all__ = ["EXECUTORS", "Executor", "select"]
+
+
+def select(scheduler: Any = None) -> Executor:
+    """The executor for ``scheduler`` (as :func:`pipex.compute` takes it)."""
+    for spec in EXECUTORS:
+        executor = registry.load(spec)(scheduler)
+        if executor is not None:
+            return executor  # type: ignore[no-any-return]
+    raise ValueError(f"no pipex executor runs scheduler={scheduler!r}")

@@ -1,0 +1,185 @@
+"""Running a plan on a dask.distributed cluster: only the missing tasks, followed as they finish.
+
+Each task's outcome (its small :class:`Target`, a failure, or not run) is known and reported
+as it comes, a task lost with its worker (``KilledWorker``) is reported as that task's
+failure, and the client never holds any task's data.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+from dask.task_spec import Task
+from distributed import as_completed
+
+from pipex import settings
+from pipex.core import worker
+from pipex.core.graph import dask_key, is_call, new_run_id, to_dask
+from pipex.core.outcomes import Failure, NotRun, Outcome, settle
+from pipex.core.plan import Plan
+from pipex.core.targets import Target
+from pipex.core.worker import Call
+from pipex.executors.base import Executor, Observer
+from pipex.executors.distributed.logs import running_task
+from pipex.executors.distributed.long_running import LONG_RUNNING_EXECUTOR
+from pipex.executors.distributed.plugins import register_plugins
+
+
+class DistributedExecutor(Executor):
+    """Runs plans on ``client``'s cluster; closes the client if it opened it (``owned``)."""
+
+    def __init__(self, client: Any, owned: bool = False) -> None:
+        self.client = client
+        self.owned = owned
+
+    def close(self) -> None:
+        if self.owned:
+            self.client.close()
+
+    def execute(
+        self, plan: Plan, observer: Observer, keep_going: bool, **options: Any
+    ) -> dict[str, Outcome]:
+        """Run the plan's missing nodes on the cluster; the outcome of each, by key.
+
+        ``options`` go to ``client.get`` (``workers=``, ``resources=``, ``priority=``...).
+        """
+        register_plugins(self.client, plan.missing)
+        run_id = new_run_id()
+        nodes = {dask_key(node, run_id): node for node in plan.missing}
+        graph = _annotated_graph(to_dask(plan, keep_going, run_id), nodes)
+        futures = self.client.get(graph, list(nodes), sync=False, **options)
+        return _Follow(self.client, nodes, plan, observer).run(futures, keep_going)
+
+
+def execute_on_worker(retrying: bool, call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
+    """What a worker runs for one node: :func:`~pipex.core.worker.execute_call`, known by
+    ``call.key`` to log forwarding.
+
+    A task that dask may retry (``retries=N``) raises instead of returning a failure, so that
+    dask sees it fail and runs it again; its last failure is reported like any other.
+    """
+    token = running_task.set(call.key)
+    try:
+        return worker.execute_call(call, keep_going and not retrying, *inputs)
+    finally:
+        running_task.reset(token)
+
+
+def _annotations(node: Any) -> dict[str, Any]:
+    annotations: dict[str, Any] = {}
+    if node.task.retries:
+        annotations["retries"] = node.task.retries
+    if node.task.long_running and settings.get("distributed.long-running"):
+        annotations["executor"] = LONG_RUNNING_EXECUTOR
+    return annotations
+
+
+def _annotated_graph(dsk: Mapping[Any, Any], nodes: Mapping[Any, Any]) -> Any:
+    """``dsk`` with each task run by :func:`execute_on_worker`, one layer per annotation set."""
+    groups: dict[tuple[tuple[str, Any], ...], dict[Any, Any]] = {}
+    for key, value in dsk.items():
+        node = nodes.get(key)
+        annotations = _annotations(node) if node is not None else {}
+        if is_call(value):
+            retrying = "retries" in annotations
+            value = Task(key, execute_on_worker, retrying, *value.args, **value.kwargs)
+        groups.setdefault(tuple(sorted(annotations.items())), {})[key] = value
+    if list(groups) == [()]:
+        return groups[()]
+    layers = {
+        f"pipex-{i}": MaterializedLayer(part, annotations=dict(group) or None)
+        for i, (group, part) in enumerate(groups.items())
+    }
+    return HighLevelGraph(layers, {name: set() for name in layers})
+
+
+class _Follow:
+    """Collects each task's outcome as it finishes, reporting it to the observer.
+
+    dask marks every dependant of a failed task as failed with the same exception; pipex
+    reports only the task that failed, and its dependants as not run (:func:`settle`), once
+    the outcomes of their inputs are known.
+    """
+
+    def __init__(
+        self, client: Any, nodes: Mapping[Any, Any], plan: Plan, observer: Observer
+    ) -> None:
+        self.client = client
+        self.nodes = nodes
+        self.observer = observer
+        self.missing = {node.key for node in plan.missing}
+        self.position = {node.key: i for i, node in enumerate(plan.order())}
+        self.outcomes: dict[str, Outcome] = {}
+        self.erred: dict[str, Any] = {}  # erred nodes whose inputs' outcomes are not all known
+
+    def run(self, futures: list[Any], keep_going: bool) -> dict[str, Outcome]:
+        client = self.client
+        pending = {future.key: future for future in futures}
+        try:
+            for batch in as_completed(futures, loop=client.loop).batches():
+                finished = [f for f in batch if f.status == "finished"]
+                # A task that wrote its target returns that Target, which the client already
+                # has: the type the scheduler reported says so, and nothing is fetched. Only
+                # failure records (and anything the type does not tell) are gathered.
+                fetch = [f for f in finished if f.type is not Target]
+                results = dict(zip(fetch, client.gather(fetch) if fetch else [], strict=True))
+                for future in finished:
+                    node = self.nodes[future.key]
+                    self._record(node.key, results.get(future, node.target))
+                for future in batch:
+                    if future.status == "finished":
+                        continue
+                    node = self.nodes[future.key]
+                    if not keep_going:
+                        future.result()  # raises the task's exception
+                        raise RuntimeError(f"pipex task {node.key}: {future.status}")
+                    self.erred[node.key] = node, _failure(future, node)
+                self._settle(final=False)
+                for future in batch:
+                    pending.pop(future.key, None)
+                    future.release()
+        except BaseException:
+            if pending:
+                client.cancel(list(pending.values()))
+            raise
+        self._settle(final=True)
+        return self.outcomes
+
+    def _record(self, key: str, outcome: Outcome) -> None:
+        self.outcomes[key] = outcome
+        self.observer.record(key, outcome)
+
+    def _settle(self, final: bool) -> None:
+        """Give outcomes to the erred nodes whose inputs' outcomes are known (all if final)."""
+        known = self.outcomes
+        ready = sorted(
+            (
+                node
+                for node, _ in self.erred.values()
+                if final or all(d.key in known or d.key not in self.missing for d in node.deps)
+            ),
+            key=lambda node: self.position[node.key],
+        )
+        failures = {node.key: self.erred.pop(node.key)[1] for node in ready}
+        settle(ready, known, failures)
+        for node in ready:
+            self.observer.record(node.key, known[node.key])
+
+
+def _failure(future: Any, node: Any) -> Failure | NotRun:
+    """The failure of a task that erred on the cluster, with its traceback as text."""
+    if future.status == "cancelled":
+        exc: BaseException = RuntimeError(
+            f"pipex task {node.key} was cancelled on the cluster before it finished"
+        )
+        return Failure(node.key, node.target, exc, f"{type(exc).__name__}: {exc}\n")
+    exc = future.exception()
+    tb = future.traceback()
+    notes = getattr(exc, "__notes__", None)
+    if notes:  # execute_call's note for a raised failure; the report adds its own
+        notes[:] = [n for n in notes if not n.startswith(f"pipex task {node.key} failed;")]
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    return Failure(node.key, node.target, exc.with_traceback(None), text)

@@ -1,0 +1,63 @@
+"""dask's local schedulers (threads by default, ``sync``, ``processes``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dask
+import dask.threaded
+from dask.base import get_scheduler
+from dask.callbacks import Callback
+
+from pipex.core.graph import dask_key, new_run_id, to_dask
+from pipex.core.outcomes import Outcome
+from pipex.core.plan import Plan
+from pipex.executors.base import Executor, Observer
+
+
+def claim(scheduler: Any) -> Executor:
+    """Every run that no other executor claims."""
+    return LocalExecutor(scheduler)
+
+
+class LocalExecutor(Executor):
+    """Runs a plan's dask graph on one of dask's local schedulers."""
+
+    def __init__(self, scheduler: Any = None) -> None:
+        self.scheduler = scheduler
+
+    def execute(
+        self, plan: Plan, observer: Observer, keep_going: bool, **options: Any
+    ) -> dict[str, Outcome]:
+        run_id = new_run_id()
+        keys = [dask_key(node, run_id) for node in plan.missing]
+        names = {key: node.key for key, node in zip(keys, plan.missing, strict=True)}
+        with Reporting(observer, names):
+            results = self._get()(to_dask(plan, keep_going, run_id), keys, **options)
+        return {node.key: r for node, r in zip(plan.missing, results, strict=True)}
+
+    def _get(self) -> Callable[..., Sequence[Any]]:
+        """dask's local scheduler of choice (threads by default)."""
+        if self.scheduler is None and dask.config.get("scheduler", None) is None:
+            return dask.threaded.get
+        from pipex.node import Node
+
+        return get_scheduler(scheduler=self.scheduler, cls=Node)
+
+
+class Reporting(Callback):
+    """Reports each pipex task's outcome from dask's local schedulers to an observer.
+
+    ``names`` maps dask keys to node keys; other tasks are not reported.
+    """
+
+    def __init__(self, observer: Observer, names: dict[Any, str]) -> None:
+        super().__init__()
+        self.observer = observer
+        self.names = names
+
+    def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+        name = self.names.get(key)
+        if name is not None:
+            self.observer.record(name, result)

@@ -1,0 +1,28 @@
+"""``PIPEX=prefect+cache`` inside a flow run: missing nodes run on the flow's task runner."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pipex.core.outcomes import Outcome
+from pipex.core.plan import Plan
+from pipex.executors.base import Executor, Observer
+from pipex.executors.prefect.graph import run_graph
+from pipex.executors.prefect.nodes import run_nodes
+from pipex.executors.prefect.runtime import granularity
+
+logger = logging.getLogger("pipex")
+
+
+class PrefectExecutor(Executor):
+    """Runs each plan as Prefect task runs, one per node or one for the whole graph."""
+
+    def execute(
+        self, plan: Plan, observer: Observer, keep_going: bool, **options: Any
+    ) -> dict[str, Outcome]:
+        if options:
+            logger.debug("PIPEX=prefect+cache: scheduler options %s are not used", sorted(options))
+        if granularity() == "graph":
+            return run_graph(plan, observer, keep_going)
+        return run_nodes(plan, observer, keep_going)

@@ -1,0 +1,180 @@
+"""``PIPEX=prefect+cache``, granularity ``graph``: the whole missing graph as one task run.
+
+Much less overhead per node, one task run in Prefect's UI. The run computes the graph with
+dask on the task runner's cluster (or dask's threads) and reports progress and failures
+through its run logger; each task's own log records go to that run too.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import dask.threaded
+from dask.task_spec import Task
+
+from pipex.core import worker
+from pipex.core.graph import dask_key, is_call, new_run_id, to_dask
+from pipex.core.outcomes import Failure, NotRun, Outcome, Tally, one_line
+from pipex.core.plan import Plan
+from pipex.core.worker import Call
+from pipex.executors.base import Observer
+from pipex.executors.local import Reporting
+from pipex.executors.prefect.logs import logs_to
+from pipex.executors.prefect.nodes import run_names
+from pipex.executors.prefect.runtime import (
+    NO_CACHE,
+    Failed,
+    Held,
+    PrefectLogAdapter,
+    get_logger,
+    get_run_logger,
+    prefect,
+)
+
+GRAPH_TASK_NAME = "pipex-graph"
+
+
+def run_graph(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Outcome]:
+    """The whole missing graph as one Prefect task run; outcomes by key."""
+    run_id = new_run_id()
+    keys = [dask_key(node, run_id) for node in plan.missing]
+    names = run_names(plan.missing)
+    graph = Held((to_dask(plan, keep_going, run_id), keys, [n.key for n in plan.missing], names))
+    graph_task = prefect.task(
+        _compute_graph,
+        name=GRAPH_TASK_NAME,
+        task_run_name=f"{GRAPH_TASK_NAME}-{len(keys)}",
+        cache_policy=NO_CACHE,
+        persist_result=False,
+    )
+    future = graph_task.submit(graph=graph)
+    future.wait()
+    state = future.state
+    try:
+        results = state.result(raise_on_failure=False)
+    except Exception as exc:
+        results = exc
+    if not isinstance(results, list):  # it raised: keep_going is off, or the run crashed
+        if isinstance(results, BaseException):
+            raise results
+        raise RuntimeError(f"the {GRAPH_TASK_NAME} task run ended {state.name}: {state.message}")
+    outcomes = {node.key: result for node, result in zip(plan.missing, results, strict=True)}
+    for key, outcome in outcomes.items():
+        observer.record(key, outcome)
+    return outcomes
+
+
+def _compute_graph(graph: Held) -> Any:
+    """Body of the graph task run: compute the pruned dask graph, reporting through the log."""
+    dsk, keys, node_keys, names = graph.value
+    run_logger = get_run_logger()
+    extra = {k: v for k, v in run_logger.extra.items() if isinstance(v, (str, int, float))}
+    dsk = {key: _logging(value, extra) for key, value in dsk.items()}
+    report = _RunLog(run_logger, names)
+    run_logger.info("pipex: running %d missing task(s) as one dask graph", len(keys))
+    results = _compute(dsk, keys, dict(zip(keys, node_keys, strict=True)), report)
+    report.finish()
+    failed = [r for r in results if isinstance(r, Failure)]
+    if failed:
+        not_run = sum(isinstance(r, NotRun) for r in results)
+        return Failed(
+            message=f"{len(failed)} of {len(keys)} pipex task(s) failed, {not_run} not run: "
+            + ", ".join(f.key for f in failed[:5])
+            + (" ..." if len(failed) > 5 else ""),
+            data=results,
+        )
+    return results
+
+
+def _compute(
+    dsk: dict[Any, Any], keys: list[Any], node_keys: dict[Any, str], report: _RunLog
+) -> list[Outcome]:
+    """Compute ``keys`` on the dask cluster this runs on, else with dask's threads."""
+    client = _worker_client()
+    if client is None:
+        with Reporting(report, node_keys):
+            return list(dask.threaded.get(dsk, keys))
+    import distributed
+
+    with client as c:
+        futures = c.get(dsk, keys, sync=False)
+        for future in distributed.as_completed(futures):
+            report.record(node_keys[future.key], future.result())
+        return c.gather(futures)
+
+
+def _worker_client() -> Any:
+    """A ``worker_client`` context when running in a dask worker, else ``None``."""
+    try:
+        from distributed import get_worker, worker_client
+    except ImportError:
+        return None
+    try:
+        get_worker()
+    except ValueError:
+        return None
+    return worker_client()
+
+
+class _RunLog:
+    """Reports a graph's progress to a run logger: failures at once, counts every 10%.
+
+    An observer; ``names`` gives each node key its task-run name.
+    """
+
+    def __init__(self, run_logger: Any, names: dict[str, str]) -> None:
+        self.run_logger = run_logger
+        self.names = names
+        self.total = len(names)
+        self.tally = Tally()
+        self._step = max(1, self.total // 10)
+        self._lock = threading.Lock()
+
+    def record(self, key: str, outcome: Any) -> None:
+        name = self.names.get(key, key)
+        with self._lock:
+            self.tally.add(outcome)
+            if isinstance(outcome, Failure):
+                self.run_logger.error(
+                    "pipex: %s failed (target %s): %s\n%s",
+                    name,
+                    outcome.target,
+                    one_line(outcome.exception),
+                    outcome.traceback.rstrip(),
+                )
+            elif isinstance(outcome, NotRun):
+                self.run_logger.warning("pipex: %s not run: an input failed", name)
+            else:
+                self.run_logger.debug("pipex: %s ran", name)
+            done = self.tally.total
+            if done % self._step == 0 and done < self.total:
+                self.run_logger.info("pipex: %d/%d finished (%s)", done, self.total, self.tally)
+
+    def finish(self) -> None:
+        self.run_logger.info("pipex: %d/%d finished (%s)", self.total, self.total, self.tally)
+
+
+class _LogContext:
+    """The ids that route a log record to one Prefect task run (opaque to dask)."""
+
+    __slots__ = ("extra",)
+
+    def __init__(self, extra: dict[str, Any]) -> None:
+        self.extra = extra
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_LogContext, (self.extra,))
+
+
+def _logging(value: Any, extra: dict[str, Any]) -> Any:
+    """A graph task that sends its function's log records to the graph's task run."""
+    if is_call(value):
+        return Task(value.key, _run_logged, _LogContext(extra), *value.args)
+    return value
+
+
+def _run_logged(context: _LogContext, call: Call, keep_going: bool, *inputs: Outcome) -> Any:
+    run_logger = PrefectLogAdapter(get_logger("prefect.task_runs"), extra=context.extra)
+    with logs_to(run_logger):
+        return worker.execute_call(call, keep_going, *inputs)

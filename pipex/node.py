@@ -1,0 +1,131 @@
+"""``pipex.Node``: one call of a pipex task, a lazy dask collection whose result is a Target."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import dask
+import dask.threaded
+
+from pipex.core.collection import NodeGraph, optimize
+from pipex.core.targets import Target
+
+
+class Task(Protocol):
+    """What a node needs of its task (a :class:`pipex.TaskFunction`)."""
+
+    name: str
+
+    def render(self, node: Node) -> Target: ...
+
+
+class Node:
+    """One call of a pipex task: a lazy dask collection whose result is its :class:`Target`.
+
+    ``pipex.compute(node)``, ``dask.compute(node)`` and ``node.compute()`` run only what is
+    missing below it. ``node.target`` is known before anything runs: it is rendered on first
+    use (from the context and date of the call), so nodes below finished targets, which
+    resolution never visits, never pay for it.
+    """
+
+    __slots__ = ("__weakref__", "_key", "_target", "arguments", "context", "deps", "task", "today")
+
+    def __init__(
+        self,
+        task: Task,
+        arguments: dict[str, Any],
+        deps: tuple[Node, ...],
+        context: Mapping[str, Any],
+        today: datetime.date | None = None,
+    ) -> None:
+        self.task = task
+        self.arguments = arguments
+        self.deps = deps
+        self.context = context
+        self.today = today
+        self._target: Target | None = None
+        self._key: str | None = None
+
+    @property
+    def target(self) -> Target:
+        """Where this call's output lives (:class:`TargetError` if the template can't say)."""
+        target = self._target
+        if target is None:
+            target = self._target = self.task.render(self)
+        return target
+
+    @property
+    def key(self) -> str:
+        """``"<funcname>-<target path>"``: names the node in reports and errors."""
+        key = self._key
+        if key is None:
+            key = self._key = f"{self.task.name}-{self.target.path}"
+        return key
+
+    def __repr__(self) -> str:
+        return f"<pipex.Node {self.task.name} -> {self.target.path}>"
+
+    def compute(self, **kwargs: Any) -> Target:
+        """Compute through ``dask.compute`` (pruned by ``__dask_optimize__``)."""
+        return dask.compute(self, **kwargs)[0]
+
+    @property
+    def dask_key(self) -> tuple[str, str]:
+        """The node's dask key: ``(funcname, target path)``; dask groups tasks by funcname."""
+        return (self.task.name, self.target.path)
+
+    def __dask_graph__(self) -> Mapping[Any, Any]:
+        return NodeGraph((self,))
+
+    def __dask_keys__(self) -> list[tuple[str, str]]:
+        return [self.dask_key]
+
+    def __dask_layers__(self) -> tuple[str, ...]:
+        return (self.key,)
+
+    def __dask_tokenize__(self) -> str:
+        return self.key
+
+    def __dask_postcompute__(self) -> tuple[Callable[..., Any], tuple[()]]:
+        return _first, ()
+
+    def __dask_postpersist__(self) -> tuple[Callable[..., Any], tuple[tuple[str, str]]]:
+        return _persisted, (self.dask_key,)
+
+    __dask_optimize__ = staticmethod(optimize)
+    __dask_scheduler__ = staticmethod(dask.threaded.get)
+
+
+class Collect:
+    """A visitor (:func:`pipex.core.walk.visit`) that appends the nodes it meets to ``found``.
+
+    With ``strict``, any other dask collection is refused: pipex tasks take pipex nodes or
+    plain values.
+    """
+
+    __slots__ = ("found", "strict")
+
+    def __init__(self, found: list[Node], strict: bool = False) -> None:
+        self.found = found
+        self.strict = strict
+
+    def __call__(self, value: Any) -> None:
+        if isinstance(value, Node):
+            self.found.append(value)
+        elif self.strict and hasattr(value, "__dask_graph__") and not isinstance(value, type):
+            raise TypeError(
+                f"pipex tasks take pipex nodes or plain values, not {type(value).__name__}; "
+                "compute that dask collection first, or make its producer a pipex task"
+            )
+
+
+def _first(results: Any) -> Any:
+    return results[0]
+
+
+def _persisted(dsk: Mapping[Any, Any], key: tuple[str, str], **kwargs: Any) -> Any:
+    from dask.delayed import Delayed
+
+    return Delayed(key, dsk)

@@ -1,0 +1,98 @@
+"""Atomic writes and reads, written once for every store: stage, write, commit.
+
+A target's data is written to a staged local file (a unique temporary name), and only a
+complete file is committed under the target's name. Any error, or a crash, leaves at most a
+staged file, which never counts as a target. The serializer is chosen here, by suffix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+from collections.abc import Iterator
+from typing import IO, Any, Protocol
+
+from pipex import serializers
+from pipex.exceptions import StoreError
+
+TEMPORARY_MARK = ".pipex-tmp"
+
+
+class Staging(Protocol):
+    """The primitives of a store that this module builds on."""
+
+    def open(self, path: str) -> contextlib.AbstractContextManager[IO[bytes]]: ...
+
+    def stage(self, path: str) -> tuple[str, IO[bytes]]: ...
+
+    def commit(self, staged: str, path: str) -> None: ...
+
+    def location(self, path: str) -> str: ...
+
+
+def serializer_for(path: str) -> serializers.Serializer:
+    """The serializer chosen by ``path``'s suffix."""
+    return serializers.for_suffix(posixpath.splitext(path)[1])
+
+
+def temporary_name(name: str) -> str:
+    """A unique, hidden sibling name for ``name`` that keeps its suffix."""
+    stem, suffix = posixpath.splitext(name)
+    return f".{stem}.{os.urandom(6).hex()}{TEMPORARY_MARK}{suffix}"
+
+
+def save(store: Staging, path: str, obj: Any) -> None:
+    """Serialize ``obj`` into a staged file and commit it as ``path``."""
+    serializer = serializer_for(path)
+    staged, file = store.stage(path)
+    try:
+        with file:
+            serializer.dump(obj, file)
+        store.commit(staged, path)
+    except BaseException:
+        discard(staged)
+        raise
+
+
+@contextlib.contextmanager
+def temporary(store: Staging, path: str) -> Iterator[str]:
+    """A fresh local path for a task to write ``path``'s content itself (``save=False``).
+
+    Committed when the block ends without error and something was written there.
+    """
+    staged, file = store.stage(path)
+    file.close()
+    os.remove(staged)  # the task creates it; an empty file must not pass for its output
+    try:
+        yield staged
+        if not os.path.lexists(staged):
+            raise StoreError(
+                f"nothing was written for target {store.location(path)}: a task with "
+                "save=False must write its output to the path it receives as `target`"
+            )
+        store.commit(staged, path)
+    except BaseException:
+        discard(staged)
+        raise
+
+
+def load(store: Staging, path: str) -> Any:
+    """Read the target at ``path`` with the serializer its suffix names."""
+    serializer = serializer_for(path)
+    try:
+        with store.open(path) as file:
+            return serializer.load(file)
+    except FileNotFoundError as exc:
+        raise StoreError(f"target {store.location(path)} does not exist") from exc
+
+
+def discard(staged: str) -> None:
+    """Remove a staged file or folder; nothing happens when there is none."""
+    if os.path.isdir(staged) and not os.path.islink(staged):
+        import shutil
+
+        shutil.rmtree(staged, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.remove(staged)
