@@ -1,4 +1,4 @@
-"""Templates, root-escape checks and the Target type (pipex/targets.py)."""
+"""Templates, root-escape checks and the Target type (pipex/core/templates.py, targets.py)."""
 
 import datetime
 import os

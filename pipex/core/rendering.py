@@ -26,6 +26,8 @@ from pipex.stores import FileStore, Store
 
 DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
 
+_ATOMS = frozenset({str, int, float, bool, bytes, type(None)})
+
 TargetOption = str | Callable[..., "str | os.PathLike[str] | Target"]
 
 
@@ -112,16 +114,14 @@ class TargetSpec:
         names: Iterable[str] = self.needs
         if self.template is None and self.takes_all:
             names = {"funcname", "today", "path", "base", *context, *arguments}
-        upstream = {id(dep) for dep in call.deps}
-
-        def as_target(value: Any) -> Any:
-            return value.target if id(value) in upstream else value
-
+        deps = call.deps
         fields: dict[str, Any] = {}
         for name in names:
             if name in arguments:
                 value = arguments[name]
-                fields[name] = replace(value, as_target) if upstream else value
+                if deps and type(value) not in _ATOMS:
+                    value = replace(value, _AsTarget(deps))
+                fields[name] = value
             elif name in context:
                 fields[name] = context[name]
             elif name == "funcname":
@@ -171,6 +171,19 @@ class TargetSpec:
             for_suffix(suffix)
         except SerializerError as exc:
             raise SerializerError(f"task {self.task}, target {path!r}: {exc}") from None
+
+
+class _AsTarget:
+    """Replaces each upstream node of a call by its target (what templates see)."""
+
+    __slots__ = ("upstream",)
+
+    def __init__(self, deps: tuple[Any, ...]) -> None:
+        self.upstream = {id(dep): dep for dep in deps}
+
+    def __call__(self, value: Any) -> Any:
+        dep = self.upstream.get(id(value))
+        return value if dep is None else dep.target
 
 
 def _normalized(location: str) -> str:

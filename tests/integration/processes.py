@@ -1,4 +1,5 @@
-"""A real ``dask scheduler`` and ``dask worker`` processes on 127.0.0.1, for tests.
+"""Real clusters on 127.0.0.1 for tests: ``dask scheduler`` and ``dask worker`` processes,
+or a ``LocalCluster`` of worker processes; and a bounded wait.
 
 The processes run the ``dask`` command of the running interpreter, with ``PYTHONPATH`` set to
 the folder holding the ``pipex`` and ``tests`` packages (so workers import the code under
@@ -140,3 +141,33 @@ def _stop(processes: list[subprocess.Popen[bytes]], grace: float = 15) -> None:
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
+
+
+@contextlib.contextmanager
+def local_cluster(n_workers: int, **options: object) -> Iterator[object]:
+    """A ``distributed.LocalCluster`` of single-threaded worker processes on 127.0.0.1, in
+    pipex's default mode, whose workers import the code under test."""
+    import distributed
+    import pytest
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PYTHONPATH", environment()["PYTHONPATH"])
+        mp.delenv("PIPEX", raising=False)
+        options = {"dashboard_address": ":0", **options}
+        with distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            **options,
+        ) as cluster:
+            yield cluster
+
+
+def wait_until(condition, timeout=30.0, message="condition not met"):  # type: ignore[no-untyped-def]
+    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)
+    return value

@@ -18,7 +18,7 @@ import pytest
 
 import pipex
 from tests import pipelines
-from tests.integration.processes import dask_cluster
+from tests.integration.processes import dask_cluster, wait_until
 
 distributed = pytest.importorskip("distributed")
 
@@ -46,15 +46,6 @@ def client(address):
 
 def on_scheduler(client, function):
     return client.run_on_scheduler(function)
-
-
-def wait_until(condition, timeout=30.0, message="condition not met"):
-    """Poll ``condition`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, message
-        time.sleep(0.05)
-    return value
 
 
 def build(folder: Path, names: list[str], log: Path) -> tuple[list[pipex.Node], pipex.Node]:

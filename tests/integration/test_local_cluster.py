@@ -15,32 +15,13 @@ from tests import pipelines
 
 distributed = pytest.importorskip("distributed")
 
-ROOT = Path(__file__).resolve().parents[2]  # the folder holding the pipex and tests packages
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client():
-    """One cluster of two single-threaded worker processes for the module.
-
-    The client is not the default one: each test says how it uses it.
-    """
-    with pytest.MonkeyPatch.context() as mp:
-        path = os.environ.get("PYTHONPATH")
-        mp.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *([path] if path else [])]))
-        mp.delenv("PIPEX", raising=False)
-        with (
-            distributed.LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                host="127.0.0.1",
-                dashboard_address=":0",
-            ) as cluster,
-            distributed.Client(cluster, set_as_default=False) as client,
-        ):
-            yield client
+def client(local_client):
+    return local_client
 
 
 def build(folder: Path, names: list[str], log: Path) -> tuple[list[pipex.Node], pipex.Node]:

@@ -45,8 +45,7 @@ from prefect.client.schemas.filters import (  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from tests.integration import prefect_pipelines  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]  # the folder holding the pipex and tests packages
+from tests.integration.processes import local_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -70,18 +69,8 @@ def prefect_api():
 @pytest.fixture(scope="session")
 def cluster(prefect_api):
     """Two single-threaded worker processes that can import the tests package."""
-    with pytest.MonkeyPatch.context() as mp:
-        path = os.environ.get("PYTHONPATH")
-        mp.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *([path] if path else [])]))
-        mp.delenv("PIPEX", raising=False)
-        with distributed.LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        ) as cluster:
-            yield cluster
+    with local_cluster(2, dashboard_address=None) as cluster:
+        yield cluster
 
 
 @pytest.fixture

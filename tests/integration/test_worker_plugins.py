@@ -7,7 +7,6 @@ memory is measured in a fresh ``LocalCluster`` worker process; long tasks run on
 
 from __future__ import annotations
 
-import os
 import time
 
 import dask
@@ -16,7 +15,7 @@ import pytest
 import pipex
 from pipex.executors.distributed.memory import _malloc_trim
 from tests import pipelines
-from tests.integration.processes import ROOT, dask_cluster
+from tests.integration.processes import dask_cluster, wait_until
 
 distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
@@ -26,33 +25,7 @@ pytestmark = pytest.mark.slow
 MiB = 2**20
 
 
-def wait_until(condition, timeout, message):
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, message
-        time.sleep(0.1)
-    return value
-
-
 # --- memory release -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def one_worker(monkeypatch):
-    """A LocalCluster with one single-threaded worker process, and a client to it."""
-    path = os.environ.get("PYTHONPATH")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *([path] if path else [])]))
-    with (
-        distributed.LocalCluster(
-            n_workers=1,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",
-        ) as cluster,
-        distributed.Client(cluster, set_as_default=False) as client,
-    ):
-        yield client
 
 
 def worker_rss(client) -> int:

@@ -1,4 +1,7 @@
-"""FileStore (pipex/stores/file.py): atomic writes, batched existence checks, temporaries."""
+"""FileStore specifics: files on disk, atomic renames, listings, roots.
+
+What every store does is in test_conformance.py.
+"""
 
 import os
 import pickle
