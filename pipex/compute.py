@@ -11,7 +11,8 @@ from pipex import settings
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import resolve
 from pipex.core.walk import replace, visit
-from pipex.executors import select
+from pipex.exceptions import StoreError
+from pipex.executors import check_options, select
 from pipex.node import Collect, Node
 from pipex.running import Observers
 from pipex.running.progress import Progress, enabled
@@ -42,6 +43,7 @@ def compute(
     scheduler.
     """
     start = time.perf_counter()
+    check_options(kwargs)
     nodes: list[Node] = []
     collect = Collect(nodes)
     for arg in args:
@@ -87,4 +89,13 @@ class _Outputs:
         if not isinstance(value, Node):
             return value
         target = self.outcomes[value.key]
-        return target.load() if self.load else target
+        if not self.load:
+            return target
+        try:
+            return target.load()
+        except Exception as exc:
+            raise StoreError(
+                f"cannot load the output of task {value.key} from {target}: "
+                f"{type(exc).__name__}: {exc}. If that file is damaged, delete it and rerun: "
+                "the task runs again."
+            ) from exc

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import datetime
+import decimal
+import enum
+import fractions
+import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -10,7 +14,9 @@ import dask
 import dask.threaded
 
 from pipex.core.collection import NodeGraph, optimize
+from pipex.core.rendering import NOWHERE, Origin
 from pipex.core.targets import Target
+from pipex.core.walk import ATOMS
 
 
 class Task(Protocol):
@@ -30,7 +36,17 @@ class Node:
     resolution never visits, never pay for it.
     """
 
-    __slots__ = ("__weakref__", "_key", "_target", "arguments", "context", "deps", "task", "today")
+    __slots__ = (
+        "__weakref__",
+        "_key",
+        "_target",
+        "arguments",
+        "context",
+        "deps",
+        "origin",
+        "task",
+        "today",
+    )
 
     def __init__(
         self,
@@ -39,12 +55,14 @@ class Node:
         deps: tuple[Node, ...],
         context: Mapping[str, Any],
         today: datetime.date | None = None,
+        origin: Origin = NOWHERE,
     ) -> None:
         self.task = task
         self.arguments = arguments
         self.deps = deps
         self.context = context
         self.today = today
+        self.origin = origin
         self._target: Target | None = None
         self._key: str | None = None
 
@@ -58,11 +76,22 @@ class Node:
 
     @property
     def key(self) -> str:
-        """``"<funcname>-<target path>"``: names the node in reports and errors."""
+        """``"<funcname>-<target path>"``: names the node in reports and errors.
+
+        For a target outside the working directory's store, the whole location stands for
+        the path: a task writing the same path in two stores makes two nodes.
+        """
         key = self._key
         if key is None:
-            key = self._key = f"{self.task.name}-{self.target.path}"
+            key = self._key = f"{self.task.name}-{self._where()}"
         return key
+
+    def _where(self) -> str:
+        target = self.target
+        home = self.origin.store
+        if home is not None and (target.store is home or target.store == home):
+            return target.path
+        return str(target)
 
     def __repr__(self) -> str:
         return f"<pipex.Node {self.task.name} -> {self.target.path}>"
@@ -74,7 +103,7 @@ class Node:
     @property
     def dask_key(self) -> tuple[str, str]:
         """The node's dask key: ``(funcname, target path)``; dask groups tasks by funcname."""
-        return (self.task.name, self.target.path)
+        return (self.task.name, self._where())
 
     def __dask_graph__(self) -> Mapping[Any, Any]:
         return NodeGraph((self,))
@@ -101,24 +130,46 @@ class Node:
 class Collect:
     """A visitor (:func:`pipex.core.walk.visit`) that appends the nodes it meets to ``found``.
 
-    With ``strict``, any other dask collection is refused: pipex tasks take pipex nodes or
-    plain values.
+    With ``strict``, any other dask collection is refused (pipex tasks take pipex nodes or
+    plain values), and ``objects`` counts the values met that may change after the call
+    (neither plain values nor of a known immutable type).
     """
 
-    __slots__ = ("found", "strict")
+    __slots__ = ("found", "objects", "strict")
 
     def __init__(self, found: list[Node], strict: bool = False) -> None:
         self.found = found
         self.strict = strict
+        self.objects = 0
 
     def __call__(self, value: Any) -> None:
+        kind = type(value)
+        if kind in ATOMS:
+            return
         if isinstance(value, Node):
             self.found.append(value)
-        elif self.strict and hasattr(value, "__dask_graph__") and not isinstance(value, type):
-            raise TypeError(
-                f"pipex tasks take pipex nodes or plain values, not {type(value).__name__}; "
-                "compute that dask collection first, or make its producer a pipex task"
-            )
+        elif self.strict:
+            if hasattr(value, "__dask_graph__") and not isinstance(value, type):
+                raise TypeError(
+                    f"pipex tasks take pipex nodes or plain values, not {kind.__name__}; "
+                    "compute that dask collection first, or make its producer a pipex task"
+                )
+            if not isinstance(value, _IMMUTABLE):
+                self.objects += 1
+
+
+_IMMUTABLE = (
+    Target,
+    pathlib.PurePath,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    fractions.Fraction,
+    enum.Enum,
+    range,
+    type,
+)
 
 
 def _first(results: Any) -> Any:

@@ -43,6 +43,13 @@ def get(name: str) -> Any:
     return dask.config.get(f"pipex.{name}")
 
 
+def root() -> Any:
+    """The setting ``pipex.path`` (read on every node built, so by the shortest way)."""
+    section = dask.config.config.get("pipex")
+    value = section.get("path") if isinstance(section, dict) else None
+    return value if value is not None else get("path")
+
+
 def _environment_variable(name: str) -> str | None:
     """``os.environ.get(name)``, reading the live mapping directly where it is bytes (POSIX).
 

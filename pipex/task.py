@@ -13,15 +13,13 @@ from typing import Any, overload
 from pipex import registry, settings
 from pipex.context import current
 from pipex.core.binding import Binder, target_annotated, without_target_parameter
-from pipex.core.rendering import DEFAULT_TARGET, TargetOption, TargetSpec
+from pipex.core.rendering import DEFAULT_TARGET, TargetOption, TargetSpec, origin
 from pipex.core.targets import Target
-from pipex.core.walk import visit
+from pipex.core.walk import ATOMS, copy, visit
 from pipex.node import Collect, Node
 from pipex.stores import Store, store_for
 
 __all__ = ["DEFAULT_TARGET", "Node", "TaskFunction", "TaskOptions", "task"]
-
-_ATOMS = frozenset({str, int, float, bool, bytes, type(None)})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +128,7 @@ class TaskFunction:
         self.signature = signature
         self.binder = Binder(signature, self.name)
         self.target_parameters = target_annotated(fn, self.binder.names)
+        self._reads_all = "base" in self.spec.needs or self.spec.takes_all
 
     def __repr__(self) -> str:
         return f"<pipex.task {self.name} target={self.spec.option!r}>"
@@ -156,16 +155,34 @@ class TaskFunction:
         return self.node(*args, **kwargs)
 
     def node(self, *args: Any, **kwargs: Any) -> Node:
-        """Build the node for this call, whatever the mode (its target renders on first use)."""
+        """Build the node for this call, whatever the mode (its target renders on first use).
+
+        The call is captured now: containers among the arguments are copied, the context,
+        the ``pipex.path`` setting and the working directory are read; when an argument
+        holds an object that may change later and the target reads it, the target renders
+        now too.
+        """
         arguments = self.binder.bind(args, kwargs)
         deps: list[Node] = []
-        for value in arguments.values():
-            if type(value) is Node:
+        render_now = False
+        for name, value in arguments.items():
+            kind = type(value)
+            if kind is Node:
                 deps.append(value)
-            elif type(value) not in _ATOMS:
-                visit(value, Collect(deps, strict=True))
+            elif kind not in ATOMS:
+                found = Collect(deps, strict=True)
+                visit(value, found)
+                arguments[name] = copy(value)
+                if found.objects and (name in self.spec.needs or self._reads_all):
+                    render_now = True
+        context = current()
+        root = settings.root() if self.spec.needs_root and "path" not in context else None
+        cwd = os.getcwd() if self.store is None else None
         today = datetime.date.today() if self.spec.needs_today else None
-        return Node(self, arguments, _unique(deps) if deps else (), current(), today)
+        node = Node(self, arguments, _unique(deps), context, today, origin(root, cwd))
+        if render_now:
+            _ = node.target
+        return node
 
     def render(self, node: Node) -> Target:
         """The target of one call: its template rendered with the call's fields."""
@@ -183,6 +200,8 @@ class TaskFunction:
 
 
 def _unique(nodes: list[Node]) -> tuple[Node, ...]:
+    if not nodes:
+        return ()
     if len(nodes) < 2:
         return tuple(nodes)
     return tuple({id(node): node for node in nodes}.values())

@@ -143,14 +143,20 @@ class CountingFileStore(pipex.FileStore):
 
 @pytest.fixture
 def fs_calls(monkeypatch, tmp_path):
-    """Count os.listdir calls inside tmp_path and os.path.exists calls on target files."""
+    """Count folder listings (os.listdir or os.scandir) inside tmp_path, as "listdir", and
+    os.path.exists calls on target files."""
     counts: Counter[str] = Counter()
-    real_listdir, real_exists = os.listdir, os.path.exists
+    real_listdir, real_scandir, real_exists = os.listdir, os.scandir, os.path.exists
 
     def listdir(path="."):
         if str(path).startswith(str(tmp_path)):
             counts["listdir"] += 1
         return real_listdir(path)
+
+    def scandir(path="."):
+        if str(path).startswith(str(tmp_path)):
+            counts["listdir"] += 1
+        return real_scandir(path)
 
     def exists(path):
         if str(path).startswith(str(tmp_path)) and str(path).endswith(".pkl"):
@@ -158,6 +164,7 @@ def fs_calls(monkeypatch, tmp_path):
         return real_exists(path)
 
     monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr(os, "scandir", scandir)
     monkeypatch.setattr(os.path, "exists", exists)
     return counts
 

@@ -6,6 +6,7 @@ A task's key (``node.key``, ``"<funcname>-<target path>"``) names it in every ou
 
 from __future__ import annotations
 
+import pickle
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,12 +27,7 @@ class Failure:
     traceback: str
 
     def __reduce__(self) -> tuple[Any, ...]:
-        try:
-            cloudpickle.dumps(self.exception)
-            exception = self.exception
-        except Exception:
-            exception = RuntimeError(f"{type(self.exception).__name__}: {self.exception}")
-        return (Failure, (self.key, self.target, exception, self.traceback))
+        return (Failure, (self.key, self.target, portable(self.exception), self.traceback))
 
 
 @dataclass(frozen=True)
@@ -44,6 +40,19 @@ class NotRun:
 
 
 Outcome = Target | Failure | NotRun
+
+
+def portable(exc: BaseException) -> BaseException:
+    """``exc`` if it survives pickling (to another process and back), else a
+    ``RuntimeError`` that names its type and message (an exception whose ``__init__`` takes
+    other arguments than it passes on cannot be rebuilt where it is unpickled)."""
+    try:
+        pickle.loads(cloudpickle.dumps(exc))
+    except Exception:
+        stand_in = RuntimeError(f"{type(exc).__name__}: {exc}")
+        stand_in.__notes__ = list(getattr(exc, "__notes__", ()))
+        return stand_in
+    return exc
 
 
 def failed_inputs(inputs: Iterable[object]) -> frozenset[str]:

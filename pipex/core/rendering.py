@@ -13,11 +13,19 @@ import inspect
 import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pipex import settings
 from pipex.core.targets import Target
-from pipex.core.templates import Template, render_callable
+from pipex.core.templates import (
+    ROOT_FIELDS,
+    Template,
+    check_contained,
+    check_location,
+    check_named,
+    did_you_mean,
+    render_callable,
+)
 from pipex.core.tokens import token
 from pipex.core.walk import replace
 from pipex.exceptions import SerializerError, TargetError
@@ -38,6 +46,24 @@ class Call(Protocol):
     context: Mapping[str, Any]
     today: datetime.date | None
     deps: tuple[Any, ...]
+    origin: Origin
+
+
+class Origin(NamedTuple):
+    """Where a call was made: the ``pipex.path`` setting and the working directory's store
+    then (``None`` where the target does not need them)."""
+
+    path: Any
+    store: Store | None
+
+
+NOWHERE = Origin(None, None)
+
+
+@functools.lru_cache(maxsize=64)
+def origin(path: Any, cwd: str | None) -> Origin:
+    """The (shared) :class:`Origin` of calls made with setting ``path`` in folder ``cwd``."""
+    return Origin(path, None if cwd is None else FileStore(cwd))
 
 
 class TargetSpec:
@@ -46,8 +72,10 @@ class TargetSpec:
     __slots__ = (
         "names",
         "needs",
+        "needs_root",
         "needs_today",
         "option",
+        "rooted",
         "save",
         "suffix_known",
         "takes_all",
@@ -64,13 +92,17 @@ class TargetSpec:
         token_of: Callable[[Mapping[str, Any]], Any],
     ) -> None:
         self.option = option if option is not None else DEFAULT_TARGET
+        self.rooted = option is None  # the default template's {path} is the root, always
         self.task = task
         self.save = save
         self.token_of = token_of  # what the default `base` tokenizes besides the arguments
         self.takes_all = False
         self.names: frozenset[str] = frozenset()
         if isinstance(self.option, str):
-            self.template: Template | None = Template(self.option)
+            try:
+                self.template: Template | None = Template(self.option)
+            except TargetError as exc:
+                raise TargetError(f"task {task}: {exc}") from None
             self.needs: frozenset[str] = self.template.fields
             self._check_static_suffix()
         elif callable(self.option):
@@ -86,13 +118,20 @@ class TargetSpec:
                 f"not {type(self.option).__name__}"
             )
         self.needs_today = "today" in self.needs
+        self.needs_root = "path" in self.needs or self.takes_all
 
     def render(self, call: Call, store: Store | None) -> Target:
-        """The target of one call: the template rendered with the call's fields."""
-        fields = self.fields(call)
+        """The target of one call: the template rendered with the call's fields.
+
+        No value taken from the call's arguments may put the target outside the root: such
+        fields are checked whatever their name (``path`` too), for callables as well.
+        """
+        fields, given = self.fields(call)
         if self.template is not None:
-            location: Any = self.template.render(fields, self.task)
+            free = ROOT_FIELDS - given
+            location: Any = self.template.render(fields, self.task, free)
         else:
+            self._check_callable_fields(fields, given)
             location = render_callable(self.option, fields, self.takes_all, self.names)
             if isinstance(location, Target):
                 store, location = location.store, location.path
@@ -102,13 +141,17 @@ class TargetSpec:
                     f"{type(location).__name__}; return a str, a path or a pipex.Target"
                 )
             location = os.fspath(location)
+            self._check_callable_location(location)
         path = _normalized(location)
+        check_location(path, self.task)
         if self.save and not self.suffix_known:
             self._check_suffix(path)
-        return Target(path, store if store is not None else _file_store(os.getcwd()))
+        if store is None:
+            store = call.origin.store or _file_store(os.getcwd())
+        return Target(path, store)
 
-    def fields(self, call: Call) -> dict[str, Any]:
-        """The template fields the target needs, for one call."""
+    def fields(self, call: Call) -> tuple[dict[str, Any], frozenset[str]]:
+        """The fields the target needs for one call, and which of them are arguments."""
         arguments = call.arguments
         context = call.context
         names: Iterable[str] = self.needs
@@ -116,8 +159,10 @@ class TargetSpec:
             names = {"funcname", "today", "path", "base", *context, *arguments}
         deps = call.deps
         fields: dict[str, Any] = {}
+        given: list[str] = []
         for name in names:
-            if name in arguments:
+            if name in arguments and not (name == "path" and self.rooted):
+                given.append(name)
                 value = arguments[name]
                 if deps and type(value) not in _ATOMS:
                     value = replace(value, _AsTarget(deps))
@@ -129,7 +174,8 @@ class TargetSpec:
             elif name == "today":
                 fields[name] = call.today or datetime.date.today()
             elif name == "path":
-                fields[name] = settings.get("path")
+                root = call.origin.path
+                fields[name] = root if root is not None else settings.get("path")
             elif name == "base":
                 try:
                     fields[name] = self._token(arguments)
@@ -140,10 +186,32 @@ class TargetSpec:
                 available = sorted({"funcname", "today", "path", "base", *context, *arguments})
                 raise TargetError(
                     f"task {self.task}: target template {self.template.text!r} uses "
-                    f"{{{name}}}, which is neither an argument nor a context variable. "
-                    f"Available: {', '.join(available)}. Set it with pipex.context({name}=...)."
+                    f"{{{name}}}, which is neither an argument nor a context variable."
+                    f"{did_you_mean(name, available)} Available: {', '.join(available)}. "
+                    f"Or set it with pipex.context({name}=...)."
                 )
-        return fields
+        return fields, frozenset(given)
+
+    def _check_callable_fields(self, fields: Mapping[str, Any], given: frozenset[str]) -> None:
+        """Refuse a text argument a target callable receives that could leave the root."""
+        passed = given if self.takes_all else given & self.names
+        for name in passed:
+            value = fields[name]
+            if isinstance(value, (str, os.PathLike)) and not isinstance(value, Target):
+                text = os.fspath(value)
+                if isinstance(text, str):
+                    check_named(text, name, repr(self.option), self.task)
+                    check_contained(text, name, repr(self.option), self.task)
+
+    def _check_callable_location(self, location: str) -> None:
+        check_named(location, "location", repr(self.option), self.task)
+        norm = posixpath.normpath(location) if location else location
+        if not location or norm == ".." or norm.startswith("../"):
+            raise TargetError(
+                f"task {self.task}: the target callable returned {location!r}, which is "
+                "outside the folder it starts in (or empty). Nothing was written. Return a "
+                "location below the root (build it from `path`)."
+            )
 
     def _token(self, arguments: Mapping[str, Any]) -> str:
         try:

@@ -8,16 +8,20 @@ it in.
 from __future__ import annotations
 
 import _string  # the parser str.format itself uses
+import difflib
 import posixpath
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pipex.exceptions import TargetError
+from pipex.stores.atomic import NAME_MAX
 
-_FREE_FIELDS = frozenset({"path"})
+ROOT_FIELDS = frozenset({"path"})
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
+_SEPARATORS = ("/", "\\")
+_ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]{4,}")
 
 
 class Template:
@@ -28,7 +32,14 @@ class Template:
     def __init__(self, text: str) -> None:
         self.text = text
         pieces = []
-        for literal, field, spec, conversion in string.Formatter().parse(text):
+        try:
+            parsed = list(string.Formatter().parse(text))
+        except ValueError as exc:
+            raise TargetError(
+                f"target template {text!r} cannot be parsed: {exc}. Fields are written "
+                "{name}; a literal brace is written {{ or }}."
+            ) from None
+        for literal, field, spec, conversion in parsed:
             if field is None:
                 pieces.append((literal, None, (), None, ""))
                 continue
@@ -42,8 +53,14 @@ class Template:
         self.pieces = tuple(pieces)
         self.fields = frozenset(p[1] for p in pieces if p[1] is not None)
 
-    def render(self, fields: Mapping[str, Any], task: str = "") -> str:
-        """The location for ``fields``; :class:`TargetError` if a field is missing or unsafe."""
+    def render(
+        self, fields: Mapping[str, Any], task: str = "", free: frozenset[str] = ROOT_FIELDS
+    ) -> str:
+        """The location for ``fields``; :class:`TargetError` if a field is missing or unsafe.
+
+        Fields in ``free`` (the root, ``path``, when it does not come from an argument) may
+        point anywhere; every other field must stay inside the folder the template puts it.
+        """
         out = []
         anchor = None  # what was rendered before the first checked field
         for literal, root, accessors, conversion, spec in self.pieces:
@@ -55,8 +72,9 @@ class Template:
             except KeyError:
                 raise TargetError(
                     f"{_who(task)}target template {self.text!r} uses {{{root}}}, which is "
-                    f"neither an argument nor a context variable. Available: "
-                    f"{', '.join(sorted(fields))}. Set it with pipex.context({root}=...)."
+                    f"neither an argument nor a context variable.{did_you_mean(root, fields)} "
+                    f"Available: {', '.join(sorted(fields))}. "
+                    f"Or set it with pipex.context({root}=...)."
                 ) from None
             try:
                 for is_attribute, key in accessors:
@@ -64,15 +82,18 @@ class Template:
                 if conversion:
                     value = {"s": str, "r": repr, "a": ascii}[conversion](value)
                 if "{" in spec:
-                    spec = Template(spec).render(fields, task)
+                    spec = Template(spec).render(fields, task, free)
                 text = format(value, spec)
             except (AttributeError, LookupError, TypeError, ValueError) as exc:
                 raise TargetError(
                     f"{_who(task)}cannot render field {{{root}...}} of target template "
                     f"{self.text!r}: {exc}"
                 ) from exc
-            if root not in _FREE_FIELDS:
-                check_contained(text, root, self.text, task)
+            if " at 0x" in text:
+                check_named(text, root, self.text, task)
+            if root not in free:
+                if ".." in text or ":" in text or text[:1] in _SEPARATORS:
+                    check_contained(text, root, self.text, task)
                 if anchor is None:
                     anchor = "".join(out)
             out.append(text)
@@ -84,6 +105,41 @@ class Template:
             if ".." in result or (not folder and (result[:1] in "/\\" or _DRIVE.match(result))):
                 check_inside(result, folder, self.text, task)
         return result
+
+
+def check_location(location: str, task: str = "", where: str = "") -> None:
+    """Refuse a rendered location that no store can hold: a NUL character, an empty file
+    name (nothing before the suffix), or a component longer than :data:`NAME_MAX` bytes."""
+    name = location.rpartition("/")[2]
+    problem = None
+    if "\0" in location:
+        problem = "holds a NUL character"
+    elif not name or name in (".", "..") or (name[:1] == "." and "." not in name[1:]):
+        problem = "has an empty file name (nothing before its suffix)"
+    elif len(location) > NAME_MAX and any(
+        len(part.encode()) > NAME_MAX for part in location.split("/")
+    ):
+        problem = f"has a component longer than {NAME_MAX} bytes, the file-name limit"
+    if problem:
+        raise TargetError(
+            f"{_who(task)}{where or 'the target'} renders to {location!r}, which {problem}. "
+            "Nothing was run or written. Give the fields it is built from plain, non-empty, "
+            "shorter values."
+        )
+
+
+def check_named(value: str, field: str, template: str, task: str = "") -> None:
+    """Refuse a field value that names a memory address (``<function f at 0x7f...>``).
+
+    Such a name differs on every run, so the target would never be found again.
+    """
+    if " at 0x" in value and _ADDRESS.search(value):
+        raise TargetError(
+            f"{_who(task)}field {{{field}}} of target template {template!r} renders to "
+            f"{value!r}, which holds a memory address: it names a new file on every run, "
+            "so the target would never be found again. Pass a plain value (a name, a "
+            "number), or give that object a __str__ or __format__ that names it."
+        )
 
 
 def check_contained(value: str, field: str, template: str, task: str = "") -> None:
@@ -98,7 +154,8 @@ def check_contained(value: str, field: str, template: str, task: str = "") -> No
             f"{_who(task)}field {{{field}}} renders to {value!r}, which {problem}: it would "
             f"put the target outside the folder that template {template!r} puts it in. "
             f"Nothing was written. Pass a plain relative name (for an upstream target use "
-            f"{{{field}.stem}} or {{{field}.name}}); only `path` may point anywhere."
+            f"{{{field}.stem}} or {{{field}.name}}); only the root, `path` set with "
+            "pipex.context(path=...) or the pipex.path setting, may point anywhere."
         )
 
 
@@ -132,6 +189,12 @@ def render_callable(
     if accepts_all:
         return fn(**fields)
     return fn(**{k: v for k, v in fields.items() if k in names})
+
+
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """`` Did you mean {src}?`` for the closest of ``names``, or nothing."""
+    close = difflib.get_close_matches(name, list(names), n=1)
+    return f" Did you mean {{{close[0]}}}?" if close else ""
 
 
 def _who(task: str) -> str:

@@ -1,30 +1,35 @@
 """The one walker over a call's arguments: which containers pipex looks inside.
 
 Upstream nodes, input placeholders and targets can sit anywhere inside the arguments of a
-call. Every place that looks for them or swaps them walks the arguments with :func:`visit`
-or :func:`replace`, so the containers searched are defined once, here.
+call: in lists, tuples (named ones too), sets, dicts and other mappings, and dataclass
+instances. Every place that looks for them or swaps them walks the arguments with
+:func:`visit` or :func:`replace`, so the containers searched are defined once, here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-#: Containers searched item by item (dicts: by value).
+#: Containers searched item by item, rebuilt with ``type(value)(items)``.
 SEQUENCES = (list, tuple, set, frozenset)
+#: Leaves that need no look inside (the common case, checked first).
+ATOMS = frozenset({str, int, float, bool, bytes, complex, type(None)})
 
 
 def visit(value: Any, fn: Callable[[Any], object]) -> None:
     """Call ``fn`` on every value inside ``value`` that is not a container."""
     kind = type(value)
-    if kind in SEQUENCES:
-        for item in value:
-            visit(item, fn)
-    elif kind is dict:
-        for item in value.values():
-            visit(item, fn)
-    else:
+    if kind in ATOMS:
         fn(value)
+        return
+    children = _children(value, kind)
+    if children is None:
+        fn(value)
+        return
+    for child in children:
+        visit(child, fn)
 
 
 def replace(value: Any, fn: Callable[[Any], Any]) -> Any:
@@ -36,6 +41,8 @@ def replace(value: Any, fn: Callable[[Any], Any]) -> Any:
     collector runs.
     """
     kind = type(value)
+    if kind in ATOMS:
+        return fn(value)
     if kind in SEQUENCES:
         items = [replace(item, fn) for item in value]
         if all(new is old for new, old in zip(items, value, strict=True)):
@@ -46,4 +53,63 @@ def replace(value: Any, fn: Callable[[Any], Any]) -> Any:
         if all(changed[k] is v for k, v in value.items()):
             return value
         return changed
-    return fn(value)
+    return _replace_other(value, kind, fn)
+
+
+def copy(value: Any) -> Any:
+    """``value`` with every container rebuilt (its leaves shared): a snapshot of its structure."""
+    kind = type(value)
+    if kind in ATOMS:
+        return value
+    if kind in SEQUENCES:
+        return kind([copy(item) for item in value])
+    if kind is dict:
+        return {k: copy(v) for k, v in value.items()}
+    children = _children(value, kind)
+    if children is None:
+        return value
+    return _rebuild(value, kind, [copy(child) for child in children])
+
+
+def _children(value: Any, kind: type) -> Iterator[Any] | list[Any] | None:
+    """The items of a container (dict-like: its values), or ``None`` for a leaf."""
+    if kind in SEQUENCES or (isinstance(value, tuple) and hasattr(kind, "_fields")):
+        return value  # type: ignore[no-any-return]
+    if kind is dict or isinstance(value, Mapping):
+        return list(value.values())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [getattr(value, f.name) for f in dataclasses.fields(value)]
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return value  # type: ignore[no-any-return]
+    return None
+
+
+def _replace_other(value: Any, kind: type, fn: Callable[[Any], Any]) -> Any:
+    children = _children(value, kind)
+    if children is None:
+        return fn(value)
+    old = list(children)
+    new = [replace(child, fn) for child in old]
+    if all(a is b for a, b in zip(new, old, strict=True)):
+        return value
+    return _rebuild(value, kind, new)
+
+
+def _rebuild(value: Any, kind: type, items: list[Any]) -> Any:
+    """A container like ``value`` holding ``items`` (in the order :func:`_children` gave)."""
+    if isinstance(value, tuple) and hasattr(kind, "_fields"):  # a namedtuple
+        return kind(*items)
+    if isinstance(value, Mapping):
+        pairs = dict(zip(value.keys(), items, strict=True))
+        factory = getattr(value, "default_factory", None)
+        if factory is not None or kind.__name__ == "defaultdict":
+            return kind(factory, pairs)
+        try:
+            return kind(pairs)
+        except TypeError:
+            return pairs  # a mapping type that cannot be built from a dict: a plain dict
+    if dataclasses.is_dataclass(value):
+        names = [f.name for f in dataclasses.fields(value) if f.init]
+        by_name = dict(zip([f.name for f in dataclasses.fields(value)], items, strict=True))
+        return dataclasses.replace(value, **{n: by_name[n] for n in names})
+    return kind(items)

@@ -7,6 +7,7 @@ failure at once.
 
 from __future__ import annotations
 
+import threading
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,16 +60,40 @@ def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
         arguments = _resolve(call, inputs)
         target = call.target
         if call.task.save:
-            target.store.save(target.path, call.task.call(arguments, ""))
+            result = call.task.call(arguments, "")
+            _refuse_nodes(result, call)
+            target.store.save(target.path, result)
         else:
             with target.store.temporary(target.path) as tmp:
                 call.task.call(arguments, tmp)
-    except Exception as exc:
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        if isinstance(exc, KeyboardInterrupt) and _in_main_thread():
+            raise  # Ctrl-C: the user stops the run
         if not keep_going:
             exc.add_note(f"pipex task {call.key} failed; target {call.target} was not written")
             raise
         return Failure(call.key, call.target, exc, traceback.format_exc())
     return call.target
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _refuse_nodes(result: Any, call: Call) -> None:
+    """Refuse a result that holds pipex nodes (or other dask collections): they are lazy
+    calls, not data, and would be saved without ever running."""
+    items = result.values() if type(result) is dict else result
+    values = items if type(result) in (list, tuple, set, frozenset, dict) else (result,)
+    for value in values:
+        if hasattr(value, "__dask_graph__") and not isinstance(value, type):
+            raise TypeError(
+                f"task {call.key} returned pipex nodes (or another lazy dask collection, "
+                f"{type(value).__name__}) as its output: they are calls, not data, and would "
+                f"never run. Target {call.target} was not written. To make tasks from a "
+                "task's data, use the fan-out pattern: compute the first task, load its "
+                "output, then build the next nodes from it (docs/concepts.md, 'Fan-out')."
+            )
 
 
 def _load(target: Target, call: Call) -> Any:

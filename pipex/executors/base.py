@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from pipex.core.outcomes import Outcome
@@ -17,6 +18,18 @@ class Observer(Protocol):
 
 class Executor(abc.ABC):
     """Runs plans (one or several batches of one :func:`pipex.compute`), then is closed."""
+
+    #: The scheduler options this executor takes (keywords of :func:`pipex.compute`).
+    OPTIONS: frozenset[str] = frozenset()
+
+    def check(self, options: Mapping[str, Any]) -> None:
+        """Refuse options this executor does not take, before it runs anything."""
+        unknown = sorted(set(options) - self.OPTIONS)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} does not take the scheduler option(s) "
+                f"{', '.join(unknown)}; it takes {', '.join(sorted(self.OPTIONS)) or 'none'}"
+            )
 
     @abc.abstractmethod
     def execute(

@@ -15,6 +15,12 @@ from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
 from pipex.executors.base import Executor, Observer
 
+#: Keywords of dask's local schedulers (``dask.threaded.get``, ``dask.multiprocessing.get``,
+#: ``dask.local.get_sync``) that pass through :func:`pipex.compute`.
+OPTIONS = frozenset(
+    {"num_workers", "pool", "cache", "chunksize", "callbacks", "initializer", "optimize_graph"}
+)
+
 
 def claim(scheduler: Any) -> Executor:
     """Every run that no other executor claims."""
@@ -24,12 +30,15 @@ def claim(scheduler: Any) -> Executor:
 class LocalExecutor(Executor):
     """Runs a plan's dask graph on one of dask's local schedulers."""
 
+    OPTIONS = OPTIONS
+
     def __init__(self, scheduler: Any = None) -> None:
         self.scheduler = scheduler
 
     def execute(
         self, plan: Plan, observer: Observer, keep_going: bool, **options: Any
     ) -> dict[str, Outcome]:
+        self.check(options)
         run_id = new_run_id()
         keys = [dask_key(node, run_id) for node in plan.missing]
         names = {key: node.key for key, node in zip(keys, plan.missing, strict=True)}

@@ -39,6 +39,10 @@ class Results(tuple):
         return self
 
 
+#: How many tasks of each kind the failure message names (the error keeps them all).
+SHOWN = 10
+
+
 class Report:
     """The run report: an observer that keeps the tally and every failed and unrun task."""
 
@@ -60,14 +64,33 @@ class Report:
         return Summary(requested, done, t.ran, t.failed, t.not_run, seconds)
 
     def error(self, summary: Summary) -> PipelineError | None:
-        """One error naming every failed task, or ``None`` when nothing failed."""
+        """One error naming every failed task, or ``None`` when nothing failed.
+
+        Failures are grouped by error; the message shows a few of each group and of the
+        tasks not run, and the error keeps them all (``.failed``, ``.not_run``).
+        """
         failed, not_run = self.failed, self.not_run
         if not failed:
             return None
-        lines = [f"{len(failed)} pipex task(s) failed; {len(not_run)} not run: an input failed."]
+        head = f"{len(failed)} pipex task(s) failed"
+        if not_run:
+            head += f"; {len(not_run)} not run because an input failed"
+        lines = [head + "."]
+        groups: dict[str, list[Failure]] = {}
         for f in failed:
-            lines.append(f"  failed: {f.key} (target {f.target}): {one_line(f.exception)}")
-        lines += [f"  not run: {n.key} (needs {', '.join(sorted(n.causes))})" for n in not_run]
+            groups.setdefault(one_line(f.exception), []).append(f)
+        for error, members in groups.items():
+            if len(members) > 1:
+                lines.append(f"  {len(members)} failed with {error}:")
+            for f in members[:SHOWN]:
+                shown = f"  failed: {f.key} (target {f.target})"
+                lines.append(shown if len(members) > 1 else f"{shown}: {error}")
+            if len(members) > SHOWN:
+                lines.append(f"    ... and {len(members) - SHOWN} more (all in error.failed)")
+        for n in not_run[:SHOWN]:
+            lines.append(f"  not run: {n.key} (needs {', '.join(sorted(n.causes)[:3])})")
+        if len(not_run) > SHOWN:
+            lines.append(f"    ... and {len(not_run) - SHOWN} more not run (all in error.not_run)")
         lines.append("Targets of these tasks were not written; rerun to run only them.")
         error = PipelineError(
             "\n".join(lines), [_annotated(f) for f in failed], failed=failed, not_run=not_run

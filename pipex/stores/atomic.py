@@ -8,15 +8,24 @@ staged file, which never counts as a target. The serializer is chosen here, by s
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import posixpath
+import re
+import socket
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
+
+import psutil
 
 from pipex import serializers
 from pipex.exceptions import StoreError
 
 TEMPORARY_MARK = ".pipex-tmp"
+#: The longest file name most filesystems take, in bytes.
+NAME_MAX = 255
+_WRITER = re.compile(r"\.([0-9a-f]{8})\.(\d+)\.[0-9a-f]{8}" + re.escape(TEMPORARY_MARK))
 
 
 class Staging(Protocol):
@@ -37,9 +46,36 @@ def serializer_for(path: str) -> serializers.Serializer:
 
 
 def temporary_name(name: str) -> str:
-    """A unique, hidden sibling name for ``name`` that keeps its suffix."""
+    """A unique, hidden sibling name for ``name`` that keeps its suffix and names its writer.
+
+    ``.<stem>.<host>.<pid>.<random>.pipex-tmp<suffix>``: the host (a hash of its name) and
+    process id tell whether the writer is gone (:func:`abandoned`). The stem is shortened
+    so that the name fits in :data:`NAME_MAX` bytes.
+    """
     stem, suffix = posixpath.splitext(name)
-    return f".{stem}.{os.urandom(6).hex()}{TEMPORARY_MARK}{suffix}"
+    tail = f".{_host()}.{os.getpid()}.{os.urandom(4).hex()}{TEMPORARY_MARK}{suffix}"
+    room = NAME_MAX - 1 - len(tail.encode())
+    encoded = stem.encode()
+    if len(encoded) > room:
+        stem = encoded[: max(room, 0)].decode(errors="ignore")
+    return f".{stem}{tail}"
+
+
+def abandoned(name: str) -> bool:
+    """Whether ``name`` is a temporary file whose writer, a process on this host, is gone.
+
+    A temporary of another host is never abandoned here: its writer may be alive there.
+    """
+    match = _WRITER.search(name) if TEMPORARY_MARK in name else None
+    if match is None or match.group(1) != _host():
+        return False
+    pid = int(match.group(2))
+    return pid != os.getpid() and not psutil.pid_exists(pid)
+
+
+@functools.cache
+def _host() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
 
 
 def save(store: Staging, path: str, obj: Any) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
-from pipex.stores.atomic import discard, temporary_name
+from pipex.stores.atomic import TEMPORARY_MARK, abandoned, discard, temporary_name
 from pipex.stores.base import Store
 
 
@@ -57,16 +57,32 @@ class FileStore(Store):
             if len(indexes) == 1:
                 found[indexes[0]] = os.path.exists(self.fspath(paths[indexes[0]]))
                 continue
-            full = os.path.join(self.root, folder)
-            try:
-                present = set(os.listdir(full))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            except OSError as exc:
-                raise StoreError(f"cannot list {full} to check targets: {exc}") from exc
+            present = self._listing(os.path.join(self.root, folder))
             for i in indexes:
                 found[i] = names[i] in present
         return found
+
+    @staticmethod
+    def _listing(full: str) -> set[str]:
+        """The finished targets in folder ``full`` (no dangling links, no temporaries).
+
+        Temporary files left by writers on this host that are gone are removed on the way.
+        """
+        present: set[str] = set()
+        try:
+            with os.scandir(full) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if TEMPORARY_MARK in name:
+                        if abandoned(name):
+                            discard(entry.path)
+                    elif not entry.is_symlink() or os.path.exists(entry.path):
+                        present.add(name)
+        except (FileNotFoundError, NotADirectoryError):
+            return present
+        except OSError as exc:
+            raise StoreError(f"cannot list {full} to check targets: {exc}") from exc
+        return present
 
     @contextlib.contextmanager
     def open(self, path: str) -> Iterator[IO[bytes]]:

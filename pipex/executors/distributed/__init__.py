@@ -21,6 +21,11 @@ import dask.config
 
 from pipex.executors.base import Executor
 
+#: Keywords of ``distributed.Client.get`` that pass through :func:`pipex.compute`.
+OPTIONS = frozenset(
+    {"workers", "allow_other_workers", "resources", "retries", "priority", "fifo_timeout"}
+)
+
 
 def claim(scheduler: Any) -> Executor | None:
     """A :class:`~pipex.executors.distributed.execute.DistributedExecutor` when ``scheduler``

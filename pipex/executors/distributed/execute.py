@@ -23,6 +23,7 @@ from pipex.core.plan import Plan
 from pipex.core.targets import Target
 from pipex.core.worker import Call
 from pipex.executors.base import Executor, Observer
+from pipex.executors.distributed import OPTIONS
 from pipex.executors.distributed.logs import running_task
 from pipex.executors.distributed.long_running import LONG_RUNNING_EXECUTOR
 from pipex.executors.distributed.plugins import register_plugins
@@ -30,6 +31,8 @@ from pipex.executors.distributed.plugins import register_plugins
 
 class DistributedExecutor(Executor):
     """Runs plans on ``client``'s cluster; closes the client if it opened it (``owned``)."""
+
+    OPTIONS = OPTIONS
 
     def __init__(self, client: Any, owned: bool = False) -> None:
         self.client = client
@@ -46,6 +49,7 @@ class DistributedExecutor(Executor):
 
         ``options`` go to ``client.get`` (``workers=``, ``resources=``, ``priority=``...).
         """
+        self.check(options)
         register_plugins(self.client, plan.missing)
         run_id = new_run_id()
         nodes = {dask_key(node, run_id): node for node in plan.missing}

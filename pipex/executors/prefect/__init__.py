@@ -19,6 +19,9 @@ from typing import Any
 from pipex import settings
 from pipex.executors.base import Executor
 
+#: Scheduler options are not used by Prefect's task runners: taken, and warned about.
+OPTIONS: frozenset[str] = frozenset()
+
 
 def claim(scheduler: Any) -> Executor | None:
     """A :class:`~pipex.executors.prefect.executor.PrefectExecutor` with

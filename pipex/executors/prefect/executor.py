@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import Any
 
 from pipex.core.outcomes import Outcome
@@ -22,7 +23,11 @@ class PrefectExecutor(Executor):
         self, plan: Plan, observer: Observer, keep_going: bool, **options: Any
     ) -> dict[str, Outcome]:
         if options:
-            logger.debug("PIPEX=prefect+cache: scheduler options %s are not used", sorted(options))
+            warnings.warn(
+                f"PIPEX=prefect+cache: the flow's task runner runs the tasks; scheduler "
+                f"options {', '.join(sorted(options))} are not used",
+                stacklevel=3,
+            )
         if granularity() == "graph":
             return run_graph(plan, observer, keep_going)
         return run_nodes(plan, observer, keep_going)
