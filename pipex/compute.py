@@ -39,8 +39,10 @@ def compute(
     dask's threads. With ``keep_going`` (default: ``pipex.keep-going``, true) independent
     work goes on after a failure and one :class:`PipelineError` lists every failed and unrun
     task at the end; otherwise the first failure is raised at once. ``progress`` shows a bar
-    (default: ``pipex.progress``, on when stderr is a terminal). Extra keywords go to the
-    scheduler.
+    (default: ``pipex.progress``, on when stderr is a terminal). Scheduler options go to the
+    scheduler (``num_workers=`` for dask's local ones; ``workers=``, ``resources=``,
+    ``priority=``... for a cluster); any other keyword is a ``TypeError``, before anything
+    runs.
     """
     start = time.perf_counter()
     check_options(kwargs)
@@ -56,13 +58,21 @@ def compute(
     outcomes: dict[str, Outcome] = {}
     report = Report()
     if plan.missing:
-        with (
-            select(scheduler) as executor,
-            Progress(len(plan.missing), len(plan.done), progress) as bar,
-        ):
-            observer = Observers((bar, report))
-            for batch in plan.batches(int(settings.get("batch-size")), outcomes):
-                outcomes.update(executor.execute(batch, observer, keep_going, **kwargs))
+        try:
+            with (
+                select(scheduler) as executor,
+                Progress(len(plan.missing), len(plan.done), progress) as bar,
+            ):
+                observer = Observers((bar, report))
+                for batch in plan.batches(int(settings.get("batch-size")), outcomes):
+                    outcomes.update(executor.execute(batch, observer, keep_going, **kwargs))
+        except KeyboardInterrupt:
+            print(
+                f"pipex: interrupted; {report.tally.ran} task(s) saved their targets. "
+                "Rerun to continue from there.",
+                file=sys.stderr,
+            )
+            raise
     requested = len({n.key for n in nodes})
     summary = report.summary(requested, len(plan.done), time.perf_counter() - start)
     logger.info("%s", summary)

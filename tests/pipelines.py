@@ -84,6 +84,25 @@ def flaky(name: str, failures: int, log: str) -> str:
     return name
 
 
+class NeedsTwo(Exception):
+    """An exception whose ``__init__`` takes two arguments: pickle cannot rebuild it."""
+
+    def __init__(self, a: object, b: object) -> None:
+        super().__init__(f"{a}/{b}")
+
+
+@pipex.task(target="{path}/odd/{name}.pkl")
+def odd_error(name: str) -> None:
+    """Raises an exception that cannot be rebuilt where it is unpickled."""
+    raise NeedsTwo(name, "extra")
+
+
+@pipex.task(target="{path}/odd-retried/{name}.pkl", retries=1)
+def odd_error_retried(name: str) -> None:
+    """The same, on a task that dask retries (so the exception itself travels)."""
+    raise NeedsTwo(name, "extra")
+
+
 def hold_the_gil(seconds: int) -> None:
     """One C call that holds the GIL for ``seconds``: libc's ``sleep`` called through PyDLL.
 

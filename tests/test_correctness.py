@@ -454,3 +454,18 @@ def test_many_failures_are_grouped_by_error_and_the_message_stays_short(workdir)
     assert "and 190 more" in message
     assert len(message.splitlines()) < 20
     assert len(info.value.failed) == 200
+
+
+def test_ctrl_c_says_what_was_saved_and_how_to_continue(workdir, capsys):
+    @pipex.task(target="{path}/x/{n}.pkl")
+    def f(n):
+        if n == 3:
+            raise KeyboardInterrupt  # as Ctrl-C does, in the main thread
+        return n
+
+    with pytest.raises(KeyboardInterrupt):
+        pipex.compute([f(i) for i in range(5)], scheduler="sync", progress=False)
+    err = capsys.readouterr().err
+    saved = os.listdir(workdir / "pipex-out" / "x")
+    assert "3.pkl" not in saved
+    assert f"interrupted; {len(saved)} task(s) saved their targets. Rerun to continue" in err

@@ -269,6 +269,19 @@ def test_failures_are_reported_the_same_when_a_run_goes_in_batches(client, tmp_p
     assert batches == [1, 1, 1, 6]
 
 
+def test_an_exception_that_cannot_be_rebuilt_is_reported_as_that_tasks_failure(client, tmp_path):
+    log = tmp_path / "calls.log"
+    with pipex.context(path=str(tmp_path / "out")):
+        odd = pipelines.odd_error("a")
+        retried = pipelines.odd_error_retried("b")
+        fine = pipelines.source("c", str(log))
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(odd, retried, fine, scheduler=client, progress=False)
+    assert sorted(f.key for f in info.value.failed) == sorted([odd.key, retried.key])
+    assert str(info.value).count("NeedsTwo") >= 2
+    assert fine.target.exists()
+
+
 def test_keep_going_false_raises_the_first_failure(client, tmp_path):
     log = tmp_path / "calls.log"
     doubled, _ = build(tmp_path / "out", ["bad-at-once"], log)

@@ -18,7 +18,7 @@ from distributed import as_completed
 from pipex import settings
 from pipex.core import worker
 from pipex.core.graph import dask_key, is_call, new_run_id, to_dask
-from pipex.core.outcomes import Failure, NotRun, Outcome, settle
+from pipex.core.outcomes import Failure, NotRun, Outcome, portable, settle
 from pipex.core.plan import Plan
 from pipex.core.targets import Target
 from pipex.core.worker import Call
@@ -68,6 +68,8 @@ def execute_on_worker(retrying: bool, call: Call, keep_going: bool, *inputs: Out
     token = running_task.set(call.key)
     try:
         return worker.execute_call(call, keep_going and not retrying, *inputs)
+    except BaseException as exc:
+        raise portable(exc) from None  # the client must be able to rebuild it
     finally:
         running_task.reset(token)
 
