@@ -12,6 +12,9 @@ from typing import Any
 from pipex.core.plan import Plan, resolve
 from pipex.core.targets import Target
 from pipex.steer.graph import collect, step_order
+from pipex.steer.table import plain
+
+HEADER = ("step", "done", "to run", "failed")
 
 
 @dataclass(frozen=True)
@@ -51,14 +54,7 @@ class Status:
         return rows
 
     def __str__(self) -> str:
-        header = ("step", "done", "to run", "failed")
-        rows = [header, *((name, *(f"{n:,}" for n in counts)) for name, *counts in self.rows())]
-        width = max(len(row[0]) for row in rows)
-        lines = [
-            f"{row[0]:<{width}}  " + "  ".join(f"{cell:>8}" for cell in row[1:]) for row in rows
-        ]
-        lines.insert(-1, "-" * len(lines[0]))
-        return "\n".join(lines)
+        return plain(HEADER, self.rows())
 
 
 def status(*nodes: Any) -> Status:
