@@ -75,7 +75,7 @@ def test_str_is_a_table_and_repr_is_short(chains):
         "step   done  to run  failed",
         "clean     1       0       0",
         "score     2       1       0",
-        "----------------------------",
+        "---------------------------",
         "total     3       1       0",
     ]
     assert repr(status) == ("<pipex.Status 3 done, 1 to run, 0 failed last time, 2 step(s)>")
