@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -10,7 +11,7 @@ import click
 
 from pipex.cli import entry, output
 from pipex.compute import compute
-from pipex.exceptions import PipelineError
+from pipex.exceptions import PipelineError, TargetError
 from pipex.steer.clean import leftovers
 from pipex.steer.graph import Graph
 from pipex.steer.invalidate import Invalidation
@@ -20,16 +21,25 @@ from pipex.steer.visualize import visualize
 
 
 def pipeline(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The ENTRY argument and --param options, turned into the pipeline's nodes."""
-    command = click.option(
+    """The ENTRY argument and --param options; a pipeline whose targets cannot be rendered
+    (a :class:`TargetError`) is a usage error in one line."""
+
+    @functools.wraps(command)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TargetError as exc:
+            raise entry.UsageError(str(exc)) from None
+
+    with_params = click.option(
         "--param",
         "-p",
         "params",
         multiple=True,
         metavar="KEY=VALUE",
         help="An argument of the entry point function (repeat for several).",
-    )(command)
-    return click.argument("entry_point", metavar="ENTRY")(command)
+    )(guarded)
+    return click.argument("entry_point", metavar="ENTRY")(with_params)
 
 
 @click.command()
@@ -133,7 +143,13 @@ def invalidate(
         click.echo(f"Dry run: {len(found):,} target(s) would move to the trash.")
         return
     if len(found) > ask_above and not yes:
-        click.confirm(f"Move {len(found):,} targets to the trash?", abort=True)
+        try:
+            click.confirm(f"Move {len(found):,} targets to the trash?", abort=True)
+        except click.Abort:
+            raise entry.UsageError(  # no answer (no terminal), or no
+                f"nothing removed; pass --yes to remove more than {ask_above} targets "
+                "without being asked"
+            ) from None
     found.apply()
     click.echo(
         f"Moved {len(found):,} target(s) to the trash; `pipex run {entry_point}` reruns them, "

@@ -18,8 +18,8 @@ from pipex.core.outcomes import one_line
 from pipex.steer.graph import collect
 
 
-class EntryPointError(click.ClickException):
-    """The entry point cannot be loaded or called: one line, exit code 2."""
+class UsageError(click.ClickException):
+    """A usage error in one line, without the usage banner (a bad entry point): exit code 2."""
 
     exit_code = 2
 
@@ -31,12 +31,10 @@ def nodes(spec: str, params: Sequence[str]) -> list[Any]:
     try:
         returned = function(**kwargs)
     except Exception as exc:
-        raise EntryPointError(
-            f"{spec} failed while building the pipeline: {one_line(exc)}"
-        ) from None
+        raise UsageError(f"{spec} failed while building the pipeline: {one_line(exc)}") from None
     found = collect([returned])
     if not found:
-        raise EntryPointError(
+        raise UsageError(
             f"{spec} returned {type(returned).__name__}, with no pipex node in it: return the "
             "pipeline's final nodes (a node, or a list or dict of nodes)"
         )
@@ -47,14 +45,14 @@ def load(spec: str) -> Callable[..., Any]:
     """The function ``spec`` names: ``path/to/file.py:func`` or ``package.module:func``."""
     where, _, name = spec.rpartition(":")
     if not where or not name.isidentifier():
-        raise EntryPointError(
+        raise UsageError(
             f"entry point {spec!r} must be FILE.py:FUNCTION or MODULE:FUNCTION, "
             "e.g. pipeline.py:build"
         )
     module = _from_file(where, spec) if where.endswith(".py") else _from_module(where, spec)
     function = getattr(module, name, None)
     if not callable(function):
-        raise EntryPointError(
+        raise UsageError(
             f"{where} has no function {name!r} (entry point {spec}); it defines: "
             + ", ".join(n for n, v in vars(module).items() if inspect.isfunction(v))
         )
@@ -74,7 +72,7 @@ def arguments(function: Callable[..., Any], spec: str, params: Sequence[str]) ->
         parameter = signature.parameters.get(key)
         if not equals or parameter is None:
             accepted = ", ".join(signature.parameters) or "none"
-            raise EntryPointError(
+            raise UsageError(
                 f"--param {item!r}: give KEY=VALUE with KEY a parameter of {spec} ({accepted})"
             )
         kind = hints.get(key)
@@ -83,31 +81,31 @@ def arguments(function: Callable[..., Any], spec: str, params: Sequence[str]) ->
         try:
             kwargs[key] = click.types.convert_type(kind).convert(text, None, None)
         except click.BadParameter as exc:
-            raise EntryPointError(f"--param {item!r}: {exc.message}") from None
+            raise UsageError(f"--param {item!r}: {exc.message}") from None
     try:
         signature.bind(**kwargs)
     except TypeError as exc:
-        raise EntryPointError(f"{spec}: {exc}; pass it as --param KEY=VALUE") from None
+        raise UsageError(f"{spec}: {exc}; pass it as --param KEY=VALUE") from None
     return kwargs
 
 
 def _from_file(path: str, spec: str) -> Any:
     if not os.path.isfile(path):
-        raise EntryPointError(f"no file {path} (entry point {spec})")
+        raise UsageError(f"no file {path} (entry point {spec})")
     folder = os.path.dirname(os.path.abspath(path))
     if folder not in sys.path:
         sys.path.insert(0, folder)  # the pipeline's own imports of its neighbours work
     name = os.path.splitext(os.path.basename(path))[0]
     found = importlib.util.spec_from_file_location(name, path)
     if found is None or found.loader is None:
-        raise EntryPointError(f"cannot import {path} (entry point {spec})")
+        raise UsageError(f"cannot import {path} (entry point {spec})")
     module = importlib.util.module_from_spec(found)
     sys.modules[name] = module
     try:
         found.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise EntryPointError(f"importing {path} failed: {one_line(exc)}") from None
+        raise UsageError(f"importing {path} failed: {one_line(exc)}") from None
     return module
 
 
@@ -118,9 +116,9 @@ def _from_module(name: str, spec: str) -> Any:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name is not None and name.startswith(exc.name):
-            raise EntryPointError(
+            raise UsageError(
                 f"no module {name} (entry point {spec}); for a file, write FILE.py:FUNCTION"
             ) from None
-        raise EntryPointError(f"importing {name} failed: {one_line(exc)}") from None
+        raise UsageError(f"importing {name} failed: {one_line(exc)}") from None
     except Exception as exc:
-        raise EntryPointError(f"importing {name} failed: {one_line(exc)}") from None
+        raise UsageError(f"importing {name} failed: {one_line(exc)}") from None
