@@ -144,9 +144,14 @@ def main() -> None:
             "resolve, 50 chains reset",
         ),
         (
-            "invalidate by nodes / os.remove by hand",
+            "invalidate by nodes / resolve, all done",
             "invalidate 50 chains (by nodes)",
-            "os.remove of the same 250 files",
+            "resolve, all done",
+        ),
+        (
+            "invalidate by a glob / resolve, all done",
+            "invalidate 50 chains (by a glob)",
+            "resolve, all done",
         ),
     ):
         print(f"  {label:<46} {t[top] / t[bottom]:8.2f}")

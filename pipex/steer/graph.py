@@ -89,6 +89,7 @@ def step_order(nodes: Iterable[Any]) -> list[str]:
     except graphlib.CycleError:
         return list(reads)
 
+
 def collect(args: Iterable[Any]) -> list[Any]:
     """The nodes in ``args`` (lists, tuples, dicts of nodes are looked inside, as in compute)."""
     nodes: list[Any] = []

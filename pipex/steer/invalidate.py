@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +44,8 @@ class Invalidation:
         if within is not None:
             graph = Graph(collect([within]))
             if patterns:
-                nodes += [n for n in graph.nodes if _matches(n.target, patterns)]
+                matches = _matcher(patterns)
+                nodes += [n for n in graph.nodes if matches(n.target)]
             if targets:
                 wanted = set(targets)
                 nodes += [n for n in graph.nodes if n.target in wanted]
@@ -138,8 +140,9 @@ def _split(selection: Selection) -> tuple[list[Any], list[Target], list[str]]:
     return nodes, targets, patterns
 
 
-def _matches(target: Target, patterns: list[str]) -> bool:
-    return any(
-        fnmatch.fnmatchcase(target.path, p) or fnmatch.fnmatchcase(str(target), p)
-        for p in patterns
-    )
+def _matcher(patterns: list[str]) -> Callable[[Target], bool]:
+    """Whether a target's path (or, for absolute patterns and URLs, its location) matches."""
+    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+    if any(p.startswith("/") or "://" in p for p in patterns):
+        return lambda target: bool(match(target.path) or match(str(target)))
+    return lambda target: match(target.path) is not None
