@@ -71,6 +71,7 @@ def _box(box: Box, x: float, y: float, height: int) -> list[str]:
     for state, colour in STATES.items():  # a bar split by state
         share = (WIDTH - 16) * box.counts.get(state, 0) / max(total, 1)
         if share:
+            share = max(share, 3.0)  # a few among thousands still shows
             parts.append(_rect(left, y + 24, share, 10, colour))
             left += share
     for k, line in enumerate(box.lines):
