@@ -1,7 +1,8 @@
 """The trash of a store: where invalidated targets go, so the last invalidation can be undone.
 
-Written on the store primitives only (``exists_many``, ``open``, ``stage``, ``commit``,
-``delete``), so every store has one. Under the store root::
+Written on the :class:`~pipex.stores.base.Store` interface only (``exists_many``, ``open``,
+``delete``, and ``save`` and ``temporary``, which stage and commit), so every store has
+one, without a method of its own. Under the store root::
 
     .pipex-trash/index.json             the invalidations, oldest first: id, time, paths
     .pipex-trash/<id>/<target path>     the bytes each one removed
@@ -19,9 +20,7 @@ import shutil
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from pipex.stores.atomic import discard
 from pipex.stores.base import Store
 
 FOLDER = ".pipex-trash"
@@ -100,15 +99,12 @@ def forget(store: Store, gone: Iterable[Entry]) -> None:
 
 def copy(store: Store, source: str, destination: str) -> None:
     """Copy the bytes of ``source`` to ``destination`` in ``store``, committed whole."""
-    with store.open(source) as src:
-        staged, dst = store.stage(destination)
-        try:
-            with dst:
-                shutil.copyfileobj(src, dst)
-            store.commit(staged, destination)
-        except BaseException:
-            discard(staged)
-            raise
+    with (
+        store.open(source) as src,
+        store.temporary(destination) as local,
+        open(local, "wb") as dst,
+    ):
+        shutil.copyfileobj(src, dst)
 
 
 def _prune(store: Store, folder: str) -> None:
@@ -125,12 +121,4 @@ def _prune(store: Store, folder: str) -> None:
 
 
 def _write(store: Store, kept: list[Entry]) -> None:
-    data: dict[str, Any] = {"invalidations": [vars(entry) for entry in kept]}
-    staged, file = store.stage(INDEX)
-    try:
-        with file:
-            file.write(json.dumps(data, indent=1).encode())
-        store.commit(staged, INDEX)
-    except BaseException:
-        discard(staged)
-        raise
+    store.save(INDEX, {"invalidations": [vars(entry) for entry in kept]})
