@@ -14,6 +14,7 @@ from pipex.exceptions import (
 )
 from pipex.flow import flow
 from pipex.node import Node
+from pipex.steer import Status, invalidate, restore, status, visualize
 from pipex.stores import FileStore, Store
 from pipex.task import TaskFunction, task
 
@@ -26,6 +27,7 @@ __all__ = [
     "PipelineError",
     "PipexError",
     "SerializerError",
+    "Status",
     "Store",
     "StoreError",
     "Target",
@@ -36,5 +38,9 @@ __all__ = [
     "compute",
     "context",
     "flow",
+    "invalidate",
+    "restore",
+    "status",
     "task",
+    "visualize",
 ]

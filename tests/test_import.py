@@ -69,6 +69,7 @@ def test_public_names_are_pinned():
         "PipelineError",
         "PipexError",
         "SerializerError",
+        "Status",
         "Store",
         "StoreError",
         "Target",
@@ -79,7 +80,11 @@ def test_public_names_are_pinned():
         "compute",
         "context",
         "flow",
+        "invalidate",
+        "restore",
+        "status",
         "task",
+        "visualize",
     ]
     assert len(set(pipex.__all__)) == len(pipex.__all__)
     for name in pipex.__all__:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -104,3 +105,14 @@ class FileStore(Store):
 
     def delete(self, path: str) -> None:
         discard(self.fspath(path))
+
+    def glob(self, pattern: str) -> list[str]:
+        """The files under the root whose path matches ``pattern``, sorted (optional listing).
+
+        ``glob`` rules: ``*`` stays within a folder, ``**`` spans folders, and a hidden name
+        matches only a pattern that spells its leading dot. Not a :class:`Store` primitive:
+        stores that can list may offer it (``pipex.invalidate`` globs without ``within`` and
+        ``pipex clean`` use it where it exists).
+        """
+        found = glob.glob(pattern, root_dir=self.root, recursive=True)
+        return sorted(p for p in found if os.path.isfile(os.path.join(self.root, p)))

@@ -1,16 +1,22 @@
-"""The ``pipex`` command."""
+"""The ``pipex`` command: the demo, and seeing and steering the user's own pipeline."""
 
 from __future__ import annotations
 
 import click
 
 from pipex import __version__
+from pipex.cli import commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pipex")
 def main() -> None:
-    """pipex: a Make/Luigi-style pipeline cache for Python, native to Dask."""
+    """pipex: a Make/Luigi-style pipeline cache for Python, native to Dask.
+
+    Commands other than demo take an ENTRY point: FILE.py:FUNCTION or MODULE:FUNCTION, a
+    function returning the pipeline's final nodes (its parameters as --param KEY=VALUE).
+    Exit codes: 0 ok, 1 task failures, 2 usage errors.
+    """
 
 
 @main.command()
@@ -36,3 +42,7 @@ def demo(folder: str, images: int, scheduler: str | None) -> None:
     for line in report.lines():
         click.echo(line)
     click.echo(f"outputs in {click.format_filename(folder)}/{{{','.join(pipeline.STEPS)}}}/")
+
+
+for command in commands.ALL:
+    main.add_command(command)

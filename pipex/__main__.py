@@ -1,0 +1,5 @@
+"""``python -m pipex``: the ``pipex`` command."""
+
+from pipex.cli import main
+
+main(prog_name="pipex")

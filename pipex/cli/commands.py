@@ -1,0 +1,222 @@
+"""The commands on the user's pipeline: run, status, invalidate, restore, graph, clean."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from pipex.cli import entry, output
+from pipex.compute import compute
+from pipex.exceptions import PipelineError, TargetError
+from pipex.steer.clean import leftovers
+from pipex.steer.graph import Graph
+from pipex.steer.invalidate import Invalidation
+from pipex.steer.invalidate import restore as restore_last
+from pipex.steer.status import status as pipeline_status
+from pipex.steer.visualize import visualize
+
+
+def pipeline(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The ENTRY argument and --param options; a pipeline whose targets cannot be rendered
+    (a :class:`TargetError`) is a usage error in one line."""
+
+    @functools.wraps(command)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TargetError as exc:
+            raise entry.UsageError(str(exc)) from None
+
+    with_params = click.option(
+        "--param",
+        "-p",
+        "params",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="An argument of the entry point function (repeat for several).",
+    )(guarded)
+    return click.argument("entry_point", metavar="ENTRY")(with_params)
+
+
+@click.command()
+@pipeline
+@click.option(
+    "--scheduler", default=None, help="threads (default), sync, processes, or an address."
+)
+@click.option(
+    "--keep-going/--stop",
+    default=None,
+    help="Go on with independent work after a failure (default), or stop at the first.",
+)
+@click.option("--progress/--no-progress", default=None, help="A progress bar on stderr.")
+def run(
+    entry_point: str,
+    params: tuple[str, ...],
+    scheduler: str | None,
+    keep_going: bool | None,
+    progress: bool | None,
+) -> None:
+    """Run what is missing in the pipeline ENTRY (exit code 1 if a task fails)."""
+    nodes = entry.nodes(entry_point, params)
+    try:
+        results = compute(nodes, scheduler=scheduler, keep_going=keep_going, progress=progress)
+    except PipelineError as error:
+        click.echo(error.message, err=True)
+        summary = getattr(error, "summary", None)
+        if summary is not None:
+            click.echo(str(summary))
+        sys.exit(1)
+    click.echo(str(results.summary))
+
+
+@click.command()
+@pipeline
+@click.option("--list", "listed", is_flag=True, help="Also list every target to run.")
+def status(entry_point: str, params: tuple[str, ...], listed: bool) -> None:
+    """What `pipex run` would find done and run, per step. Loads no output."""
+    shown = pipeline_status(entry.nodes(entry_point, params))
+    output.status(shown)
+    if listed:
+        for target in shown.to_run:
+            click.echo(f"to run {target}")
+    elif shown.to_run:
+        click.echo(f"pipex run would run {len(shown.to_run):,} task(s).")
+    else:
+        click.echo("Nothing to run: every requested target exists.")
+
+
+@click.command()
+@pipeline
+@click.option("--step", "steps", multiple=True, help="Reset every target of this step.")
+@click.option(
+    "--match", "patterns", multiple=True, metavar="GLOB", help="Reset the targets matching GLOB."
+)
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would be removed; remove nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask, however many targets go.")
+@click.option(
+    "--ask-above",
+    default=100,
+    show_default=True,
+    metavar="N",
+    help="Ask before removing more than N targets.",
+)
+def invalidate(
+    entry_point: str,
+    params: tuple[str, ...],
+    steps: tuple[str, ...],
+    patterns: tuple[str, ...],
+    dry_run: bool,
+    yes: bool,
+    ask_above: int,
+) -> None:
+    """Reset targets of ENTRY and everything that depends on them, so `pipex run` reruns them.
+
+    Select with --step and --match (fnmatch globs on target paths). Removed targets go to
+    a trash under their store's root; `pipex restore ENTRY` undoes the last invalidation.
+    """
+    if not steps and not patterns:
+        raise click.UsageError("select what to reset with --step STEP or --match GLOB")
+    roots = entry.nodes(entry_point, params)
+    graph = Graph(roots)
+    known = set(graph.steps())
+    unknown = [s for s in steps if s not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(unknown)} (the steps are {', '.join(graph.steps())})",
+            param_hint="--step",
+        )
+    wanted = set(steps)
+    selected = [n for n in graph.nodes if n.task.name in wanted]
+    found = Invalidation.of([*selected, *patterns], within=roots)
+    if not found:
+        click.echo("Nothing to reset: no existing target is selected.")
+        return
+    order = [s for s in graph.steps() if s in found.steps]
+    rows = [(s, found.steps[s]) for s in order] + [("total", len(found))]
+    output.table(("step", "targets"), rows)
+    output.targets("would remove" if dry_run else "removing", found.targets)
+    if dry_run:
+        click.echo(f"Dry run: {len(found):,} target(s) would move to the trash.")
+        return
+    if len(found) > ask_above and not yes:
+        try:
+            click.confirm(f"Move {len(found):,} targets to the trash?", abort=True)
+        except click.Abort:
+            raise entry.UsageError(  # no answer (no terminal), or no
+                f"nothing removed; pass --yes to remove more than {ask_above} targets "
+                "without being asked"
+            ) from None
+    found.apply()
+    click.echo(
+        f"Moved {len(found):,} target(s) to the trash; `pipex run {entry_point}` reruns them, "
+        f"`pipex restore {entry_point}` puts them back."
+    )
+
+
+@click.command()
+@pipeline
+def restore(entry_point: str, params: tuple[str, ...]) -> None:
+    """Undo the last invalidation of ENTRY's targets, byte for byte."""
+    stores = {node.target.store for node in Graph(entry.nodes(entry_point, params)).nodes}
+    restored = restore_last(*stores)
+    if not restored:
+        click.echo("Nothing to restore: the trash is empty.")
+        return
+    output.targets("restored", restored)
+    click.echo(f"Restored {len(restored):,} target(s).")
+
+
+@click.command()
+@pipeline
+@click.option(
+    "--output",
+    "-o",
+    "filename",
+    default="pipeline.svg",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The picture: .svg (any browser) or .dot (Graphviz).",
+)
+@click.option(
+    "--max-boxes",
+    default=60,
+    show_default=True,
+    help="One box per target up to this many targets; one per step above.",
+)
+def graph(entry_point: str, params: tuple[str, ...], filename: str, max_boxes: int) -> None:
+    """Draw ENTRY's graph coloured by status (done, to run, failed last time)."""
+    nodes = entry.nodes(entry_point, params)
+    try:
+        written = visualize(nodes, filename=filename, max_boxes=max_boxes)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--output") from None
+    click.echo(f"Wrote {written}")
+
+
+@click.command()
+@pipeline
+@click.option("--dry-run", "-n", is_flag=True, help="Show what would be removed.")
+def clean(entry_point: str, params: tuple[str, ...], dry_run: bool) -> None:
+    """Remove temporaries a crashed run left beside ENTRY's targets, and empty the trash.
+
+    Do not run it while a run writes to the same folders.
+    """
+    found = leftovers(Graph(entry.nodes(entry_point, params)).nodes)
+    verb = "would remove" if dry_run else "removing"
+    output.targets(verb, found.temporaries)
+    click.echo(
+        f"{len(found.temporaries):,} temporary file(s); the trash holds {found.trashed:,} "
+        f"target(s) from {sum(len(e) for e in found.trash.values())} invalidation(s)."
+    )
+    if dry_run:
+        click.echo("Dry run: nothing removed.")
+        return
+    found.remove()
+    click.echo("Removed them; `pipex restore` has nothing left to undo.")
+
+
+ALL = (run, status, invalidate, restore, graph, clean)

@@ -1,0 +1,148 @@
+"""``pipex.invalidate`` and ``pipex.restore``: reset targets with everything above them, undo.
+
+Make semantics keep a target that exists, whatever changed below it, so resetting an input
+alone reruns nothing. ``invalidate(selection, within=roots)`` also removes every target of
+that graph that depends on the selection. Removed targets go to their store's trash
+(:mod:`pipex.steer.trash`); ``restore()`` puts back the last invalidation, byte for byte.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipex.core.plan import exists_many
+from pipex.core.targets import Target
+from pipex.node import Node
+from pipex.steer import trash
+from pipex.steer.graph import Graph, collect
+from pipex.stores import FileStore, Store, store_for
+
+Selection = Node | Target | str | Iterable["Node | Target | str"]
+
+
+@dataclass
+class Invalidation:
+    """The existing targets an invalidation removes, found before anything is removed.
+
+    ``steps`` counts them per step (task name; ``"?"`` for a target matched outside a graph).
+    """
+
+    targets: list[Target] = field(default_factory=list)
+    steps: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, selection: Selection, within: Any = None) -> Invalidation:
+        """What ``invalidate(selection, within=within)`` would remove now."""
+        nodes, targets, patterns = _split(selection)
+        chosen: dict[Target, str] = {}
+        if within is not None:
+            graph = Graph(collect([within]))
+            if patterns:
+                matches = _matcher(patterns)
+                nodes += [n for n in graph.nodes if matches(n.target)]
+            if targets:
+                wanted = set(targets)
+                nodes += [n for n in graph.nodes if n.target in wanted]
+            for node in graph.downstream(nodes):
+                chosen.setdefault(node.target, node.task.name)
+        else:
+            for node in nodes:
+                chosen.setdefault(node.target, node.task.name)
+            store = FileStore()
+            for pattern in patterns:
+                for path in store.glob(pattern):
+                    chosen.setdefault(Target(path, store), "?")
+        for target in targets:
+            chosen.setdefault(target, "?")
+        found = exists_many(list(chosen))
+        invalidation = cls()
+        for (target, step), ok in zip(chosen.items(), found, strict=True):
+            if ok:
+                invalidation.targets.append(target)
+                invalidation.steps[step] += 1
+        return invalidation
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def apply(self) -> list[Target]:
+        """Move the targets to their stores' trash, as one invalidation; returns them."""
+        by_store: defaultdict[Store, list[str]] = defaultdict(list)
+        for target in self.targets:
+            by_store[target.store].append(target.path)
+        entry_id = trash.new_id()
+        for store, paths in by_store.items():
+            trash.move(store, paths, entry_id)
+        return list(self.targets)
+
+
+def invalidate(selection: Selection, *, within: Any = None, dry_run: bool = False) -> list[Target]:
+    """Remove the targets of ``selection`` and, with ``within``, everything above them.
+
+    ``selection``: nodes, :class:`Target` objects or location globs (one, or an iterable of
+    them). With ``within`` (the roots of the graph, anything ``pipex.compute`` takes), every
+    target of that graph that depends on a selected one goes too, and a glob selects the
+    graph's targets whose path matches it (``fnmatch`` rules); without it a glob matches the
+    files of the working directory's store (``glob`` rules; stores that can list). Only
+    targets that exist are removed; they move to their store's trash, and
+    :func:`restore` undoes the last invalidation. Returns the removed targets (with
+    ``dry_run``, the ones that would be, and nothing is touched). No output is loaded.
+    """
+    invalidation = Invalidation.of(selection, within)
+    return list(invalidation.targets) if dry_run else invalidation.apply()
+
+
+def restore(*stores: Store | str | os.PathLike[str]) -> list[Target]:
+    """Undo the last invalidation: put its targets back, byte for byte; returns them.
+
+    ``stores`` (stores or their locations) are where to look, the working directory's by
+    default. A target written again since is replaced by the one the invalidation removed.
+    """
+    found = [store_for(s) for s in stores] if stores else [FileStore()]
+    last: dict[Store, trash.Entry] = {}
+    for store in found:
+        kept = trash.entries(store)
+        if kept:
+            last[store] = kept[-1]
+    if not last:
+        return []
+    newest = max(last.values(), key=lambda entry: (entry.time, entry.id)).id
+    restored: list[Target] = []
+    for store, entry in last.items():
+        if entry.id == newest:
+            restored += [Target(path, store) for path in trash.restore(store, entry)]
+    return restored
+
+
+def _split(selection: Selection) -> tuple[list[Any], list[Target], list[str]]:
+    items = [selection] if isinstance(selection, (Node, Target, str)) else list(selection)
+    nodes: list[Any] = []
+    targets: list[Target] = []
+    patterns: list[str] = []
+    for item in items:
+        if isinstance(item, Node):
+            nodes.append(item)
+        elif isinstance(item, Target):
+            targets.append(item)
+        elif isinstance(item, (str, os.PathLike)):
+            patterns.append(os.fspath(item))
+        else:
+            raise TypeError(
+                "pipex.invalidate selects nodes, pipex.Target objects or location globs, "
+                f"not {type(item).__name__}"
+            )
+    return nodes, targets, patterns
+
+
+def _matcher(patterns: list[str]) -> Callable[[Target], bool]:
+    """Whether a target's path (or, for absolute patterns and URLs, its location) matches."""
+    match = re.compile("|".join(fnmatch.translate(p) for p in patterns)).match
+    if any(p.startswith("/") or "://" in p for p in patterns):
+        return lambda target: bool(match(target.path) or match(str(target)))
+    return lambda target: match(target.path) is not None

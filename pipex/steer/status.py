@@ -1,0 +1,95 @@
+"""``pipex.status``: what :func:`pipex.compute` would find done and run, per step.
+
+It is resolution and nothing more: the same listings, no output loaded, nothing below a
+finished target visited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipex.core.plan import Plan, resolve
+from pipex.core.targets import Target
+from pipex.steer.graph import collect, step_order
+from pipex.steer.table import plain
+
+HEADER = ("step", "done", "to run", "failed")
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    """How many of one step's visited targets are done, to run, failed last time."""
+
+    done: int = 0
+    to_run: int = 0
+    failed: int = 0  #: always 0 until pipex keeps a run ledger
+
+
+@dataclass(frozen=True)
+class Status:
+    """What :func:`pipex.compute` would do now.
+
+    ``done``: the targets it would find written (nothing below them is visited); ``to_run``:
+    the targets of the tasks it would run, inputs first; ``steps``: step (task name) ->
+    :class:`StepCounts`, inputs' steps first; ``failed``: the targets of ``to_run`` that
+    failed in the last run (empty until pipex keeps a run ledger).
+    """
+
+    done: list[Target]
+    to_run: list[Target]
+    steps: dict[str, StepCounts]
+    failed: list[Target] = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (
+            f"<pipex.Status {len(self.done)} done, {len(self.to_run)} to run, "
+            f"{len(self.failed)} failed last time, {len(self.steps)} step(s)>"
+        )
+
+    def rows(self) -> list[tuple[str, int, int, int]]:
+        """One ``(step, done, to run, failed)`` row per step, then the ``total`` row."""
+        rows = [(name, c.done, c.to_run, c.failed) for name, c in self.steps.items()]
+        rows.append(("total", len(self.done), len(self.to_run), len(self.failed)))
+        return rows
+
+    def __str__(self) -> str:
+        return plain(HEADER, self.rows())
+
+
+def status(*nodes: Any) -> Status:
+    """What :func:`pipex.compute` would find done and run for ``nodes``, per step.
+
+    Takes what ``pipex.compute`` takes (nodes, or lists, tuples and dicts of them). Costs what
+    resolution costs: one listing per folder, no output loaded, nothing below a done target
+    visited (its steps are not counted).
+    """
+    return of_plan(resolve(collect(nodes)))
+
+
+def of_plan(plan: Plan) -> Status:
+    """The :class:`Status` of a resolved plan."""
+    done_nodes = _done_nodes(plan)
+    visited = [*plan.missing, *done_nodes]
+    present = {node.task.name for node in visited}
+    counts = {name: [0, 0] for name in step_order(visited) if name in present}
+    for node in done_nodes:
+        counts[node.task.name][0] += 1
+    for node in plan.missing:
+        counts[node.task.name][1] += 1
+    steps = {name: StepCounts(done, to_run) for name, (done, to_run) in counts.items()}
+    to_run = [node.target for node in plan.order()]
+    return Status(done=list(plan.done.values()), to_run=to_run, steps=steps)
+
+
+def _done_nodes(plan: Plan) -> list[Any]:
+    """One node per done target: the roots and inputs of missing nodes that resolution found."""
+    found: dict[str, Any] = {}
+    for node in plan.roots:
+        if node.key in plan.done:
+            found.setdefault(node.key, node)
+    for node in plan.missing:
+        for dep in node.deps:
+            if dep.key in plan.done:
+                found.setdefault(dep.key, dep)
+    return list(found.values())

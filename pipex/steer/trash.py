@@ -1,0 +1,124 @@
+"""The trash of a store: where invalidated targets go, so the last invalidation can be undone.
+
+Written on the :class:`~pipex.stores.base.Store` interface only (``exists_many``, ``open``,
+``delete``, and ``save`` and ``temporary``, which stage and commit), so every store has
+one, without a method of its own. Under the store root::
+
+    .pipex-trash/index.json             the invalidations, oldest first: id, time, paths
+    .pipex-trash/<id>/<target path>     the bytes each one removed
+
+Moving a target copies its bytes into the trash, records the invalidation in the index, and
+only then deletes the target: a crash at any point loses nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pipex.stores.base import Store
+
+FOLDER = ".pipex-trash"
+INDEX = f"{FOLDER}/index.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One invalidation in one store's trash."""
+
+    id: str
+    time: float
+    paths: list[str]
+
+    def trashed(self, path: str) -> str:
+        """Where ``path``'s bytes are kept in the trash."""
+        return f"{FOLDER}/{self.id}/{path.lstrip('/')}"
+
+
+def new_id() -> str:
+    """A fresh invalidation id: sortable by time, unique."""
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
+
+
+def entries(store: Store) -> list[Entry]:
+    """The invalidations kept in ``store``'s trash, oldest first."""
+    try:
+        with store.open(INDEX) as file:
+            data = json.load(file)
+    except FileNotFoundError:
+        return []
+    return [Entry(e["id"], e["time"], e["paths"]) for e in data["invalidations"]]
+
+
+def move(store: Store, paths: Sequence[str], entry_id: str) -> Entry:
+    """Move the targets at ``paths`` into the trash as one invalidation."""
+    entry = Entry(entry_id, time.time(), list(paths))
+    copied: list[str] = []
+    try:
+        for path in paths:
+            copy(store, path, entry.trashed(path))
+            copied.append(entry.trashed(path))
+        _write(store, [*entries(store), entry])
+    except BaseException:
+        for path in copied:
+            store.delete(path)
+        raise
+    for path in paths:
+        store.delete(path)
+    return entry
+
+
+def restore(store: Store, entry: Entry) -> list[str]:
+    """Put back the bytes of one invalidation (over any newer target), then forget it."""
+    kept = store.exists_many([entry.trashed(p) for p in entry.paths])
+    restored = [path for path, ok in zip(entry.paths, kept, strict=True) if ok]
+    for path in restored:
+        copy(store, entry.trashed(path), path)
+    forget(store, [entry])
+    return restored
+
+
+def forget(store: Store, gone: Iterable[Entry]) -> None:
+    """Delete these invalidations' bytes and drop them from the index."""
+    ids = {entry.id for entry in gone}
+    kept = [entry for entry in entries(store) if entry.id not in ids]
+    if kept:
+        _write(store, kept)
+    else:
+        store.delete(INDEX)
+    for entry in gone:
+        for path in entry.paths:
+            store.delete(entry.trashed(path))
+        _prune(store, f"{FOLDER}/{entry.id}")
+
+
+def copy(store: Store, source: str, destination: str) -> None:
+    """Copy the bytes of ``source`` to ``destination`` in ``store``, committed whole."""
+    with (
+        store.open(source) as src,
+        store.temporary(destination) as local,
+        open(local, "wb") as dst,
+    ):
+        shutil.copyfileobj(src, dst)
+
+
+def _prune(store: Store, folder: str) -> None:
+    """Remove the empty folders an invalidation leaves in a local store's trash."""
+    try:
+        top = store.fspath(folder)
+    except TypeError:
+        return  # object stores have no folders
+    for here, _, _ in sorted(os.walk(top), key=lambda w: -len(w[0])):
+        with contextlib.suppress(OSError):  # not empty
+            os.rmdir(here)
+    with contextlib.suppress(OSError):
+        os.rmdir(store.fspath(FOLDER))
+
+
+def _write(store: Store, kept: list[Entry]) -> None:
+    store.save(INDEX, {"invalidations": [vars(entry) for entry in kept]})

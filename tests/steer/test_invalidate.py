@@ -1,0 +1,213 @@
+"""pipex.invalidate and pipex.restore: the selection and its downstream, nothing else; undo."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pipex
+from tests.steer.conftest import Chains, files
+from tests.stores.conftest import STORES
+
+
+def test_reset_with_downstream_reruns_exactly_that(chains):
+    pipeline = chains(5)
+    pipeline.compute()
+    before = files("out")
+    pipeline.calls.clear()
+
+    removed = pipex.invalidate(pipeline.nodes("load")[1:3], within=pipeline.roots)
+
+    assert sorted(t.path for t in removed) == sorted(
+        f"out/{step}/{i}.pkl" for step in ("load", "clean", "score") for i in (1, 2)
+    )
+    assert set(files("out")) == set(before) - {t.path.removeprefix("out/") for t in removed}
+    pipeline.compute()
+    assert sorted(pipeline.calls) == sorted(
+        (step, i) for step in ("load", "clean", "score") for i in (1, 2)
+    )
+
+
+def test_without_within_only_the_selection_goes(chains):
+    pipeline = chains(3)
+    pipeline.compute()
+    removed = pipex.invalidate(pipeline.nodes("clean")[0])
+    assert [t.path for t in removed] == ["out/clean/0.pkl"]
+    assert not os.path.exists("out/clean/0.pkl")
+    assert os.path.exists("out/score/0.pkl")
+
+
+def test_dry_run_touches_nothing(chains):
+    pipeline = chains(3)
+    pipeline.compute()
+    before = files(".")
+    would = pipex.invalidate("out/clean/*.pkl", within=pipeline.roots, dry_run=True)
+    assert sorted(t.path for t in would) == sorted(
+        f"out/{s}/{i}.pkl" for s in ("clean", "score") for i in range(3)
+    )
+    assert files(".") == before
+
+
+def test_globs_targets_and_missing_ones(chains):
+    pipeline = chains(4)
+    pipeline.compute()
+    os.remove("out/score/3.pkl")
+    removed = pipex.invalidate(
+        ["out/load/[23].pkl", pipeline.roots[0].target], within=pipeline.roots
+    )
+    assert sorted(t.path for t in removed) == [  # score/3 did not exist: not "removed"
+        "out/clean/2.pkl",
+        "out/clean/3.pkl",
+        "out/load/2.pkl",
+        "out/load/3.pkl",
+        "out/score/0.pkl",
+        "out/score/2.pkl",
+    ]
+
+
+def test_a_glob_without_within_lists_the_working_directory(chains):
+    pipeline = chains(3)
+    pipeline.compute()
+    Path("out/clean/stray.pkl").write_bytes(b"not a target of the graph")
+    removed = pipex.invalidate("out/clean/*.pkl")
+    assert sorted(t.path for t in removed) == [
+        f"out/clean/{n}.pkl" for n in ("0", "1", "2", "stray")
+    ]
+    assert os.listdir("out/clean") == []
+    assert len(pipex.restore()) == 4
+    assert Path("out/clean/stray.pkl").read_bytes() == b"not a target of the graph"
+
+
+def test_restore_round_trips_byte_for_byte_even_over_a_rerun(chains):
+    pipeline = chains(4)
+    pipeline.compute()
+    before = files(".")
+    removed = pipex.invalidate(pipeline.nodes("load")[:2], within=pipeline.roots)
+    assert len(removed) == 6
+    Path("out/clean/0.pkl").write_bytes(b"written again since")
+
+    restored = pipex.restore()
+
+    assert sorted(restored, key=str) == sorted(removed, key=str)
+    assert files(".") == before  # the trash is gone too
+    assert pipex.restore() == []
+
+
+def test_restore_undoes_the_last_invalidation_only(chains):
+    pipeline = chains(3)
+    pipeline.compute()
+    pipex.invalidate(pipeline.roots[0])
+    pipex.invalidate(pipeline.roots[1])
+    assert [t.path for t in pipex.restore()] == ["out/score/1.pkl"]
+    assert not os.path.exists("out/score/0.pkl")
+    assert [t.path for t in pipex.restore()] == ["out/score/0.pkl"]
+
+
+def test_selection_of_the_wrong_type_is_refused():
+    with pytest.raises(TypeError, match="nodes, pipex\\.Target objects or location globs"):
+        pipex.invalidate([42])
+
+
+class DictStore(pipex.Store):
+    """A store kept in a dict, written on the five primitives only: no file of its own."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def exists_many(self, paths):
+        return [path in self.data for path in paths]
+
+    @contextlib.contextmanager
+    def open(self, path):
+        if path not in self.data:
+            raise FileNotFoundError(path)
+        with tempfile.TemporaryFile() as file:
+            file.write(self.data[path])
+            file.seek(0)
+            yield file
+
+    def stage(self, path):
+        fd, staged = tempfile.mkstemp(suffix=".pipex-tmp")
+        return staged, os.fdopen(fd, "wb")
+
+    def commit(self, staged, path):
+        self.data[path] = Path(staged).read_bytes()
+        os.remove(staged)
+
+    def delete(self, path):
+        self.data.pop(path, None)
+
+
+@pytest.mark.parametrize("kind", ["dict", *sorted(STORES)])
+def test_invalidate_and_restore_work_on_any_store(kind, tmp_path, workdir):
+    store = DictStore() if kind == "dict" else STORES[kind](tmp_path)
+    pipeline = Chains(3, store=store)
+    pipeline.compute()
+    paths = [f"out/{s}/{i}.pkl" for s in ("load", "clean", "score") for i in range(3)]
+    before = {path: read(store, path) for path in paths}
+
+    removed = pipex.invalidate(pipeline.nodes("clean")[2], within=pipeline.roots)
+
+    assert {t.path for t in removed} == {"out/clean/2.pkl", "out/score/2.pkl"}
+    assert store.exists_many(paths) == [p not in {t.path for t in removed} for p in paths]
+    assert [t.path for t in pipex.restore(store)] == ["out/clean/2.pkl", "out/score/2.pkl"]
+    assert {path: read(store, path) for path in paths} == before
+    assert not store.exists(".pipex-trash/index.json")
+
+
+def read(store: pipex.Store, path: str) -> bytes:
+    with store.open(path) as file:
+        return file.read()
+
+
+@st.composite
+def graphs(draw):
+    """A random DAG: node i takes a subset of the nodes before it; a selection; some roots."""
+    n = draw(st.integers(1, 12))
+    deps = [draw(st.sets(st.integers(0, i - 1), max_size=3)) if i else set() for i in range(n)]
+    selected = draw(st.sets(st.integers(0, n - 1), max_size=3))
+    missing = draw(st.sets(st.integers(0, n - 1), max_size=3))
+    return deps, selected, missing
+
+
+@pipex.task(target="{path}/n/{name}.pkl")
+def graph_node(name: int, inputs: list) -> int:
+    return name
+
+
+@settings(max_examples=40, deadline=None)
+@given(graphs())
+def test_invalidate_never_touches_a_target_outside_the_selection_and_its_downstream(graph):
+    deps, selected, missing = graph
+    with tempfile.TemporaryDirectory() as folder, contextlib.chdir(folder):
+        with pipex.context(path="out"):
+            nodes: list[pipex.Node] = []
+            for i, ins in enumerate(deps):
+                nodes.append(graph_node(i, [nodes[j] for j in sorted(ins)]))
+        pipex.compute(nodes, scheduler="sync", progress=False)
+        for i in missing:  # some targets are already gone
+            os.remove(f"out/n/{i}.pkl")
+        before = files("out/n")
+
+        removed = pipex.invalidate([nodes[i] for i in selected], within=nodes)
+
+        users = {i: {k for k, ins in enumerate(deps) if i in ins} for i in range(len(deps))}
+        reach, stack = set(), list(selected)
+        while stack:
+            i = stack.pop()
+            if i not in reach:
+                reach.add(i)
+                stack.extend(users[i])
+        expected = {f"{i}.pkl" for i in reach} - {f"{i}.pkl" for i in missing}
+        assert {t.name for t in removed} == expected
+        after = files("out/n")
+        assert set(after) == set(before) - expected
+        assert all(after[name] == before[name] for name in after)
+        pipex.restore()
+        assert files("out/n") == before

@@ -1,0 +1,228 @@
+"""The ``pipex`` command on a user's pipeline, through click's CliRunner and one subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipex.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PIPELINE = textwrap.dedent(
+    """
+    import pipex
+
+
+    def record(step, i):
+        with open("calls.log", "a") as log:
+            log.write(f"{step} {i}\\n")
+
+
+    @pipex.task(target="{path}/first/{i}.pkl")
+    def first(i: int) -> int:
+        record("first", i)
+        if i in BAD:
+            raise ValueError(f"bad input {i}")
+        return i
+
+
+    @pipex.task(target="{path}/second/{i}.pkl")
+    def second(x: int, i: int) -> int:
+        record("second", i)
+        return x + 1
+
+
+    BAD: set[int] = set()
+
+
+    def build(chains: int = 4, path: str = "out", bad: int = -1, collide: bool = False):
+        if chains > 1000:
+            raise ValueError("too many chains")
+        BAD.add(bad)
+        with pipex.context(path=path):
+            nodes = [second(first(i), i) for i in range(chains)]
+            if collide:  # a different call rendering out/second/0.pkl
+                nodes.append(second(first(1), 0))
+        return nodes
+    """
+)
+
+
+@pytest.fixture
+def cli(workdir):
+    """Runs ``pipex ARGS`` in the test's folder, where pipeline.py defines ``build``."""
+    (workdir / "pipeline.py").write_text(PIPELINE)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        return runner.invoke(main, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def calls(folder: Path = Path()) -> list[str]:
+    log = folder / "calls.log"
+    lines = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return sorted(lines)
+
+
+def test_status_then_run_runs_what_status_said(cli):
+    result = cli("status", "pipeline.py:build", "-p", "chains=3", "--list")
+    assert result.exit_code == 0, result.output
+    assert "total      0       6       0" in result.output
+    to_run = sorted(line.split()[-1] for line in result.output.splitlines() if "to run /" in line)
+    assert calls() == []
+
+    result = cli("run", "pipeline.py:build", "-p", "chains=3", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "ran 6, failed 0" in result.output
+    ran = calls()
+    assert len(ran) == len(to_run) == 6
+    assert to_run == sorted(
+        str(Path(f"out/{s}/{i}.pkl").resolve()) for s, i in map(str.split, ran)
+    )
+
+    result = cli("status", "pipeline.py:build", "-p", "chains=3")
+    assert "Nothing to run" in result.output
+
+
+def test_run_exits_1_on_task_failures(cli):
+    result = cli("run", "pipeline.py:build", "-p", "bad=2", "--no-progress")
+    assert result.exit_code == 1
+    assert "bad input 2" in result.output
+    assert "ran 6, failed 1, not run 1" in result.output
+
+
+def test_invalidate_dry_run_then_for_real_then_restore(cli):
+    cli("run", "pipeline.py:build", "--no-progress")
+    calls()
+    before = {p: p.read_bytes() for p in Path("out").rglob("*.pkl")}
+
+    result = cli("invalidate", "pipeline.py:build", "--match", "out/first/[12].pkl", "-n")
+    assert result.exit_code == 0, result.output
+    assert "Dry run: 4 target(s) would move" in result.output
+    assert {p: p.read_bytes() for p in Path("out").rglob("*.pkl")} == before
+
+    result = cli(
+        "invalidate", "pipeline.py:build", "--step", "second", "--ask-above", "2", input="n\n"
+    )
+    assert result.exit_code == 2
+    assert "nothing removed; pass --yes" in result.output
+    assert len(list(Path("out").rglob("*.pkl"))) == 8
+
+    result = cli("invalidate", "pipeline.py:build", "--match", "*/first/[12].pkl", "--yes")
+    assert result.exit_code == 0, result.output
+    assert "Moved 4 target(s) to the trash" in result.output
+    assert len(list(Path("out").rglob("*.pkl"))) == 4
+
+    result = cli("restore", "pipeline.py:build")
+    assert result.exit_code == 0, result.output
+    assert "Restored 4 target(s)." in result.output
+    assert {p: p.read_bytes() for p in Path("out").rglob("*.pkl")} == before
+
+    cli("invalidate", "pipeline.py:build", "--step", "second", "-y")
+    cli("run", "pipeline.py:build", "--no-progress")
+    assert calls() == [f"second {i}" for i in range(4)]
+
+
+def test_invalidate_usage_errors(cli):
+    result = cli("invalidate", "pipeline.py:build")
+    assert result.exit_code == 2
+    assert "--step STEP or --match GLOB" in result.output
+    result = cli("invalidate", "pipeline.py:build", "--step", "third")
+    assert result.exit_code == 2
+    assert "the steps are first, second" in result.output
+    result = cli("invalidate", "pipeline.py:build", "--step", "first")
+    assert result.exit_code == 0
+    assert "Nothing to reset" in result.output
+
+
+def test_graph_writes_a_picture(cli):
+    result = cli("graph", "pipeline.py:build", "-o", "pictures/g.svg")
+    assert result.exit_code == 0, result.output
+    assert Path("pictures/g.svg").read_text().startswith("<svg")
+    assert cli("graph", "pipeline.py:build", "-o", "g.pdf").exit_code == 2
+
+
+def test_clean_removes_temporaries_and_the_trash(cli):
+    cli("run", "pipeline.py:build", "--no-progress")
+    stale = Path("out/first/.0.abcdef.pipex-tmp.pkl")
+    stale.write_bytes(b"half")
+    cli("invalidate", "pipeline.py:build", "--match", "out/second/0.pkl")
+
+    result = cli("clean", "pipeline.py:build", "--dry-run")
+    assert "1 temporary file(s); the trash holds 1 target(s) from 1 invalidation(s)" in (
+        result.output
+    )
+    assert stale.exists()
+
+    result = cli("clean", "pipeline.py:build")
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+    assert not Path(".pipex-trash").exists()
+    assert "Nothing to restore" in cli("restore", "pipeline.py:build").output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["pipelin.py:build"], "Error: no file pipelin.py (entry point pipelin.py:build)"),
+        (["pipeline.py:buld"], "Error: pipeline.py has no function 'buld'"),
+        (["pipeline"], "Error: entry point 'pipeline' must be FILE.py:FUNCTION or MODULE"),
+        (["no_such_module:build"], "Error: no module no_such_module"),
+        (["pipeline:build", "-p", "chain=2"], "Error: --param 'chain=2': give KEY=VALUE"),
+        (["pipeline:build", "-p", "chains=two"], "Error: --param 'chains=two': 'two' is not"),
+        (
+            ["pipeline:build", "-p", "chains=5000"],
+            "Error: pipeline:build failed while building the pipeline: ValueError: too many",
+        ),
+        (["pipeline:build", "-p", "chains=0"], "Error: pipeline:build returned list, with no"),
+        (["pipeline:build", "-p", "collide=yes"], "Error: two different calls render the same"),
+    ],
+)
+def test_a_bad_entry_point_is_one_line_and_exit_code_2(cli, args, message):
+    result = cli("status", *args)
+    assert result.exit_code == 2
+    assert result.output.startswith(message), result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_module_entry_point_with_converted_params(cli):
+    result = cli("run", "pipeline:build", "--param", "chains=2", "-p", "path=elsewhere")
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir("elsewhere/second")) == ["0.pkl", "1.pkl"]
+
+
+@pytest.mark.slow
+def test_the_console_script_in_a_subprocess(workdir):
+    (workdir / "pipeline.py").write_text(PIPELINE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def pipex(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pipex", *args],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first = pipex("run", "pipeline.py:build", "-p", "chains=2", "--no-progress")
+    assert first.returncode == 0, first.stderr
+    assert "ran 4, failed 0" in first.stdout
+    piped = pipex("status", "pipeline.py:build", "-p", "chains=2")
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout.splitlines()[0] == "step    done  to run  failed"  # plain when piped
+    assert "\x1b[" not in piped.stdout
+    bad = pipex("status", "nowhere.py:build")
+    assert bad.returncode == 2
+    assert bad.stderr == "Error: no file nowhere.py (entry point nowhere.py:build)\n"
