@@ -14,17 +14,20 @@ from pipex.exceptions import (
 )
 from pipex.flow import flow
 from pipex.node import Node
-from pipex.stores import FileStore, Store
+from pipex.stores import FileStore, FsspecStore, MemoryStore, SQLiteStore, Store
 from pipex.task import TaskFunction, task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FileStore",
+    "FsspecStore",
+    "MemoryStore",
     "ModeError",
     "Node",
     "PipelineError",
     "PipexError",
+    "SQLiteStore",
     "SerializerError",
     "Store",
     "StoreError",

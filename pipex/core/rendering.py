@@ -22,7 +22,7 @@ from pipex.core.tokens import token
 from pipex.core.walk import replace
 from pipex.exceptions import SerializerError, TargetError
 from pipex.serializers import for_suffix
-from pipex.stores import FileStore, Store
+from pipex.stores import FileStore, Store, locate
 
 DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
 
@@ -102,6 +102,8 @@ class TargetSpec:
                     f"{type(location).__name__}; return a str, a path or a pipex.Target"
                 )
             location = os.fspath(location)
+        if "://" in location:  # a URL picks its store: pipex.stores.locate
+            store, location = locate(location, store)
         path = _normalized(location)
         if self.save and not self.suffix_known:
             self._check_suffix(path)
