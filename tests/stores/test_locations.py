@@ -124,3 +124,17 @@ def test_fsspec_stores_are_equal_and_hashable_by_url_and_options():
     assert pickle.loads(pickle.dumps(a)) == a
     assert pipex.MemoryStore("x") == pickle.loads(pickle.dumps(pipex.MemoryStore("x")))
     assert pipex.MemoryStore() != pipex.MemoryStore()
+
+
+def test_a_memory_store_as_the_path_of_a_pipeline_under_test(workdir):
+    @pipex.task(target="{path}/gray/{page}.pkl")
+    def gray(page):
+        return page.upper()
+
+    store = pipex.MemoryStore()
+    with pipex.context(path=store.url):
+        node = gray("page-001")
+    assert pipex.compute(node, load=True, scheduler="threads") == ("PAGE-001",)
+    assert store.exists("gray/page-001.pkl")
+    assert not pipex.MemoryStore().exists("gray/page-001.pkl")  # a new one starts empty
+    assert list(workdir.iterdir()) == []
