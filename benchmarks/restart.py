@@ -193,10 +193,10 @@ RUNNERS = {"pipex": run_pipex, "dask": run_dask, "luigi": run_luigi}
 # --- driver ------------------------------------------------------------------------------------
 
 
-def measure(system: str, root: str, chains: int) -> dict[str, Any]:
-    """Run one system once in a fresh subprocess; its timings and peak RSS."""
+def measure(system: str, root: str, chains: int, script: str = __file__) -> dict[str, Any]:
+    """Run one system once in a fresh subprocess (``script --one``); its timings and peak RSS."""
     out = subprocess.run(
-        [sys.executable, __file__, "--one", system, "--root", root, "--chains", str(chains)],
+        [sys.executable, script, "--one", system, "--root", root, "--chains", str(chains)],
         check=True,
         capture_output=True,
         text=True,

@@ -16,12 +16,11 @@ import json
 import os
 import resource
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from typing import Any
 
+import restart
 from restart import STEPS, pipex_tasks
 
 STORES = ("file", "sqlite")
@@ -49,13 +48,7 @@ def run(kind: str, root: str, chains: int) -> dict[str, Any]:
 
 def measure(kind: str, root: str, chains: int) -> dict[str, Any]:
     """One run in a fresh subprocess; its wall time, CPU time and peak RSS."""
-    out = subprocess.run(
-        [sys.executable, __file__, "--one", kind, "--root", root, "--chains", str(chains)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return restart.measure(kind, root, chains, script=__file__)
 
 
 def delete_chains(kind: str, root: str, chains: int, fraction: float) -> None:

@@ -25,18 +25,20 @@ class SQLiteStore(Store):
     """Targets as rows (path, bytes) of one SQLite database ``file``, made on first use.
 
     For many small outputs: no file per target, and existence is one query. The database
-    runs in WAL mode: readers never wait, one writer writes at a time (others wait up to
+    runs in WAL mode: readers never wait, one writer writes at a time (threads sharing the
+    store take turns on a lock; other processes wait on SQLite's lock up to
     :data:`BUSY_TIMEOUT` seconds), from any number of threads and processes on one machine
     (not over a network filesystem). A target is one row written in one transaction, so a
     writer killed at any point leaves no row, or a whole one.
     """
 
-    __slots__ = ("_hash", "_local", "file")
+    __slots__ = ("_hash", "_local", "_lock", "file")
 
     def __init__(self, file: str | os.PathLike[str]) -> None:
         self.file = os.path.abspath(os.fspath(file))
         self._hash = hash((type(self), self.file))
         self._local = threading.local()  # one connection per thread (sqlite3's rule)
+        self._lock = threading.Lock()  # this process's threads write in turn, without polling
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.file!r})"
@@ -118,7 +120,7 @@ class SQLiteStore(Store):
     def _write(self, statement: str, parameters: tuple[Any, ...]) -> None:
         connection = self._connection()
         try:
-            with connection:  # commits, or rolls back on error
+            with self._lock, connection:  # commits, or rolls back on error
                 connection.execute("BEGIN IMMEDIATE")  # take the write lock now, or wait
                 connection.execute(statement, parameters)
         except sqlite3.Error as exc:

@@ -4,7 +4,6 @@ tasks, concurrent writers, deletes, pickling, and a pipeline that skips what it 
 
 from __future__ import annotations
 
-import os
 import pickle
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 import pipex
 from pipex.serializers import SUFFIXES
 from tests.integration.processes import environment
+from tests.stores.writers import kill_mid_save, pickled
 
 np = pytest.importorskip("numpy")
 
@@ -174,47 +174,11 @@ def test_a_save_false_pipeline_writes_its_own_files(store):
     assert sorted(calls) == [3, 5]
 
 
-_KILLED_SAVE = textwrap.dedent(
-    """
-    import pickle, sys, time
-
-    class Slow:
-        def __reduce__(self):
-            print("prefix written", flush=True)
-            time.sleep(120)
-            return (int, ())
-
-    with open(sys.argv[1], "rb") as file:
-        store = pickle.load(file)
-    store.save("out/big.pkl", [b"x" * 4_000_000, Slow()])
-    print("finished", flush=True)
-    """
-)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_a_writer_killed_mid_save_leaves_no_target(shared_store, tmp_path):
     shared_store.save("out/other.pkl", 1)
-    pickled = tmp_path / "store.pickle"
-    pickled.write_bytes(pickle.dumps(shared_store))
-    staging = tmp_path / "staging"  # where stores that are not local folders stage writes
-    staging.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _KILLED_SAVE, str(pickled)],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=environment({"TMPDIR": str(staging)}),
-    )
-    try:
-        assert proc.stdout.readline().strip() == "prefix written"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        rest = proc.stdout.read()
-        proc.stdout.close()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL and "finished" not in rest
+    kill_mid_save(shared_store, "out/big.pkl", tmp_path)
     assert shared_store.exists_many(["out/big.pkl", "out/other.pkl"]) == [False, True]
     shared_store.save("out/big.pkl", "after")  # the store still works
     assert shared_store.load("out/big.pkl") == "after"
@@ -234,10 +198,9 @@ _WRITER = textwrap.dedent(
 
 @pytest.mark.slow
 def test_processes_writing_different_keys_at_once(shared_store, tmp_path):
-    pickled = tmp_path / "store.pickle"
-    pickled.write_bytes(pickle.dumps(shared_store))
+    store_file = pickled(shared_store, tmp_path)
     procs = [
-        subprocess.Popen([sys.executable, "-c", _WRITER, str(pickled), str(n)], env=environment())
+        subprocess.Popen([sys.executable, "-c", _WRITER, store_file, str(n)], env=environment())
         for n in range(3)
     ]
     assert [proc.wait(timeout=240) for proc in procs] == [0, 0, 0]
