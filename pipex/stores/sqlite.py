@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
-from pipex.stores.atomic import local_stage, require_file
+from pipex.stores.atomic import local_stage, require_file, serializer_for
 from pipex.stores.base import Store
 
 #: Seconds a writer waits for another writer (thread or process) to finish.
@@ -105,9 +105,17 @@ class SQLiteStore(Store):
         """Insert (or replace) the row in one transaction, then remove the staged file."""
         require_file(staged, self.location(path))
         with open(staged, "rb") as file:
-            data = file.read()
-        self._write("INSERT OR REPLACE INTO targets (path, data) VALUES (?, ?)", (path, data))
+            self._put(path, file.read())
         os.remove(staged)
+
+    def save(self, path: str, obj: Any) -> None:
+        """Serialize ``obj`` in memory, then write its row in one transaction (no local file)."""
+        buffer = io.BytesIO()
+        serializer_for(path).dump(obj, buffer)
+        self._put(path, buffer.getvalue())
+
+    def _put(self, path: str, data: bytes) -> None:
+        self._write("INSERT OR REPLACE INTO targets (path, data) VALUES (?, ?)", (path, data))
 
     def delete(self, path: str) -> None:
         """Remove the row at ``path``, and the rows below it as a folder."""
