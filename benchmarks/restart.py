@@ -43,7 +43,8 @@ STEPS = 4
 # --- pipex -----------------------------------------------------------------------------------
 
 
-def pipex_tasks() -> list[Any]:
+def pipex_tasks(store: Any = None) -> list[Any]:
+    """The four steps as pipex tasks, their targets in ``store`` (the working folder if None)."""
     import pipex
 
     def make(step: int) -> Any:
@@ -52,12 +53,13 @@ def pipex_tasks() -> list[Any]:
             def first(chain: int) -> int:
                 return chain
 
-            return pipex.task(target="{path}/s1/{chain}.pkl", name="s1")(first)
+            return pipex.task(target="{path}/s1/{chain}.pkl", name="s1", store=store)(first)
 
         def later(x: int, chain: int) -> int:
             return x + 1
 
-        return pipex.task(target=f"{{path}}/s{step}/{{chain}}.pkl", name=f"s{step}")(later)
+        target = f"{{path}}/s{step}/{{chain}}.pkl"
+        return pipex.task(target=target, name=f"s{step}", store=store)(later)
 
     return [make(step) for step in range(1, STEPS + 1)]
 
@@ -191,10 +193,10 @@ RUNNERS = {"pipex": run_pipex, "dask": run_dask, "luigi": run_luigi}
 # --- driver ------------------------------------------------------------------------------------
 
 
-def measure(system: str, root: str, chains: int) -> dict[str, Any]:
-    """Run one system once in a fresh subprocess; its timings and peak RSS."""
+def measure(system: str, root: str, chains: int, script: str = __file__) -> dict[str, Any]:
+    """Run one system once in a fresh subprocess (``script --one``); its timings and peak RSS."""
     out = subprocess.run(
-        [sys.executable, __file__, "--one", system, "--root", root, "--chains", str(chains)],
+        [sys.executable, script, "--one", system, "--root", root, "--chains", str(chains)],
         check=True,
         capture_output=True,
         text=True,

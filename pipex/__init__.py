@@ -15,17 +15,20 @@ from pipex.exceptions import (
 from pipex.flow import flow
 from pipex.node import Node
 from pipex.steer import Status, invalidate, restore, status, visualize
-from pipex.stores import FileStore, Store
+from pipex.stores import FileStore, FsspecStore, MemoryStore, SQLiteStore, Store
 from pipex.task import TaskFunction, task
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FileStore",
+    "FsspecStore",
+    "MemoryStore",
     "ModeError",
     "Node",
     "PipelineError",
     "PipexError",
+    "SQLiteStore",
     "SerializerError",
     "Status",
     "Store",

@@ -12,3 +12,14 @@ def workdir(tmp_path, monkeypatch):
     """Run the test inside its own empty folder (targets resolve against the cwd)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """moto's standalone S3 server on 127.0.0.1 for the session (skipped without moto/s3fs)."""
+    pytest.importorskip("s3fs")
+    pytest.importorskip("moto")
+    from tests.s3server import moto_server
+
+    with moto_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server

@@ -469,3 +469,22 @@ def test_ctrl_c_says_what_was_saved_and_how_to_continue(workdir, capsys):
     saved = os.listdir(workdir / "pipex-out" / "x")
     assert "3.pkl" not in saved
     assert f"interrupted; {len(saved)} task(s) saved their targets. Rerun to continue" in err
+
+
+# 11. a URL is never a local folder ------------------------------------------------------------
+
+
+def test_a_url_root_never_becomes_a_local_folder(workdir):
+    @pipex.task(target="{path}/x/{n}.pkl")
+    def f(n):
+        return n
+
+    with (
+        pipex.context(path="nosuch://bucket/out"),
+        pytest.raises(pipex.StoreError, match="nosuch"),
+    ):
+        pipex.compute(f(1))
+    with pipex.context(path="memory://pipex-correctness/out"):
+        node = f(2)
+    assert pipex.compute(node, load=True) == (2,)
+    assert files_under(workdir) == []

@@ -64,10 +64,13 @@ def test_import_pipex_has_no_side_effects(tmp_path, mode):
 def test_public_names_are_pinned():
     assert sorted(pipex.__all__) == [
         "FileStore",
+        "FsspecStore",
+        "MemoryStore",
         "ModeError",
         "Node",
         "PipelineError",
         "PipexError",
+        "SQLiteStore",
         "SerializerError",
         "Status",
         "Store",

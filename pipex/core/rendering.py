@@ -30,7 +30,7 @@ from pipex.core.tokens import token
 from pipex.core.walk import replace
 from pipex.exceptions import SerializerError, TargetError
 from pipex.serializers import for_suffix
-from pipex.stores import FileStore, Store
+from pipex.stores import FileStore, Store, locate
 
 DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
 
@@ -142,6 +142,8 @@ class TargetSpec:
                 )
             location = os.fspath(location)
             self._check_callable_location(location)
+        if "://" in location:  # a URL picks its store: pipex.stores.locate
+            store, location = locate(location, store)
         path = _normalized(location)
         check_location(path, self.task)
         if self.save and not self.suffix_known:

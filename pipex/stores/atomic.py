@@ -13,6 +13,7 @@ import os
 import posixpath
 import re
 import socket
+import tempfile
 import zlib
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
@@ -76,6 +77,26 @@ def abandoned(name: str) -> bool:
 @functools.cache
 def _host() -> str:
     return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def local_stage(path: str) -> tuple[str, IO[bytes]]:
+    """A new local temporary file for ``path`` (a store that is not a local folder stages here).
+
+    In the system's temporary folder (``TMPDIR``); it keeps the target's suffix.
+    """
+    stem, suffix = posixpath.splitext(posixpath.basename(path))
+    descriptor, staged = tempfile.mkstemp(prefix=f".{stem}.", suffix=f"{TEMPORARY_MARK}{suffix}")
+    return staged, os.fdopen(descriptor, "wb")
+
+
+def require_file(staged: str, location: str) -> None:
+    """Refuse to commit a staged folder to a store that holds one object per target."""
+    if os.path.isdir(staged):
+        raise StoreError(
+            f"target {location}: the task wrote a folder, but this store keeps one file per "
+            "target and could not publish a folder atomically. Write a single file (an "
+            "archive, say), or keep folder outputs in a local FileStore."
+        )
 
 
 def save(store: Staging, path: str, obj: Any) -> None:

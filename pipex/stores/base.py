@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -80,3 +81,16 @@ class Store(abc.ABC):
     def fspath(self, path: str) -> str:
         """A local filesystem path for ``path``; ``TypeError`` for stores that are not local."""
         raise TypeError(f"{type(self).__name__} targets are not local files: {path}")
+
+    def relative(self, url: str) -> str | None:
+        """The path inside this store of the location ``url``; ``None`` if it is not here."""
+        return None
+
+
+def by_folder(paths: Sequence[str]) -> dict[str, list[tuple[int, str]]]:
+    """``paths`` grouped by folder: folder -> ``(index, name)`` of each path in it."""
+    folders: defaultdict[str, list[tuple[int, str]]] = defaultdict(list)
+    for i, path in enumerate(paths):
+        folder, _, name = path.rpartition("/")
+        folders[folder].append((i, name))
+    return folders

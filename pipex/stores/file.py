@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
 from pipex.stores.atomic import TEMPORARY_MARK, abandoned, discard, temporary_name
-from pipex.stores.base import Store
+from pipex.stores.base import Store, by_folder
 
 
 class FileStore(Store):
@@ -47,20 +46,15 @@ class FileStore(Store):
 
     def exists_many(self, paths: Sequence[str]) -> list[bool]:
         """One ``os.listdir`` per folder holding two or more of ``paths``; a stat otherwise."""
-        by_folder: defaultdict[str, list[int]] = defaultdict(list)
-        names = []
-        for i, path in enumerate(paths):
-            folder, _, name = path.rpartition("/")
-            by_folder[folder].append(i)
-            names.append(name)
         found = [False] * len(paths)
-        for folder, indexes in by_folder.items():
-            if len(indexes) == 1:
-                found[indexes[0]] = os.path.exists(self.fspath(paths[indexes[0]]))
+        for folder, entries in by_folder(paths).items():
+            if len(entries) == 1:
+                index = entries[0][0]
+                found[index] = os.path.exists(self.fspath(paths[index]))
                 continue
             present = self._listing(os.path.join(self.root, folder))
-            for i in indexes:
-                found[i] = names[i] in present
+            for index, name in entries:
+                found[index] = name in present
         return found
 
     @staticmethod

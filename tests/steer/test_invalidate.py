@@ -145,8 +145,8 @@ class DictStore(pipex.Store):
 
 
 @pytest.mark.parametrize("kind", ["dict", *sorted(STORES)])
-def test_invalidate_and_restore_work_on_any_store(kind, tmp_path, workdir):
-    store = DictStore() if kind == "dict" else STORES[kind](tmp_path)
+def test_invalidate_and_restore_work_on_any_store(kind, tmp_path, workdir, request):
+    store = DictStore() if kind == "dict" else STORES[kind](tmp_path, request)
     pipeline = Chains(3, store=store)
     pipeline.compute()
     paths = [f"out/{s}/{i}.pkl" for s in ("load", "clean", "score") for i in range(3)]

@@ -1,14 +1,22 @@
-"""What every store does, through the Store interface only: round trips, batched existence,
-atomic writes, temporaries, deletes, pickling, and a pipeline that skips what it wrote."""
+"""What every store does, through the Store interface only: round trips, batched existence
+(thousands of keys), atomic writes (a failing or killed writer), temporaries and ``save=False``
+tasks, concurrent writers, deletes, pickling, and a pipeline that skips what it wrote."""
 
 from __future__ import annotations
 
 import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 import pipex
 from pipex.serializers import SUFFIXES
+from tests.integration.processes import environment
+from tests.stores.writers import kill_mid_save, pickled
 
 np = pytest.importorskip("numpy")
 
@@ -126,3 +134,78 @@ def test_a_pipeline_on_the_store_writes_once_and_then_skips(store):
     assert sorted(calls) == [0, 1, 2, 3, 4]
     assert all(node.target.store == store for node in nodes)
     assert store.exists_many([f"run/double/{i}.pkl" for i in range(5)]) == [True] * 5
+
+
+def test_exists_many_over_thousands_of_keys_in_one_folder(store):
+    written = [f"out/many/{i:05d}.txt" for i in range(2100)]  # more than two listing pages
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda path: store.save(path, path), written))
+    asked = [f"out/many/{i:05d}.txt" for i in range(2500)]
+    assert store.exists_many(asked) == [i < 2100 for i in range(2500)]
+    assert store.load("out/many/02099.txt") == "out/many/02099.txt"
+
+
+def test_concurrent_writers_of_different_keys(store):
+    def write(worker):
+        for i in range(20):
+            store.save(f"out/w{worker % 2}/{worker}-{i}.pkl", (worker, i))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    paths = [f"out/w{w % 2}/{w}-{i}.pkl" for w in range(8) for i in range(20)]
+    assert store.exists_many(paths) == [True] * len(paths)
+    assert [store.load(p) for p in paths] == [(w, i) for w in range(8) for i in range(20)]
+
+
+def test_a_save_false_pipeline_writes_its_own_files(store):
+    calls = []
+
+    @pipex.task(target="{path}/ramp/{n}.npy", save=False, store=store)
+    def ramp(n, target):
+        calls.append(n)
+        np.save(target, np.arange(n))
+
+    with pipex.context(path="run"):
+        nodes = [ramp(n) for n in (3, 5)]
+    first = pipex.compute(nodes, load=True, scheduler="threads")[0]
+    again = pipex.compute(nodes, load=True, scheduler="threads")[0]
+    assert [a.tolist() for a in first] == [[0, 1, 2], [0, 1, 2, 3, 4]]
+    assert [a.tolist() for a in again] == [[0, 1, 2], [0, 1, 2, 3, 4]]
+    assert sorted(calls) == [3, 5]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+def test_a_writer_killed_mid_save_leaves_no_target(shared_store, tmp_path):
+    shared_store.save("out/other.pkl", 1)
+    kill_mid_save(shared_store, "out/big.pkl", tmp_path)
+    assert shared_store.exists_many(["out/big.pkl", "out/other.pkl"]) == [False, True]
+    shared_store.save("out/big.pkl", "after")  # the store still works
+    assert shared_store.load("out/big.pkl") == "after"
+
+
+_WRITER = textwrap.dedent(
+    """
+    import pickle, sys
+
+    with open(sys.argv[1], "rb") as file:
+        store = pickle.load(file)
+    for i in range(30):
+        store.save(f"out/p{sys.argv[2]}/{i}.pkl", (sys.argv[2], i))
+    """
+)
+
+
+@pytest.mark.slow
+def test_processes_writing_different_keys_at_once(shared_store, tmp_path):
+    store_file = pickled(shared_store, tmp_path)
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _WRITER, store_file, str(n)], env=environment())
+        for n in range(3)
+    ]
+    assert [proc.wait(timeout=240) for proc in procs] == [0, 0, 0]
+    paths = [f"out/p{n}/{i}.pkl" for n in range(3) for i in range(30)]
+    assert shared_store.exists_many(paths) == [True] * len(paths)
+    assert [shared_store.load(p) for p in paths] == [
+        (str(n), i) for n in range(3) for i in range(30)
+    ]

@@ -6,16 +6,12 @@ What every store does is in test_conformance.py.
 import os
 import pickle
 import signal
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
 import pipex
 from pipex.stores.atomic import temporary_name
-
-BIG = 8 * 1024 * 1024  # large enough that pickle streams it to the file before what follows
+from tests.stores.writers import BIG, kill_mid_save
 
 
 class _PickleFailure(Exception):
@@ -83,54 +79,29 @@ def test_save_replaces_an_existing_target(tmp_path):
     assert os.listdir(tmp_path) == ["a.txt"]
 
 
-_SLOW_SAVE = textwrap.dedent(
-    """
-    import sys, time
-    import pipex
-
-    class Slow:
-        def __reduce__(self):
-            print("prefix written", flush=True)
-            time.sleep(120)
-            return (int, ())
-
-    pipex.FileStore(sys.argv[1]).save("out/big.pkl", [b"x" * int(sys.argv[2]), Slow()])
-    print("finished", flush=True)
-    """
-)
-
-
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_killed_mid_write_leaves_no_target(tmp_path):
-    store = pipex.FileStore(tmp_path)
+    store = pipex.FileStore(tmp_path / "root")
     store.save("out/other.pkl", 1)  # so exists_many lists the folder
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SLOW_SAVE, str(tmp_path), str(BIG)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout.readline().strip() == "prefix written"
-        # the process is in the middle of the write: a large temporary file exists
-        sizes = {p.name: p.stat().st_size for p in (tmp_path / "out").iterdir()}
-        partial = [name for name in sizes if name not in ("other.pkl", "big.pkl")]
-        assert len(partial) == 1
-        assert sizes[partial[0]] >= BIG
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.kill()
-        rest = proc.stdout.read()
-        proc.stdout.close()
-        proc.wait()
-    assert proc.returncode == -signal.SIGKILL
-    assert "finished" not in rest
-    assert not (tmp_path / "out" / "big.pkl").exists()
+    folder = tmp_path / "root" / "out"
+    sizes = {}
+
+    def look():  # the process is in the middle of the write: a large temporary file exists
+        sizes.update({p.name: p.stat().st_size for p in folder.iterdir()})
+
+    kill_mid_save(store, "out/big.pkl", tmp_path, while_writing=look)
+    partial = [name for name in sizes if name not in ("other.pkl", "big.pkl")]
+    assert len(partial) == 1
+    assert sizes[partial[0]] >= BIG
+    assert not (folder / "big.pkl").exists()
     assert store.exists_many(["out/big.pkl", "out/other.pkl"]) == [False, True]
     assert store.exists_many(["out/big.pkl"]) == [False]
     assert not pipex.Target("out/big.pkl", store).exists()
-    # the leftover temporary file is hidden and does not count as the target
-    leftovers = [n for n in os.listdir(tmp_path / "out") if n != "other.pkl"]
+    # the leftover temporary file was hidden, did not count as the target, and the listing
+    # removed it: its writer is gone
+    leftovers = [n for n in os.listdir(folder) if n != "other.pkl"]
     assert all(n.startswith(".") for n in leftovers)
+    assert leftovers == []
 
 
 def test_temporary_name_is_hidden_unique_and_keeps_the_suffix():

@@ -1,0 +1,158 @@
+"""``FsspecStore``: targets under any URL fsspec knows (``s3://``, ``gs://``, ``az://``, ...).
+
+One store for every protocol: fsspec picks the filesystem, pipex adds no per-service code.
+fsspec itself is imported when a store is first made, not with pipex.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from pipex.exceptions import StoreError
+from pipex.stores.atomic import local_stage, require_file
+from pipex.stores.base import Store, by_folder
+
+#: The pipex extra that installs each fsspec implementation package.
+EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
+
+
+class FsspecStore(Store):
+    """Targets as objects under ``url``, on the filesystem fsspec has for its protocol.
+
+    ``options`` (``key=``, ``secret=``, ``endpoint_url=``, ...) go to that filesystem as
+    they are; without them fsspec's own configuration applies (its config files and
+    ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables, e.g. ``FSSPEC_S3_ENDPOINT_URL``).
+    The store shows its URL and the names of its options, never their values.
+
+    Existence is one listing per folder (paginated by the filesystem). A write goes to a
+    local temporary file, uploaded in one ``put`` once complete: object stores publish an
+    object only when its upload completes, so a killed writer leaves nothing behind.
+    """
+
+    __slots__ = ("_fs", "_hash", "_prefix", "options", "protocol", "url")
+
+    def __init__(self, url: str, **options: Any) -> None:
+        protocol, separator, rest = url.partition("://")
+        if not separator or not protocol:
+            raise StoreError(f"{url!r} is not a URL: give a location such as 's3://bucket/root'")
+        filesystem_class(protocol, url)
+        self.protocol = protocol
+        self.url = f"{protocol}://{rest.strip('/')}"
+        self._prefix = self.url if self.url.endswith("://") else self.url + "/"
+        self.options = options
+        self._hash = hash((type(self), self.url, tuple(sorted(options))))
+        self._fs: Any = None
+
+    def __repr__(self) -> str:
+        shown = f", options={sorted(self.options)}" if self.options else ""
+        return f"{type(self).__name__}({self.url!r}{shown})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and other.url == self.url  # type: ignore[attr-defined]
+            and other.options == self.options  # type: ignore[attr-defined]
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.url, self.options))
+
+    # -- where things are ----------------------------------------------------------------------
+
+    def location(self, path: str) -> str:
+        return self._prefix + path.lstrip("/")
+
+    def relative(self, url: str) -> str | None:
+        return url[len(self._prefix) :] if url.startswith(self._prefix) else None
+
+    @property
+    def filesystem(self) -> Any:
+        """The fsspec filesystem (made on first use in each process; fsspec caches it)."""
+        if self._fs is None:
+            from fsspec.core import url_to_fs
+
+            self._fs = url_to_fs(self.url, **self.options)[0]
+        return self._fs
+
+    # -- primitives ----------------------------------------------------------------------------
+
+    def exists_many(self, paths: Sequence[str]) -> list[bool]:
+        """One listing per folder holding any of ``paths`` (the filesystem pages through it)."""
+        fs = self.filesystem
+        found = [False] * len(paths)
+        for folder, entries in by_folder(paths).items():
+            full = self.location(folder)
+            fs.invalidate_cache(full)  # another process may have written since the last look
+            try:
+                listed = fs.ls(full, detail=False)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except Exception as exc:
+                raise StoreError(
+                    f"cannot list {self.location(folder)} to check targets: "
+                    f"{type(exc).__name__}: {exc}. Check the credentials and endpoint in "
+                    "fsspec's configuration or in the store's options."
+                ) from exc
+            present = {posixpath.basename(name.rstrip("/")) for name in listed}
+            for index, name in entries:
+                found[index] = name in present
+        return found
+
+    @contextlib.contextmanager
+    def open(self, path: str) -> Iterator[IO[bytes]]:
+        """The object, streamed (read ahead in blocks) as the serializer reads it."""
+        with self.filesystem.open(self.location(path), "rb") as file:
+            yield file
+
+    def stage(self, path: str) -> tuple[str, IO[bytes]]:
+        return local_stage(path)
+
+    def commit(self, staged: str, path: str) -> None:
+        """Upload the finished local file in one ``put``, then remove it."""
+        require_file(staged, self.location(path))
+        try:
+            self.filesystem.put_file(staged, self.location(path))
+        except Exception as exc:
+            raise StoreError(
+                f"cannot write target {self.location(path)}: {type(exc).__name__}: {exc}. "
+                "Check that the bucket exists and that the credentials may write to it."
+            ) from exc
+        os.remove(staged)
+
+    def delete(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.filesystem.rm(self.location(path), recursive=True)
+
+
+def _rebuild(cls: type[FsspecStore], url: str, options: dict[str, Any]) -> FsspecStore:
+    return cls(url, **options)
+
+
+def filesystem_class(protocol: str, url: str) -> type:
+    """The fsspec filesystem class for ``protocol``; :class:`StoreError` naming what to install."""
+    import fsspec
+    from fsspec.registry import known_implementations
+
+    try:
+        return fsspec.get_filesystem_class(protocol)
+    except ValueError:
+        raise StoreError(
+            f"no pipex store serves {protocol}:// locations ({url!r}): fsspec knows no such "
+            "protocol. Use a local folder, a URL fsspec knows (s3://, gs://, az://, "
+            "memory://, ...), or pass a Store object as store=."
+        ) from None
+    except ImportError as exc:
+        package = known_implementations[protocol]["class"].partition(".")[0]
+        extra = EXTRAS.get(package)
+        hint = f" (or pip install 'dask-pipex[{extra}]')" if extra else ""
+        raise StoreError(
+            f"{protocol}:// locations ({url!r}) need the package {package}, which is not "
+            f"installed: pip install {package}{hint}"
+        ) from exc

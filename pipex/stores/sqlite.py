@@ -1,0 +1,135 @@
+"""``SQLiteStore``: many small targets as rows of one embedded SQLite database."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from typing import IO, Any
+
+from pipex.exceptions import StoreError
+from pipex.stores.atomic import local_stage, require_file, serializer_for
+from pipex.stores.base import Store
+
+#: Seconds a writer waits for another writer (thread or process) to finish.
+BUSY_TIMEOUT = 600.0
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS targets (path TEXT PRIMARY KEY, data BLOB NOT NULL)"
+
+
+class SQLiteStore(Store):
+    """Targets as rows (path, bytes) of one SQLite database ``file``, made on first use.
+
+    For many small outputs: no file per target, and existence is one query. The database
+    runs in WAL mode: readers never wait, one writer writes at a time (threads sharing the
+    store take turns on a lock; other processes wait on SQLite's lock up to
+    :data:`BUSY_TIMEOUT` seconds), from any number of threads and processes on one machine
+    (not over a network filesystem). A target is one row written in one transaction, so a
+    writer killed at any point leaves no row, or a whole one.
+    """
+
+    __slots__ = ("_hash", "_local", "_lock", "file")
+
+    def __init__(self, file: str | os.PathLike[str]) -> None:
+        self.file = os.path.abspath(os.fspath(file))
+        self._hash = hash((type(self), self.file))
+        self._local = threading.local()  # one connection per thread (sqlite3's rule)
+        self._lock = threading.Lock()  # this process's threads write in turn, without polling
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.file!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.file == self.file  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SQLiteStore, (self.file,))
+
+    def location(self, path: str) -> str:
+        return f"{path} in {self.file}"
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection (a new one after a fork)."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            os.makedirs(os.path.dirname(self.file), exist_ok=True)
+            try:
+                connection = sqlite3.connect(self.file, timeout=BUSY_TIMEOUT, isolation_level=None)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+                connection.execute(_SCHEMA)
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot open the SQLite store {self.file}: {exc}") from exc
+            local.connection, local.pid = connection, os.getpid()
+        return local.connection
+
+    # -- primitives ----------------------------------------------------------------------------
+
+    def exists_many(self, paths: Sequence[str]) -> list[bool]:
+        """One query for all of ``paths``."""
+        if not paths:
+            return []
+        try:
+            rows = self._connection().execute(
+                "SELECT path FROM targets WHERE path IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(set(paths))),),
+            )
+            present = {path for (path,) in rows}
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot check targets in {self.file}: {exc}") from exc
+        return [path in present for path in paths]
+
+    @contextlib.contextmanager
+    def open(self, path: str) -> Iterator[IO[bytes]]:
+        """The row's bytes, in memory."""
+        row = (
+            self._connection()
+            .execute("SELECT data FROM targets WHERE path = ?", (path,))
+            .fetchone()
+        )
+        if row is None:
+            raise FileNotFoundError(self.location(path))
+        yield io.BytesIO(row[0])
+
+    def stage(self, path: str) -> tuple[str, IO[bytes]]:
+        return local_stage(path)
+
+    def commit(self, staged: str, path: str) -> None:
+        """Insert (or replace) the row in one transaction, then remove the staged file."""
+        require_file(staged, self.location(path))
+        with open(staged, "rb") as file:
+            self._put(path, file.read())
+        os.remove(staged)
+
+    def save(self, path: str, obj: Any) -> None:
+        """Serialize ``obj`` in memory, then write its row in one transaction (no local file)."""
+        buffer = io.BytesIO()
+        serializer_for(path).dump(obj, buffer)
+        self._put(path, buffer.getvalue())
+
+    def _put(self, path: str, data: bytes) -> None:
+        self._write("INSERT OR REPLACE INTO targets (path, data) VALUES (?, ?)", (path, data))
+
+    def delete(self, path: str) -> None:
+        """Remove the row at ``path``, and the rows below it as a folder."""
+        below = path.rstrip("/") + "/"
+        self._write(
+            "DELETE FROM targets WHERE path = ? OR (path >= ? AND path < ?)",
+            (path, below, below[:-1] + "0"),  # "0" follows "/": the range of paths below
+        )
+
+    def _write(self, statement: str, parameters: tuple[Any, ...]) -> None:
+        connection = self._connection()
+        try:
+            with self._lock, connection:  # commits, or rolls back on error
+                connection.execute("BEGIN IMMEDIATE")  # take the write lock now, or wait
+                connection.execute(statement, parameters)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to the SQLite store {self.file}: {exc}") from exc
