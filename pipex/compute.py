@@ -73,10 +73,12 @@ def compute(
                 file=sys.stderr,
             )
             raise
-    requested = len({n.key for n in nodes})
-    summary = report.summary(requested, len(plan.done), time.perf_counter() - start)
+    requested = {n.key for n in nodes}
+    done = sum(key in requested for key in plan.done)
+    seconds = time.perf_counter() - start
+    summary = report.summary(len(requested), done, seconds, len(plan.done) - done)
     logger.info("%s", summary)
-    if plan.missing and (progress if progress is not None else enabled()):
+    if progress if progress is not None else enabled():
         print(summary, file=sys.stderr)
     error = report.error(summary)
     if error is not None:

@@ -103,6 +103,7 @@ def build_and_compute(folder: str, images: int, **compute_options: Any) -> Repor
     start = time.perf_counter()
     nodes = pages(folder, images)
     plan = resolve(nodes)
+    compute_options.setdefault("progress", False)  # the demo prints its own report
     compute(*nodes, **compute_options)
     return Report(
         total=images * len(STEPS),

@@ -266,9 +266,13 @@ def test_the_results_carry_a_summary_of_the_run(workdir):
 
     os.remove(nodes[1].target)
     again = pipex.compute(nodes).summary
-    # three finished roots, plus the finished input of the one that ran again
-    assert (again.requested, again.done, again.ran, again.failed, again.not_run) == (4, 4, 1, 0, 0)
-    assert str(again).startswith("pipex: 4 requested, 4 already done, ran 1, failed 0, not run 0")
+    # three finished roots; the one that ran again reused its finished input
+    assert (again.requested, again.done, again.ran, again.failed, again.not_run) == (4, 3, 1, 0, 0)
+    assert again.reused == 1
+    assert str(again).startswith(
+        "pipex: 4 requested, 3 already done, ran 1, failed 0, not run 0; "
+        "1 finished input(s) reused"
+    )
 
 
 def test_a_failed_run_reports_its_summary_on_the_error(workdir):

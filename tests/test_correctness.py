@@ -488,3 +488,32 @@ def test_a_url_root_never_becomes_a_local_folder(workdir):
         node = f(2)
     assert pipex.compute(node, load=True) == (2,)
     assert files_under(workdir) == []
+
+
+def test_the_summary_counts_requested_targets_and_says_when_nothing_runs(workdir, capsys):
+    @pipex.task(target="{path}/a/{n}.pkl")
+    def a(n):
+        return n
+
+    @pipex.task(target="{path}/b/{n}.pkl")
+    def b(x, n):
+        return x
+
+    nodes = [b(a(i), i) for i in range(4)]
+    pipex.compute(nodes)
+    os.remove(nodes[0].target)
+    summary = pipex.compute(nodes, progress=True).summary
+    assert (summary.requested, summary.done, summary.ran, summary.reused) == (4, 3, 1, 1)
+    pipex.compute(nodes, progress=True)
+    assert "pipex: 4 requested, 4 already done, ran 0" in capsys.readouterr().err
+
+
+def _die(x):
+    os._exit(1)
+
+
+def test_a_task_killing_its_process_under_processes_is_named(workdir):
+    dies = pipex.task(target="{path}/dies/{x}.pkl", name="dies")(_die)
+    with pytest.raises(pipex.PipexError, match=r"died while running.*dies-pipex-out/dies/1\.pkl"):
+        pipex.compute(dies(1), scheduler="processes")
+    assert not (workdir / "pipex-out" / "dies" / "1.pkl").exists()

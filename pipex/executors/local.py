@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import BrokenExecutor
 from typing import Any
 
 import dask
@@ -13,6 +14,7 @@ from dask.callbacks import Callback
 from pipex.core.graph import dask_key, new_run_id, to_dask
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
+from pipex.exceptions import PipexError
 from pipex.executors.base import Executor, Observer
 
 #: Keywords of dask's local schedulers (``dask.threaded.get``, ``dask.multiprocessing.get``,
@@ -42,8 +44,20 @@ class LocalExecutor(Executor):
         run_id = new_run_id()
         keys = [dask_key(node, run_id) for node in plan.missing]
         names = {key: node.key for key, node in zip(keys, plan.missing, strict=True)}
-        with Reporting(observer, names):
-            results = self._get()(to_dask(plan, keep_going, run_id), keys, **options)
+        reporting = Reporting(observer, names)
+        try:
+            with reporting:
+                results = self._get()(to_dask(plan, keep_going, run_id), keys, **options)
+        except BrokenExecutor as exc:
+            running = ", ".join(sorted(reporting.running)) or "(none had started)"
+            raise PipexError(
+                f"a worker process of dask's {self.scheduler!r} scheduler died while running "
+                f"one of these pipex tasks: {running}. Its target was not written; what "
+                "finished before was saved. A task that ends its process (os._exit, a crash "
+                "in compiled code, the out-of-memory killer) takes the pool down with it: "
+                "rerun to continue, or use the threads scheduler or a dask.distributed "
+                "cluster, where such a task is reported as that task's failure."
+            ) from exc
         return {node.key: r for node, r in zip(plan.missing, results, strict=True)}
 
     def _get(self) -> Callable[..., Sequence[Any]]:
@@ -65,8 +79,15 @@ class Reporting(Callback):
         super().__init__()
         self.observer = observer
         self.names = names
+        self.running: set[str] = set()  # node keys of the tasks started and not finished
+
+    def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
+        name = self.names.get(key)
+        if name is not None:
+            self.running.add(name)
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
         name = self.names.get(key)
         if name is not None:
+            self.running.discard(name)
             self.observer.record(name, result)

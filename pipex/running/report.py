@@ -15,17 +15,21 @@ class Summary:
     """Counts of one :func:`pipex.compute` call."""
 
     requested: int  #: distinct targets asked for
-    done: int  #: targets found already written (nothing below them was visited)
+    done: int  #: of those, targets already written (nothing below them was visited)
     ran: int  #: tasks that ran and wrote their target
     failed: int  #: tasks that raised
     not_run: int  #: tasks skipped because an input failed
     seconds: float  #: wall time of the whole call
+    reused: int = 0  #: finished inputs (not requested) that tasks which ran read
 
     def __str__(self) -> str:
-        return (
+        text = (
             f"pipex: {self.requested} requested, {self.done} already done, ran {self.ran}, "
-            f"failed {self.failed}, not run {self.not_run} in {self.seconds:.2f} s"
+            f"failed {self.failed}, not run {self.not_run}"
         )
+        if self.reused:
+            text += f"; {self.reused} finished input(s) reused"
+        return f"{text} in {self.seconds:.2f} s"
 
 
 class Results(tuple):
@@ -58,10 +62,10 @@ class Report:
         elif isinstance(outcome, NotRun):
             self.not_run.append(outcome)
 
-    def summary(self, requested: int, done: int, seconds: float) -> Summary:
+    def summary(self, requested: int, done: int, seconds: float, reused: int = 0) -> Summary:
         """The run's counts."""
         t = self.tally
-        return Summary(requested, done, t.ran, t.failed, t.not_run, seconds)
+        return Summary(requested, done, t.ran, t.failed, t.not_run, seconds, reused)
 
     def error(self, summary: Summary) -> PipelineError | None:
         """One error naming every failed task, or ``None`` when nothing failed.
