@@ -129,7 +129,7 @@ class TargetSpec:
         """
         fields, given = self.fields(call)
         if self.template is not None:
-            free = ROOT_FIELDS - given
+            free = ROOT_FIELDS - given if "path" in given else ROOT_FIELDS
             location: Any = self.template.render(fields, self.task, free)
         else:
             self._check_callable_fields(fields, given)
