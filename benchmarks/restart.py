@@ -298,12 +298,35 @@ def main() -> None:
                 )
             cpu = mine["cpu"] / theirs["cpu"] if same_size and theirs["cpu"] else float("nan")
             print(f"{state:<9} pipex / {other:<5} = {ratio:6.3f} wall, {cpu:6.3f} cpu{note}")
+    print("\nissue 13's figures (wall time; its goals are set at 25,000 chains):")
     done = by.get(("all done", "pipex"))
     if done:
-        print(f"\nall done: pipex build + resolve + return = {done['total']:.3f} s")
-    eighty = by.get(("80% done", "pipex"))
+        goal("all done: pipex build + compute", done["total"], "s", 0.30)
+        print(f"  (build {done['build']:.3f} s, resolve alone {done['resolve']:.3f} s)")
+    luigi_done = by.get(("all done", "luigi"))
+    if done and luigi_done:
+        goal("all done: Luigi's check / pipex", luigi_done["total"] / done["total"], "x", 20, 1)
+    eighty, hand = by.get(("80% done", "pipex")), by.get(("80% done", "dask"))
+    if eighty and hand:
+        goal("80% done: pipex / hand-written dask", eighty["total"] / hand["total"], "", 0.60)
+    luigi_80 = by.get(("80% done", "luigi"))
+    if eighty and luigi_80 and eighty["ran"] and luigi_80["ran"]:
+        per_task = (luigi_80["total"] / luigi_80["ran"]) / (eighty["total"] / eighty["ran"])
+        goal("Luigi resume / pipex (per task)", per_task, "x", 50, 1)
+    peak = max((m["rss_mb"] for _, system, _, m in rows if system == "pipex"), default=None)
+    if peak is not None:
+        goal("peak RSS, pipex, any state", peak, "MB", 200)
     if eighty and eighty["ran"]:
         print(f"80% done: pipex {1000 * eighty['run'] / eighty['ran']:.3f} ms per executed task")
+
+
+def goal(what: str, value: float, unit: str, target: float, sense: int = -1) -> None:
+    """Print one figure with its goal (``sense`` -1: at most ``target``; 1: at least)."""
+    met = value <= target if sense < 0 else value >= target
+    bound = "<=" if sense < 0 else ">="
+    print(
+        f"  {what}: {value:.3f}{unit} (goal {bound} {target}{unit}: {'met' if met else 'NOT met'})"
+    )
 
 
 if __name__ == "__main__":

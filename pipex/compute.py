@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from pipex import settings
+from pipex.collector import deferred, resumed
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import resolve
 from pipex.core.walk import replace, visit
@@ -54,12 +55,14 @@ def compute(
         return args
     if keep_going is None:
         keep_going = bool(settings.get("keep-going"))
-    plan = resolve(nodes)
+    with deferred():  # a Target per visited node, and the plan: many long-lived objects
+        plan = resolve(nodes)
     outcomes: dict[str, Outcome] = {}
     report = Report()
     if plan.missing:
         try:
             with (
+                resumed(),  # the tasks' own code: the usual garbage collection
                 select(scheduler) as executor,
                 Progress(len(plan.missing), len(plan.done), progress) as bar,
             ):

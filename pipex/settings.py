@@ -67,6 +67,22 @@ def _encoded(name: str) -> bytes:
     return os.fsencode(name)
 
 
+def mode_set() -> bool:
+    """Whether the ``PIPEX`` environment variable is set at all (else the mode is ``cache``).
+
+    The first thing every task call asks, so by the shortest way (~30 ns on POSIX).
+    """
+    if os.environ is _ENVIRON and _DATA is not None:
+        return _PIPEX_KEY in _DATA
+    return "PIPEX" in os.environ
+
+
+_ENVIRON = os.environ
+#: The live mapping behind ``os.environ`` on POSIX (``putenv`` and ``del`` update it in place).
+_DATA = getattr(os.environ, "_data", None) if os.name == "posix" else None
+_PIPEX_KEY = os.fsencode("PIPEX")
+
+
 def mode() -> Mode:
     """The mode named by the ``PIPEX`` environment variable (default ``cache``).
 

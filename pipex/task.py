@@ -146,13 +146,14 @@ class TaskFunction:
         return (TaskFunction, (self.fn, self.options))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        mode = settings.mode()
-        if mode == "off":
-            return self.fn(*args, **kwargs)
-        handler = settings.MODE_CALLS.get(mode)
-        if handler is not None:
-            return registry.load(handler)(self, args, kwargs)
-        return self.node(*args, **kwargs)
+        if settings.mode_set():  # else the default mode, cache: build the node
+            mode = settings.mode()
+            if mode == "off":
+                return self.fn(*args, **kwargs)
+            handler = settings.MODE_CALLS.get(mode)
+            if handler is not None:
+                return registry.load(handler)(self, args, kwargs)
+        return self._build(args, kwargs)
 
     def node(self, *args: Any, **kwargs: Any) -> Node:
         """Build the node for this call, whatever the mode (its target renders on first use).
@@ -162,7 +163,15 @@ class TaskFunction:
         holds an object that may change later and the target reads it, the target renders
         now too.
         """
-        arguments = self.binder.bind(args, kwargs)
+        return self._build(args, kwargs)
+
+    def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
+        """:meth:`node`, on the call's packed arguments (the hot path of graph building)."""
+        binder = self.binder
+        if not kwargs and len(args) == binder.exact:  # the usual call: all by position
+            arguments = dict(zip(binder.names, args, strict=False))
+        else:
+            arguments = binder.bind(args, kwargs)
         deps: list[Node] = []
         render_now = False
         for name, value in arguments.items():
@@ -176,10 +185,18 @@ class TaskFunction:
                 if found.objects and (name in self.spec.needs or self._reads_all):
                     render_now = True
         context = current()
-        root = settings.root() if self.spec.needs_root and "path" not in context else None
-        cwd = os.getcwd() if self.store is None else None
-        today = datetime.date.today() if self.spec.needs_today else None
-        node = Node(self, arguments, _unique(deps), context, today, origin(root, cwd))
+        spec = self.spec
+        root = settings.root() if spec.needs_root and "path" not in context else None
+        cwd = os.getcwdb() if self.store is None else None
+        today = datetime.date.today() if spec.needs_today else None
+        node = Node(
+            self,
+            arguments,
+            tuple(deps) if len(deps) < 2 else _unique(deps),
+            context,
+            today,
+            origin(root, cwd),
+        )
         if render_now:
             _ = node.target
         return node
@@ -200,8 +217,4 @@ class TaskFunction:
 
 
 def _unique(nodes: list[Node]) -> tuple[Node, ...]:
-    if not nodes:
-        return ()
-    if len(nodes) < 2:
-        return tuple(nodes)
     return tuple({id(node): node for node in nodes}.values())

@@ -17,7 +17,16 @@ _TARGET_WORD = re.compile(r"\bTarget\b")
 class Binder:
     """Binds calls of one function: ``bind(args, kwargs)`` -> arguments by name."""
 
-    __slots__ = ("_defaults", "_n_positional", "_name_set", "names", "signature", "simple", "task")
+    __slots__ = (
+        "_defaults",
+        "_n_positional",
+        "_name_set",
+        "exact",
+        "names",
+        "signature",
+        "simple",
+        "task",
+    )
 
     def __init__(self, signature: inspect.Signature, task: str) -> None:
         self.signature = signature
@@ -28,9 +37,13 @@ class Binder:
         self.simple = all(p.kind in _SIMPLE_KINDS for p in params)
         self._n_positional = sum(p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD for p in params)
         self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        #: How many positional arguments fill every parameter (-1: none do).
+        self.exact = len(params) if self.simple and self._n_positional == len(params) else -1
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name, defaults applied."""
+        if not kwargs and len(args) == self.exact:  # every parameter given by position
+            return dict(zip(self.names, args, strict=False))
         if self.simple and len(args) <= self._n_positional:
             arguments = dict(zip(self.names, args, strict=False))
             ok = True

@@ -61,9 +61,10 @@ NOWHERE = Origin(None, None)
 
 
 @functools.lru_cache(maxsize=64)
-def origin(path: Any, cwd: str | None) -> Origin:
-    """The (shared) :class:`Origin` of calls made with setting ``path`` in folder ``cwd``."""
-    return Origin(path, None if cwd is None else FileStore(cwd))
+def origin(path: Any, cwd: bytes | None) -> Origin:
+    """The (shared) :class:`Origin` of calls made with setting ``path`` in folder ``cwd``
+    (as ``os.getcwdb()`` gives it: no decoding per call)."""
+    return Origin(path, None if cwd is None else FileStore(os.fsdecode(cwd)))
 
 
 class TargetSpec:
@@ -128,7 +129,7 @@ class TargetSpec:
         """
         fields, given = self.fields(call)
         if self.template is not None:
-            free = ROOT_FIELDS - given
+            free = ROOT_FIELDS - given if "path" in given else ROOT_FIELDS
             location: Any = self.template.render(fields, self.task, free)
         else:
             self._check_callable_fields(fields, given)

@@ -70,3 +70,6 @@ class Target:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Target, (self.path, self.store))
+
+    def __dask_tokenize__(self) -> tuple[str, str, str]:
+        return ("pipex.Target", self.path, repr(self.store))

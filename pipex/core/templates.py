@@ -76,19 +76,15 @@ class Template:
                     f"Available: {', '.join(sorted(fields))}. "
                     f"Or set it with pipex.context({root}=...)."
                 ) from None
-            try:
-                for is_attribute, key in accessors:
-                    value = getattr(value, key) if is_attribute else value[key]
-                if conversion:
-                    value = {"s": str, "r": repr, "a": ascii}[conversion](value)
-                if "{" in spec:
-                    spec = Template(spec).render(fields, task, free)
-                text = format(value, spec)
-            except (AttributeError, LookupError, TypeError, ValueError) as exc:
-                raise TargetError(
-                    f"{_who(task)}cannot render field {{{root}...}} of target template "
-                    f"{self.text!r}: {exc}"
-                ) from exc
+            kind = type(value)
+            if kind is str and not (accessors or conversion or spec):
+                text = value  # the usual field: a plain string
+            elif kind is int and not (accessors or conversion or spec):
+                text = str(value)
+            else:
+                text = self._formatted(
+                    value, root, accessors, conversion, spec, fields, task, free
+                )
             if " at 0x" in text:
                 check_named(text, root, self.text, task)
             if root not in free:
@@ -105,6 +101,32 @@ class Template:
             if ".." in result or (not folder and (result[:1] in "/\\" or _DRIVE.match(result))):
                 check_inside(result, folder, self.text, task)
         return result
+
+    def _formatted(
+        self,
+        value: Any,
+        root: str,
+        accessors: tuple[tuple[bool, Any], ...],
+        conversion: str | None,
+        spec: str,
+        fields: Mapping[str, Any],
+        task: str,
+        free: frozenset[str],
+    ) -> str:
+        """One field's text: attribute and index access, conversion, then format spec."""
+        try:
+            for is_attribute, key in accessors:
+                value = getattr(value, key) if is_attribute else value[key]
+            if conversion:
+                value = {"s": str, "r": repr, "a": ascii}[conversion](value)
+            if "{" in spec:
+                spec = Template(spec).render(fields, task, free)
+            return format(value, spec)
+        except (AttributeError, LookupError, TypeError, ValueError) as exc:
+            raise TargetError(
+                f"{_who(task)}cannot render field {{{root}...}} of target template "
+                f"{self.text!r}: {exc}"
+            ) from exc
 
 
 def check_location(location: str, task: str = "", where: str = "") -> None:

@@ -9,6 +9,7 @@ instances. Every place that looks for them or swaps them walks the arguments wit
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -73,15 +74,31 @@ def copy(value: Any) -> Any:
 
 def _children(value: Any, kind: type) -> Iterator[Any] | list[Any] | None:
     """The items of a container (dict-like: its values), or ``None`` for a leaf."""
-    if kind in SEQUENCES or (isinstance(value, tuple) and hasattr(kind, "_fields")):
+    shape = _shape(kind)
+    if shape is _LEAF:
+        return None
+    if shape is _SEQUENCE:
         return value  # type: ignore[no-any-return]
-    if kind is dict or isinstance(value, Mapping):
+    if shape is _MAPPING:
         return list(value.values())
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return [getattr(value, f.name) for f in dataclasses.fields(value)]
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return value  # type: ignore[no-any-return]
-    return None
+    return [getattr(value, f.name) for f in dataclasses.fields(value)]
+
+
+_LEAF, _SEQUENCE, _MAPPING, _DATACLASS = "leaf", "sequence", "mapping", "dataclass"
+
+
+@functools.lru_cache(maxsize=1024)
+def _shape(kind: type) -> str:
+    """How :func:`_children` looks inside values of type ``kind`` (decided once per type)."""
+    if kind in SEQUENCES or (issubclass(kind, tuple) and hasattr(kind, "_fields")):
+        return _SEQUENCE
+    if kind is dict or issubclass(kind, Mapping):
+        return _MAPPING
+    if dataclasses.is_dataclass(kind) and not issubclass(kind, type):
+        return _DATACLASS
+    if issubclass(kind, (list, tuple, set, frozenset)):
+        return _SEQUENCE
+    return _LEAF
 
 
 def _replace_other(value: Any, kind: type, fn: Callable[[Any], Any]) -> Any:

@@ -50,6 +50,11 @@ class Call:
     key: str
     linked: frozenset[str] = frozenset()  # the argument names that hold Inputs
 
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        """What dask tokenizes a task's call by: its key, which names the call's target
+        (without it, dask pickles and unpickles every call, its function included)."""
+        return ("pipex.Call", self.key)
+
 
 def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
     """Run one node; with ``keep_going`` a raised exception becomes a :class:`Failure`."""
