@@ -7,6 +7,12 @@ def _clean_mode(monkeypatch):
     monkeypatch.delenv("PIPEX", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _cache_home(tmp_path_factory, monkeypatch):
+    """Run ledgers of remote stores go to a cache folder of the test's own, not the home's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """Run the test inside its own empty folder (targets resolve against the cwd)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -58,15 +60,28 @@ class LocalExecutor(Executor):
 class Reporting(Callback):
     """Reports each pipex task's outcome from dask's local schedulers to an observer.
 
-    ``names`` maps dask keys to node keys; other tasks are not reported.
+    ``names`` maps dask keys to node keys; other tasks are not reported. An observer with a
+    ``timing`` method also hears when each task was handed to a worker thread or process,
+    how long until its result came back, and which worker ran it.
     """
 
     def __init__(self, observer: Observer, names: dict[Any, str]) -> None:
         super().__init__()
         self.observer = observer
         self.names = names
+        self.timing = getattr(observer, "timing", None)
+        self.started: dict[Any, float] = {}
+        self.host = socket.gethostname()
+
+    def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
+        if self.timing is not None and key in self.names:
+            self.started[key] = time.time()
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
         name = self.names.get(key)
-        if name is not None:
-            self.observer.record(name, result)
+        if name is None:
+            return
+        started = self.started.pop(key, None)
+        if started is not None and self.timing is not None:
+            self.timing(name, started, time.time() - started, f"{self.host}/{worker_id}")
+        self.observer.record(name, result)

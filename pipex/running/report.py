@@ -20,11 +20,17 @@ class Summary:
     failed: int  #: tasks that raised
     not_run: int  #: tasks skipped because an input failed
     seconds: float  #: wall time of the whole call
+    skipped: int = 0  #: left alone with skip_failed: failed last time, or need one that did
 
     def __str__(self) -> str:
+        skipped = (
+            f", skipped {self.skipped} (failed last time, or need a task that did)"
+            if self.skipped
+            else ""
+        )
         return (
             f"pipex: {self.requested} requested, {self.done} already done, ran {self.ran}, "
-            f"failed {self.failed}, not run {self.not_run} in {self.seconds:.2f} s"
+            f"failed {self.failed}, not run {self.not_run}{skipped} in {self.seconds:.2f} s"
         )
 
 
@@ -32,10 +38,14 @@ class Results(tuple):
     """The tuple :func:`pipex.compute` returns, with the run's :class:`Summary` attached."""
 
     summary: Summary
+    skipped: list[Any]  #: the targets left alone with skip_failed, inputs first
 
-    def __new__(cls, values: Iterable[Any], summary: Summary) -> Results:
+    def __new__(
+        cls, values: Iterable[Any], summary: Summary, skipped: Iterable[Any] = ()
+    ) -> Results:
         self = super().__new__(cls, values)
         self.summary = summary
+        self.skipped = list(skipped)
         return self
 
 
@@ -58,10 +68,10 @@ class Report:
         elif isinstance(outcome, NotRun):
             self.not_run.append(outcome)
 
-    def summary(self, requested: int, done: int, seconds: float) -> Summary:
+    def summary(self, requested: int, done: int, seconds: float, skipped: int = 0) -> Summary:
         """The run's counts."""
         t = self.tally
-        return Summary(requested, done, t.ran, t.failed, t.not_run, seconds)
+        return Summary(requested, done, t.ran, t.failed, t.not_run, seconds, skipped)
 
     def error(self, summary: Summary) -> PipelineError | None:
         """One error naming every failed task, or ``None`` when nothing failed.
