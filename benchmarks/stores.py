@@ -12,9 +12,7 @@ subprocess on dask's threaded scheduler; the ratios printed are measured in this
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -69,12 +67,7 @@ def main() -> None:
     if args.one:
         import pipex  # noqa: F401  (imports not counted)
 
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        result = run(args.one, args.root, args.chains)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        result["rss_mb"] = usage.ru_maxrss / 1024
-        result["cpu"] = (usage.ru_utime + usage.ru_stime) - (before.ru_utime + before.ru_stime)
-        print(json.dumps(result))
+        restart.print_one(run, args.one, args.root, args.chains)
         return
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}
