@@ -6,6 +6,8 @@ where the executor can tell (dask's local schedulers; elsewhere they are null an
 ``finished`` is when the client heard of the outcome), worker where known, error and
 traceback, the task's ``version``, a fingerprint of its code, and the lineage (the steps
 at and below it, with their versions and code) that the opt-in staleness checks compare.
+The ``targets`` table keeps each target's latest status and the lineage of its latest
+``ran`` record, so that reads find what failed or is stale without a scan per target.
 
 Where it lives: ``<root>/.pipex/ledger.sqlite`` for a local folder; for other stores, a file
 in ``$XDG_CACHE_HOME/pipex/ledgers/`` (default ``~/.cache``) named by a token of the store's
@@ -33,6 +35,7 @@ from pipex.core.tokens import token
 logger = logging.getLogger("pipex")
 
 SCHEMA = """
+PRAGMA user_version = 1;
 CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY,
     run TEXT NOT NULL,
@@ -51,8 +54,18 @@ CREATE TABLE IF NOT EXISTS tasks (
     lineage TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_by_path ON tasks (path, id);
-CREATE TABLE IF NOT EXISTS lineages (id TEXT PRIMARY KEY, steps TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lineages (id TEXT PRIMARY KEY, step TEXT NOT NULL, steps TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS lineages_by_step ON lineages (step);
+CREATE TABLE IF NOT EXISTS targets (path TEXT PRIMARY KEY, status TEXT NOT NULL, lineage TEXT);
+CREATE INDEX IF NOT EXISTS targets_by_lineage ON targets (lineage);
+CREATE INDEX IF NOT EXISTS targets_by_status ON targets (status);
 """
+
+#: Each target's latest status, and the lineage of its latest run that wrote it.
+LATEST = (
+    "INSERT INTO targets (path, status, lineage) VALUES (?, ?, ?) ON CONFLICT (path) DO "
+    "UPDATE SET status = excluded.status, lineage = coalesce(excluded.lineage, lineage)"
+)
 
 INSERT = (
     "INSERT INTO tasks (run, path, target, step, status, started, duration, finished, worker,"
@@ -96,27 +109,28 @@ class Lineages:
     """The lineage of each node: its step and every step below it, with version and code.
 
     Computed by walking below nodes by identity (no target is rendered), each node once.
+    A lineage is identified by a token of the node's step and the sorted steps.
     """
 
     def __init__(self) -> None:
         self._of: dict[int, frozenset[tuple[str, str | None, str]]] = {}
-        self._ids: dict[frozenset[tuple[str, str | None, str]], str] = {}
+        self._ids: dict[tuple[str, frozenset[tuple[str, str | None, str]]], str] = {}
         self._stamps: dict[int, tuple[str, str | None, str]] = {}
 
     def id(self, node: Any) -> str:
-        """The lineage id of ``node`` (a token of its sorted steps)."""
-        steps = self._steps(node)
-        found = self._ids.get(steps)
+        """The lineage id of ``node``."""
+        key = (node.task.name, self._steps(node))
+        found = self._ids.get(key)
         if found is None:
-            found = self._ids[steps] = token(sorted(steps, key=_name_first))[:20]
+            found = self._ids[key] = token(key[0], sorted(key[1], key=_name_first))[:20]
         return found
 
-    def rows(self, ids: Iterable[str]) -> list[tuple[str, str]]:
-        """``(id, steps as JSON)`` for the lineage ``ids``."""
+    def rows(self, ids: Iterable[str]) -> list[tuple[str, str, str]]:
+        """``(id, step, steps as JSON)`` for the lineage ``ids``."""
         wanted = set(ids)
         return [
-            (i, json.dumps(sorted(steps, key=_name_first)))
-            for steps, i in self._ids.items()
+            (i, step, json.dumps(sorted(steps, key=_name_first)))
+            for (step, steps), i in self._ids.items()
             if i in wanted
         ]
 
@@ -259,10 +273,13 @@ class Ledger:
             with _transaction(connection):
                 if new:
                     connection.executemany(
-                        "INSERT OR IGNORE INTO lineages (id, steps) VALUES (?, ?)",
+                        "INSERT OR IGNORE INTO lineages (id, step, steps) VALUES (?, ?, ?)",
                         self.lineages.rows(new),
                     )
                 connection.executemany(INSERT, rows)
+                connection.executemany(
+                    LATEST, [(r[1], r[4], r[-1] if r[4] == "ran" else None) for r in rows]
+                )
             written.update(new)
 
     @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """Reading the run ledger: records of task runs, the latest per target, run summaries.
 
-Every read is one query per ledger file for any number of targets (the paths go in as one
-JSON parameter). A ledger that does not exist has no records; reading never creates one.
+Every read is one query per ledger file, whatever the number of targets: what failed last
+time or is stale is read from the ``targets`` table by status or lineage (few rows), not
+target by target. A ledger that does not exist has no records; reading never creates one.
 A ledger that cannot be read is reported as a warning and has no records.
 """
 
@@ -43,17 +44,6 @@ class Record:
     code: str  #: a fingerprint of the task's code
 
 
-@dataclass(frozen=True)
-class Latest:
-    """The latest record of one target: what staleness and "failed last time" read."""
-
-    status: str
-    version: str | None
-    code: str
-    lineage: str
-    error: str | None
-
-
 FIELDS = ", ".join(Record.__dataclass_fields__)
 
 
@@ -81,58 +71,43 @@ def _warn(file: str, exc: BaseException) -> None:
     logger.warning("pipex: cannot read the run ledger %s (%s); ignoring it", file, exc)
 
 
-def latest(targets: Sequence[Any], status: str | None = None) -> list[Latest | None]:
-    """The latest record of each target (only records of ``status``, if given), or ``None``.
-
-    One query per ledger file, whatever the number of targets.
-    """
-    by_store: dict[Any, list[int]] = {}
-    for i, target in enumerate(targets):
-        by_store.setdefault(target.store, []).append(i)
-    found: list[Latest | None] = [None] * len(targets)
-    for store, indexes in by_store.items():
-        rows: dict[str, Latest] = {}
-        with reading(location(store)) as connection:
-            if connection is not None:
-                rows = _latest(connection, [targets[i].path for i in indexes], status)
-        for i in indexes:
-            found[i] = rows.get(targets[i].path)
-    return found
-
-
 def failed_last_time(nodes: Sequence[Any]) -> list[Any]:
     """Those of ``nodes`` whose latest run failed (one read per ledger file; none when
     ``pipex.ledger`` is false)."""
     if not nodes or not settings.get("ledger"):
         return []
-    found = latest([node.target for node in nodes])
-    return [node for node, r in zip(nodes, found, strict=True) if r and r.status == "failed"]
+    by_store: dict[Any, list[Any]] = {}
+    for node in nodes:
+        by_store.setdefault(node.target.store, []).append(node)
+    failed: set[int] = set()
+    for store, members in by_store.items():
+        paths = where(store, "status", ["failed"])
+        failed.update(id(node) for node in members if node.target.path in paths)
+    return [node for node in nodes if id(node) in failed]
 
 
-def _latest(
-    connection: sqlite3.Connection, paths: list[str], status: str | None
-) -> dict[str, Latest]:
-    only = "AND status = ?" if status is not None else ""
-    query = (
-        "SELECT t.path, t.status, t.version, t.code, t.lineage, t.error FROM tasks t JOIN "
-        "(SELECT max(id) AS id FROM tasks WHERE path IN (SELECT value FROM json_each(?)) "
-        f"{only} GROUP BY path) m ON t.id = m.id"
-    )
-    parameters: tuple[Any, ...] = (json.dumps(paths),) + ((status,) if status else ())
-    return {row[0]: Latest(*row[1:]) for row in connection.execute(query, parameters)}
-
-
-def lineages(store: Any, ids: Sequence[str]) -> dict[str, list[tuple[str, str | None, str]]]:
-    """The steps of each lineage id: ``[(step, version, code), ...]`` (one query)."""
+def where(store: Any, column: str, values: Sequence[str]) -> set[str]:
+    """The paths of ``store``'s targets whose latest ``status`` (or ``lineage``: of their
+    latest run that wrote them) is one of ``values``: one query."""
+    if column not in ("status", "lineage"):
+        raise ValueError(f"no column {column!r} in the ledger's targets")
+    query = f"SELECT path FROM targets WHERE {column} IN (SELECT value FROM json_each(?))"
     with reading(location(store)) as connection:
         if connection is None:
-            return {}
-        rows = connection.execute(
-            "SELECT id, steps FROM lineages WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(ids)),),
-        )
-        return {i: [tuple(step) for step in json.loads(steps)] for i, steps in rows}
-    return {}
+            return set()
+        return {path for (path,) in connection.execute(query, (json.dumps(list(values)),))}
+    return set()
+
+
+def lineages(store: Any, steps: Sequence[str]) -> list[tuple[str, str, list[Any]]]:
+    """``(id, step, [(step, version, code), ...])`` of the lineages of ``steps`` (one query)."""
+    query = "SELECT id, step, steps FROM lineages WHERE step IN (SELECT value FROM json_each(?))"
+    with reading(location(store)) as connection:
+        if connection is None:
+            return []
+        rows = connection.execute(query, (json.dumps(list(steps)),))
+        return [(i, step, [tuple(s) for s in json.loads(found)]) for i, step, found in rows]
+    return []
 
 
 def records(

@@ -8,9 +8,9 @@ target the ledger has no record of is done (Make semantics). Stale targets count
 during resolution: they run again, and so does everything above them, whose lineage
 names the step that changed.
 
-The ledger is read once per resolution level (one query per ledger file for the level's
-existing targets, one for lineages not seen before), and not at all when neither opt-in is
-in use.
+The ledger is read once or twice per resolution level and ledger file (the lineages of the
+level's steps; the targets of stale lineages, only when there are some), never target by
+target, and not at all when neither opt-in is in use.
 """
 
 from __future__ import annotations
@@ -48,42 +48,54 @@ def check(roots: Sequence[Any]) -> Stale | None:
 
 
 class Staleness:
-    """The :class:`~pipex.core.plan.Stale` check of one resolution."""
+    """The :class:`~pipex.core.plan.Stale` check of one resolution.
+
+    Per level and ledger file: one query for the lineages of the level's steps not read
+    before; each lineage is judged once (against the current tasks of its steps); only when
+    some lineage is stale, one query for the targets whose latest run has it.
+    """
 
     def __init__(self, code: bool) -> None:
         self.code = code
         self.steps = Steps()
+        self.lineages: dict[Any, dict[str, list[tuple[str, list[Any]]]]] = {}
         self.verdicts: dict[str, bool] = {}  # lineage id -> stale
-        self.known: dict[str, list[tuple[str, str | None, str]]] = {}
 
     def __call__(self, nodes: Sequence[Any]) -> list[bool]:
-        wanted = [i for i, node in enumerate(nodes) if self.code or node.versioned]
+        by_store: dict[Any, list[int]] = {}
+        for i, node in enumerate(nodes):
+            if self.code or node.versioned:
+                by_store.setdefault(node.target.store, []).append(i)
         stale = [False] * len(nodes)
-        if not wanted:
-            return stale
-        found = records.latest([nodes[i].target for i in wanted], status="ran")
-        self._learn(nodes, wanted, found)
-        for i, latest in zip(wanted, found, strict=True):
-            if latest is not None:
-                stale[i] = self._stale(nodes[i], latest.lineage)
+        for store, indexes in by_store.items():
+            bad = self._stale_lineages(store, [nodes[i] for i in indexes])
+            if bad:
+                paths = records.where(store, "lineage", bad)
+                for i in indexes:
+                    stale[i] = nodes[i].target.path in paths
         return stale
 
-    def _learn(self, nodes: Sequence[Any], wanted: list[int], found: list[Any]) -> None:
-        """Read the lineages not seen yet: one query per ledger file."""
-        by_store: dict[Any, set[str]] = {}
-        for i, latest in zip(wanted, found, strict=True):
-            if latest is not None and latest.lineage not in self.known:
-                by_store.setdefault(nodes[i].target.store, set()).add(latest.lineage)
-        for store, ids in by_store.items():
-            self.known.update(records.lineages(store, sorted(ids)))
-
-    def _stale(self, node: Any, lineage: str) -> bool:
-        verdict = self.verdicts.get(lineage)
-        if verdict is None:
-            verdict = self.verdicts[lineage] = any(
-                self._changed(node, step) for step in self.known.get(lineage, ())
-            )
-        return verdict
+    def _stale_lineages(self, store: Any, nodes: list[Any]) -> list[str]:
+        """The ids of the lineages of ``nodes``' steps that are stale now."""
+        example: dict[str, Any] = {}
+        for node in nodes:
+            example.setdefault(node.task.name, node)
+        known = self.lineages.setdefault(store, {})
+        new = [name for name in example if name not in known]
+        for name in new:
+            known[name] = []
+        for lineage, step, steps in records.lineages(store, new) if new else ():
+            known[step].append((lineage, steps))
+        bad = []
+        for name, node in example.items():
+            for lineage, steps in known[name]:
+                verdict = self.verdicts.get(lineage)
+                if verdict is None:
+                    verdict = any(self._changed(node, step) for step in steps)
+                    self.verdicts[lineage] = verdict
+                if verdict:
+                    bad.append(lineage)
+        return bad
 
     def _changed(self, node: Any, step: tuple[str, str | None, str]) -> bool:
         name, version, code = step
