@@ -13,11 +13,11 @@ Run:
 
     python benchmarks/ledger.py                          # 25,000 chains (100,000 tasks)
     python benchmarks/ledger.py --chains 500 --repeat 1  # a smoke run (seconds)
+    python benchmarks/ledger.py --states all --repeat 9  # the opt-ins only, more runs
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -71,16 +71,11 @@ def compare(title: str, base: list[dict[str, Any]], other: list[dict[str, Any]])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chains", type=int, default=25_000)
+    parser = restart.measuring(__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser.add_argument("--states", default="all,80", help="all (done), 80 (% done), or both")
     args = parser.parse_args()
-    if args.one:
-        import pipex  # noqa: F401  (imports not counted)
-
-        restart.print_one(run, args.one, args.root, args.chains)
+    if restart.measured(args, run):
         return
 
     chains, base = args.chains, tempfile.mkdtemp(prefix="pipex-ledger-")
@@ -93,10 +88,11 @@ def main() -> None:
     try:
         root = os.path.join(base, "run")
         measure("fill")  # fresh: every target, and the ledger under version "1"
-        for _ in range(args.repeat):
+        states = args.states.split(",")
+        for _ in range(args.repeat if "all" in states else 0):
             for variant in ("plain", "version", "code"):
                 measure(variant)
-        for _ in range(args.repeat):
+        for _ in range(args.repeat if "80" in states else 0):
             for variant in ("ledger off", "ledger on"):
                 delete_chains(root, chains, 0.2)
                 measure(variant)
@@ -106,9 +102,11 @@ def main() -> None:
         f"{chains} chains x {STEPS} steps; {os.cpu_count()} cores; Python "
         f"{sys.version.split()[0]}; medians of {args.repeat}"
     )
-    print(compare("all done: no opt-in -> version=", runs["plain"], runs["version"]))
-    print(compare("all done: no opt-in -> pipex.rerun: code", runs["plain"], runs["code"]))
-    print(compare("80% done: ledger off -> on", runs["ledger off"], runs["ledger on"]))
+    if "plain" in runs:
+        print(compare("all done: no opt-in -> version=", runs["plain"], runs["version"]))
+        print(compare("all done: no opt-in -> pipex.rerun: code", runs["plain"], runs["code"]))
+    if "ledger on" in runs:
+        print(compare("80% done: ledger off -> on", runs["ledger off"], runs["ledger on"]))
 
 
 if __name__ == "__main__":

@@ -206,6 +206,24 @@ def measure(system: str, root: str, chains: int, script: str = __file__) -> dict
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measuring(description: str) -> argparse.ArgumentParser:
+    """A parser with ``--chains`` and the hidden ``--one``/``--root`` of :func:`measure`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--chains", type=int, default=25_000)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    return parser
+
+
+def measured(args: argparse.Namespace, run: Any) -> bool:
+    """With ``--one KIND``: measure ``run(KIND, root, chains)`` here, print it, and say so."""
+    if not args.one:
+        return False
+    importlib.import_module("pipex")  # imports not counted
+    print_one(run, args.one, args.root, args.chains)
+    return True
+
+
 def print_one(run: Any, *args: Any) -> None:
     """Print ``run(*args)``'s timings as JSON, with this process's peak RSS and the CPU time
     ``run`` took (what :func:`measure` reads)."""

@@ -11,7 +11,6 @@ subprocess on dask's threaded scheduler; the ratios printed are measured in this
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tempfile
@@ -58,16 +57,9 @@ def delete_chains(kind: str, root: str, chains: int, fraction: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chains", type=int, default=25_000)
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser = restart.measuring(__doc__.splitlines()[0])
     args = parser.parse_args()
-
-    if args.one:
-        import pipex  # noqa: F401  (imports not counted)
-
-        restart.print_one(run, args.one, args.root, args.chains)
+    if restart.measured(args, run):
         return
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}

@@ -31,15 +31,7 @@ def pipeline(command: Callable[..., Any]) -> Callable[..., Any]:
         except TargetError as exc:
             raise entry.UsageError(str(exc)) from None
 
-    with_params = click.option(
-        "--param",
-        "-p",
-        "params",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="An argument of the entry point function (repeat for several).",
-    )(guarded)
-    return click.argument("entry_point", metavar="ENTRY")(with_params)
+    return click.argument("entry_point", metavar="ENTRY")(entry.params(guarded))
 
 
 @click.command()

@@ -17,14 +17,7 @@ from pipex.stores import FileStore
 
 @click.command()
 @click.argument("entry_point", metavar="[ENTRY]", required=False)
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="An argument of the entry point function (repeat for several).",
-)
+@entry.params
 @click.option("--runs", "-n", default=5, show_default=True, help="How many recent runs.")
 @click.option("--limit", default=10, show_default=True, help="Rows of the other tables.")
 def log(entry_point: str | None, params: tuple[str, ...], runs: int, limit: int) -> None:

@@ -71,6 +71,15 @@ def _warn(file: str, exc: BaseException) -> None:
     logger.warning("pipex: cannot read the run ledger %s (%s); ignoring it", file, exc)
 
 
+def _rows(file: str | None, query: str, parameters: Sequence[Any], make: Any) -> list[Any]:
+    """``make(*row)`` for each row of ``query`` on the ledger ``file`` (none if it is absent)."""
+    with reading(file) as connection:
+        if connection is None:
+            return []
+        return [make(*row) for row in connection.execute(query, parameters)]
+    return []
+
+
 def failed_last_time(nodes: Sequence[Any]) -> list[Any]:
     """Those of ``nodes`` whose latest run failed (one read per ledger file; none when
     ``pipex.ledger`` is false)."""
@@ -133,11 +142,7 @@ def records(
     query += " ORDER BY id DESC"
     if limit is not None:
         query += f" LIMIT {int(limit)}"
-    with reading(file) as connection:
-        if connection is None:
-            return []
-        return [Record(*row) for row in connection.execute(query, parameters)]
-    return []
+    return _rows(file, query, parameters, Record)
 
 
 @dataclass(frozen=True)
@@ -159,11 +164,7 @@ def runs(file: str | None, limit: int = 10) -> list[Run]:
         "sum(status = 'failed'), sum(status = 'not run') FROM tasks GROUP BY run "
         "ORDER BY max(id) DESC LIMIT ?"
     )
-    with reading(file) as connection:
-        if connection is None:
-            return []
-        return [Run(*row) for row in connection.execute(query, (limit,))]
-    return []
+    return _rows(file, query, (limit,), Run)
 
 
 @dataclass(frozen=True)
@@ -183,11 +184,7 @@ def failing(file: str | None, limit: int = 10) -> list[Failing]:
         "(SELECT max(id) AS id FROM tasks GROUP BY path) m ON t.id = m.id "
         "WHERE t.status = 'failed' GROUP BY t.error ORDER BY count(*) DESC LIMIT ?"
     )
-    with reading(file) as connection:
-        if connection is None:
-            return []
-        return [Failing(*row) for row in connection.execute(query, (limit,))]
-    return []
+    return _rows(file, query, (limit,), Failing)
 
 
 @dataclass(frozen=True)
@@ -208,8 +205,4 @@ def slowest(file: str | None, limit: int = 10) -> list[Timing]:
         "WHERE status = 'ran' AND duration IS NOT NULL GROUP BY step "
         "ORDER BY avg(duration) DESC LIMIT ?"
     )
-    with reading(file) as connection:
-        if connection is None:
-            return []
-        return [Timing(*row) for row in connection.execute(query, (limit,))]
-    return []
+    return _rows(file, query, (limit,), Timing)
