@@ -47,8 +47,6 @@ def run(variant: str, root: str, chains: int) -> dict[str, Any]:
     import pipex
 
     version, config = VARIANTS[variant]
-    os.makedirs(root, exist_ok=True)
-    os.chdir(os.path.dirname(root))  # the store root, where the ledger lives: a temporary one
     s1, s2, s3, s4 = pipex_tasks(version=version)
     t0 = time.perf_counter()
     with dask.config.set(config):

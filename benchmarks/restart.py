@@ -196,12 +196,18 @@ RUNNERS = {"pipex": run_pipex, "dask": run_dask, "luigi": run_luigi}
 
 
 def measure(system: str, root: str, chains: int, script: str = __file__) -> dict[str, Any]:
-    """Run one system once in a fresh subprocess (``script --one``); its timings and peak RSS."""
+    """Run one system once in a fresh subprocess (``script --one``); its timings and peak RSS.
+
+    It runs in the folder holding ``root``, so that pipex's run ledger (under the working
+    directory, the store root of the targets) is made there, not where the script is run.
+    """
+    script = os.path.abspath(script)
     out = subprocess.run(
         [sys.executable, script, "--one", system, "--root", root, "--chains", str(chains)],
         check=True,
         capture_output=True,
         text=True,
+        cwd=os.path.dirname(os.path.abspath(root)),
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
