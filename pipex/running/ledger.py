@@ -57,8 +57,6 @@ CREATE INDEX IF NOT EXISTS tasks_by_path ON tasks (path, id);
 CREATE TABLE IF NOT EXISTS lineages (id TEXT PRIMARY KEY, step TEXT NOT NULL, steps TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS lineages_by_step ON lineages (step);
 CREATE TABLE IF NOT EXISTS targets (path TEXT PRIMARY KEY, status TEXT NOT NULL, lineage TEXT);
-CREATE INDEX IF NOT EXISTS targets_by_lineage ON targets (lineage);
-CREATE INDEX IF NOT EXISTS targets_by_status ON targets (status);
 """
 
 #: Each target's latest status, and the lineage of its latest run that wrote it.
@@ -105,43 +103,29 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
+Steps = frozenset[tuple[str, str | None, str]]
+
+
 class Lineages:
     """The lineage of each node: its step and every step below it, with version and code.
 
-    Computed by walking below nodes by identity (no target is rendered), each node once.
-    A lineage is identified by a token of the node's step and the sorted steps.
+    Computed by walking below nodes by identity (no target is rendered), each node once; a
+    node whose task and inputs' lineages were seen before costs one lookup. A lineage is
+    identified by a token of the node's step and the sorted steps.
     """
 
     def __init__(self) -> None:
-        self._of: dict[int, frozenset[tuple[str, str | None, str]]] = {}
-        self._ids: dict[tuple[str, frozenset[tuple[str, str | None, str]]], str] = {}
-        self._stamps: dict[int, tuple[str, str | None, str]] = {}
+        self._of: dict[int, str] = {}  # id(node) -> lineage id
+        self._combined: dict[tuple[int, tuple[str, ...]], str] = {}  # task, inputs' lineages
+        self._ids: dict[tuple[str, Steps], str] = {}
+        self._steps: dict[str, tuple[str, Steps]] = {}
 
     def id(self, node: Any) -> str:
         """The lineage id of ``node``."""
-        key = (node.task.name, self._steps(node))
-        found = self._ids.get(key)
-        if found is None:
-            found = self._ids[key] = token(key[0], sorted(key[1], key=_name_first))[:20]
-        return found
-
-    def rows(self, ids: Iterable[str]) -> list[tuple[str, str, str]]:
-        """``(id, step, steps as JSON)`` for the lineage ``ids``."""
-        wanted = set(ids)
-        return [
-            (i, step, json.dumps(sorted(steps, key=_name_first)))
-            for (step, steps), i in self._ids.items()
-            if i in wanted
-        ]
-
-    def _stamp(self, task: Any) -> tuple[str, str | None, str]:
-        stamp = self._stamps.get(id(task))
-        if stamp is None:
-            stamp = self._stamps[id(task)] = (task.name, task.version, task.code)
-        return stamp
-
-    def _steps(self, node: Any) -> frozenset[tuple[str, str | None, str]]:
         memo = self._of
+        found = memo.get(id(node))
+        if found is not None:
+            return found
         stack = [node]
         while stack:
             top = stack[-1]
@@ -153,11 +137,30 @@ class Lineages:
                 stack.extend(pending)
                 continue
             stack.pop()
-            steps = {self._stamp(top.task)}
-            for dep in top.deps:
-                steps.update(memo[id(dep)])
-            memo[id(top)] = frozenset(steps)
+            key = (id(top.task), tuple([memo[id(dep)] for dep in top.deps]))
+            lineage = self._combined.get(key)
+            if lineage is None:
+                lineage = self._combined[key] = self._new(top.task, key[1])
+            memo[id(top)] = lineage
         return memo[id(node)]
+
+    def rows(self, ids: Iterable[str]) -> list[tuple[str, str, str]]:
+        """``(id, step, steps as JSON)`` for the lineage ``ids``."""
+        return [
+            (i, self._steps[i][0], json.dumps(sorted(self._steps[i][1], key=_name_first)))
+            for i in ids
+        ]
+
+    def _new(self, task: Any, inputs: tuple[str, ...]) -> str:
+        steps = {(task.name, task.version, task.code)}
+        for lineage in inputs:
+            steps.update(self._steps[lineage][1])
+        key = (task.name, frozenset(steps))
+        found = self._ids.get(key)
+        if found is None:
+            found = self._ids[key] = token(key[0], sorted(key[1], key=_name_first))[:20]
+            self._steps[found] = key
+        return found
 
 
 def _name_first(step: tuple[str, str | None, str]) -> tuple[str, str, str]:
