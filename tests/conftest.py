@@ -8,9 +8,12 @@ def _clean_mode(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
-def _cache_home(tmp_path_factory, monkeypatch):
-    """Run ledgers of remote stores go to a cache folder of the test's own, not the home's."""
+def _ledgers_elsewhere(tmp_path_factory, monkeypatch):
+    """Run ledgers go to folders of the test's own: those of remote stores to its cache
+    folder, not the home's; that of the working directory (the store root of targets with
+    absolute paths) to a folder of its own, not the checkout's."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
 
 @pytest.fixture
