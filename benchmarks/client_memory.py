@@ -89,6 +89,8 @@ def main() -> None:
     args = parser.parse_args()
 
     folder = tempfile.mkdtemp(prefix="pipex-client-memory-", dir=args.folder)
+    cwd = os.getcwd()
+    os.chdir(folder)  # the store root of the outputs, where the run ledger goes too
     try:
         with (
             LocalCluster(
@@ -114,6 +116,7 @@ def main() -> None:
             ]
             _, baseline, _ = timed(lambda: client.gather(futures))
     finally:
+        os.chdir(cwd)
         shutil.rmtree(folder, ignore_errors=True)
 
     def grew(sampler: Sampler) -> float:

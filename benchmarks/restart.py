@@ -43,8 +43,9 @@ STEPS = 4
 # --- pipex -----------------------------------------------------------------------------------
 
 
-def pipex_tasks(store: Any = None) -> list[Any]:
-    """The four steps as pipex tasks, their targets in ``store`` (the working folder if None)."""
+def pipex_tasks(store: Any = None, version: str | None = None) -> list[Any]:
+    """The four steps as pipex tasks, their targets in ``store`` (the working folder if None),
+    each with the ``version`` option given."""
     import pipex
 
     def make(step: int) -> Any:
@@ -53,13 +54,14 @@ def pipex_tasks(store: Any = None) -> list[Any]:
             def first(chain: int) -> int:
                 return chain
 
-            return pipex.task(target="{path}/s1/{chain}.pkl", name="s1", store=store)(first)
+            target = "{path}/s1/{chain}.pkl"
+            return pipex.task(target=target, name="s1", store=store, version=version)(first)
 
         def later(x: int, chain: int) -> int:
             return x + 1
 
         target = f"{{path}}/s{step}/{{chain}}.pkl"
-        return pipex.task(target=target, name=f"s{step}", store=store)(later)
+        return pipex.task(target=target, name=f"s{step}", store=store, version=version)(later)
 
     return [make(step) for step in range(1, STEPS + 1)]
 
@@ -194,14 +196,49 @@ RUNNERS = {"pipex": run_pipex, "dask": run_dask, "luigi": run_luigi}
 
 
 def measure(system: str, root: str, chains: int, script: str = __file__) -> dict[str, Any]:
-    """Run one system once in a fresh subprocess (``script --one``); its timings and peak RSS."""
+    """Run one system once in a fresh subprocess (``script --one``); its timings and peak RSS.
+
+    It runs in the folder holding ``root``, so that pipex's run ledger (under the working
+    directory, the store root of the targets) is made there, not where the script is run.
+    """
+    script = os.path.abspath(script)
     out = subprocess.run(
         [sys.executable, script, "--one", system, "--root", root, "--chains", str(chains)],
         check=True,
         capture_output=True,
         text=True,
+        cwd=os.path.dirname(os.path.abspath(root)),
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def measuring(description: str) -> argparse.ArgumentParser:
+    """A parser with ``--chains`` and the hidden ``--one``/``--root`` of :func:`measure`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--chains", type=int, default=25_000)
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--root", help=argparse.SUPPRESS)
+    return parser
+
+
+def measured(args: argparse.Namespace, run: Any) -> bool:
+    """With ``--one KIND``: measure ``run(KIND, root, chains)`` here, print it, and say so."""
+    if not args.one:
+        return False
+    importlib.import_module("pipex")  # imports not counted
+    print_one(run, args.one, args.root, args.chains)
+    return True
+
+
+def print_one(run: Any, *args: Any) -> None:
+    """Print ``run(*args)``'s timings as JSON, with this process's peak RSS and the CPU time
+    ``run`` took (what :func:`measure` reads)."""
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    result = run(*args)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["rss_mb"] = usage.ru_maxrss / 1024
+    result["cpu"] = (usage.ru_utime + usage.ru_stime) - (before.ru_utime + before.ru_stime)
+    print(json.dumps(result))
 
 
 def delete_chains(root: str, chains: int, fraction: float) -> None:
@@ -240,12 +277,7 @@ def main() -> None:
 
     if args.one:  # a single measurement, in this process (imports not counted)
         importlib.import_module({"pipex": "pipex", "dask": "dask", "luigi": "luigi"}[args.one])
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        result = RUNNERS[args.one](args.root, args.chains)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        result["rss_mb"] = usage.ru_maxrss / 1024
-        result["cpu"] = (usage.ru_utime + usage.ru_stime) - (before.ru_utime + before.ru_stime)
-        print(json.dumps(result))
+        print_one(RUNNERS[args.one], args.root, args.chains)
         return
 
     systems = [s for s in args.systems.split(",") if s]

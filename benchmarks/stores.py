@@ -11,10 +11,7 @@ subprocess on dask's threaded scheduler; the ratios printed are measured in this
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import resource
 import shutil
 import tempfile
 import time
@@ -60,21 +57,9 @@ def delete_chains(kind: str, root: str, chains: int, fraction: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--chains", type=int, default=25_000)
-    parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--root", help=argparse.SUPPRESS)
+    parser = restart.measuring(__doc__.splitlines()[0])
     args = parser.parse_args()
-
-    if args.one:
-        import pipex  # noqa: F401  (imports not counted)
-
-        before = resource.getrusage(resource.RUSAGE_SELF)
-        result = run(args.one, args.root, args.chains)
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        result["rss_mb"] = usage.ru_maxrss / 1024
-        result["cpu"] = (usage.ru_utime + usage.ru_stime) - (before.ru_utime + before.ru_stime)
-        print(json.dumps(result))
+    if restart.measured(args, run):
         return
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}

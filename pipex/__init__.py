@@ -14,7 +14,7 @@ from pipex.exceptions import (
 )
 from pipex.flow import flow
 from pipex.node import Node
-from pipex.steer import Status, invalidate, restore, status, visualize
+from pipex.steer import Status, history, invalidate, restore, status, visualize
 from pipex.stores import FileStore, FsspecStore, MemoryStore, SQLiteStore, Store
 from pipex.task import TaskFunction, task
 
@@ -41,6 +41,7 @@ __all__ = [
     "compute",
     "context",
     "flow",
+    "history",
     "invalidate",
     "restore",
     "status",

@@ -15,7 +15,8 @@ from pipex.core.walk import replace, visit
 from pipex.exceptions import StoreError
 from pipex.executors import check_options, select
 from pipex.node import Collect, Node
-from pipex.running import Observers
+from pipex.running import Observers, records, staleness
+from pipex.running.ledger import Ledger
 from pipex.running.progress import Progress, enabled
 from pipex.running.report import Report, Results
 
@@ -28,6 +29,7 @@ def compute(
     scheduler: Any = None,
     keep_going: bool | None = None,
     progress: bool | None = None,
+    skip_failed: bool = False,
     **kwargs: Any,
 ) -> tuple[Any, ...]:
     """Compute nodes, running only what is missing below them.
@@ -40,7 +42,11 @@ def compute(
     dask's threads. With ``keep_going`` (default: ``pipex.keep-going``, true) independent
     work goes on after a failure and one :class:`PipelineError` lists every failed and unrun
     task at the end; otherwise the first failure is raised at once. ``progress`` shows a bar
-    (default: ``pipex.progress``, on when stderr is a terminal). Scheduler options go to the
+    (default: ``pipex.progress``, on when stderr is a terminal). With ``skip_failed``, tasks
+    whose latest run (in the run ledger) failed, and everything that depends on them, are
+    left alone: not run, not reported as failures, counted as ``skipped`` in the summary;
+    each gives its (absent) Target, or ``None`` with ``load=True``. Every outcome goes to the
+    run ledger unless ``pipex.ledger`` is false. Scheduler options go to the
     scheduler (``num_workers=`` for dask's local ones; ``workers=``, ``resources=``,
     ``priority=``... for a cluster); any other keyword is a ``TypeError``, before anything
     runs.
@@ -56,19 +62,25 @@ def compute(
     if keep_going is None:
         keep_going = bool(settings.get("keep-going"))
     with deferred():  # a Target per visited node, and the plan: many long-lived objects
-        plan = resolve(nodes)
+        plan = resolve(nodes, stale=staleness.check(nodes))
+    skipped: list[Node] = []
+    if skip_failed and plan.missing:
+        plan, skipped = plan.without(n.key for n in records.failed_last_time(plan.missing))
     outcomes: dict[str, Outcome] = {}
     report = Report()
     if plan.missing:
+        ledger = Ledger(plan.missing) if settings.get("ledger") else None
         try:
             with (
                 resumed(),  # the tasks' own code: the usual garbage collection
                 select(scheduler) as executor,
                 Progress(len(plan.missing), len(plan.done), progress) as bar,
             ):
-                observer = Observers((bar, report))
+                observer = Observers((bar, report, ledger))
                 for batch in plan.batches(int(settings.get("batch-size")), outcomes):
                     outcomes.update(executor.execute(batch, observer, keep_going, **kwargs))
+                    if ledger is not None:
+                        ledger.flush()
         except KeyboardInterrupt:
             print(
                 f"pipex: interrupted; {report.tally.ran} task(s) saved their targets. "
@@ -76,10 +88,15 @@ def compute(
                 file=sys.stderr,
             )
             raise
+        finally:
+            if ledger is not None:
+                ledger.close()
     requested = {n.key for n in nodes}
     done = sum(key in requested for key in plan.done)
     seconds = time.perf_counter() - start
-    summary = report.summary(len(requested), done, seconds, len(plan.done) - done)
+    summary = report.summary(
+        len(requested), done, seconds, reused=len(plan.done) - done, skipped=len(skipped)
+    )
     logger.info("%s", summary)
     if progress if progress is not None else enabled():
         print(summary, file=sys.stderr)
@@ -87,8 +104,10 @@ def compute(
     if error is not None:
         raise error
     outcomes.update(plan.done)
+    for node in skipped:
+        outcomes[node.key] = None if load else node.target
     fill = _Outputs(outcomes, load)
-    return Results((replace(arg, fill) for arg in args), summary)
+    return Results((replace(arg, fill) for arg in args), summary, (n.target for n in skipped))
 
 
 class _Outputs:
@@ -104,7 +123,7 @@ class _Outputs:
         if not isinstance(value, Node):
             return value
         target = self.outcomes[value.key]
-        if not self.load:
+        if not self.load or target is None:
             return target
         try:
             return target.load()

@@ -23,6 +23,7 @@ class Task(Protocol):
     """What a node needs of its task (a :class:`pipex.TaskFunction`)."""
 
     name: str
+    version: str | None
 
     def render(self, node: Node) -> Target: ...
 
@@ -33,7 +34,9 @@ class Node:
     ``pipex.compute(node)``, ``dask.compute(node)`` and ``node.compute()`` run only what is
     missing below it. ``node.target`` is known before anything runs: it is rendered on first
     use (from the context and date of the call), so nodes below finished targets, which
-    resolution never visits, never pay for it.
+    resolution never visits, never pay for it. ``versioned`` says whether this call's task or
+    a task below it has a ``version`` (so resolution knows, without walking down, whether
+    to read the run ledger).
     """
 
     __slots__ = (
@@ -46,6 +49,7 @@ class Node:
         "origin",
         "task",
         "today",
+        "versioned",
     )
 
     def __init__(
@@ -65,6 +69,13 @@ class Node:
         self.origin = origin
         self._target: Target | None = None
         self._key: str | None = None
+        versioned = task.version is not None
+        if not versioned:
+            for dep in deps:
+                if dep.versioned:
+                    versioned = True
+                    break
+        self.versioned = versioned
 
     @property
     def target(self) -> Target:

@@ -13,6 +13,7 @@ from typing import Any, overload
 from pipex import registry, settings
 from pipex.context import current
 from pipex.core.binding import Binder, target_annotated, without_target_parameter
+from pipex.core.code import fingerprint
 from pipex.core.rendering import DEFAULT_TARGET, TargetOption, TargetSpec, origin
 from pipex.core.targets import Target
 from pipex.core.walk import ATOMS, copy, visit
@@ -32,6 +33,7 @@ class TaskOptions:
     name: str | None = None
     long_running: bool = False
     retries: int = 0
+    version: str | None = None
 
     def checked(self, fn: Callable[..., Any]) -> TaskOptions:
         """These options for ``fn``, checked, with ``name`` and ``store`` filled in."""
@@ -40,6 +42,8 @@ class TaskOptions:
             raise TypeError(f"task {name}: retries must be an int, not {self.retries!r}")
         if self.retries < 0:
             raise ValueError(f"task {name}: retries must be 0 or more, not {self.retries}")
+        if self.version is not None and type(self.version) not in (str, int):
+            raise TypeError(f"task {name}: version must be a str, not {self.version!r}")
         store = None if self.store is None else store_for(self.store)
         return dataclasses.replace(
             self,
@@ -47,6 +51,7 @@ class TaskOptions:
             store=store,
             save=bool(self.save),
             long_running=bool(self.long_running),
+            version=None if self.version is None else str(self.version),
         )
 
 
@@ -68,6 +73,7 @@ def task(
     name: str | None = None,
     long_running: bool = False,
     retries: int = 0,
+    version: str | None = None,
 ) -> Callable[[Callable[..., Any]], TaskFunction]: ...
 
 
@@ -83,7 +89,9 @@ def task(
     the function's name in ``{funcname}`` and in task keys. On a dask.distributed cluster,
     ``long_running=True`` runs each call in a process of its own on the worker (so a long call
     that holds the GIL cannot starve the worker's heartbeat), and ``retries`` reruns a call
-    that raised up to that many more times.
+    that raised up to that many more times. ``version`` opts into staleness: a target the run
+    ledger recorded under another version counts as missing, so it and everything that
+    depends on it rerun (a target the ledger has no record of stays done).
     """
     if fn is not None and not callable(fn):
         raise TypeError(
@@ -120,6 +128,7 @@ class TaskFunction:
         self.save = self.options.save
         self.long_running = self.options.long_running
         self.retries = self.options.retries
+        self.version = self.options.version
         self.store: Store | None = self.options.store  # type: ignore[assignment]
         self.spec = TargetSpec(self.options.target, self.name, self.save, self._token_parts)
         signature = inspect.signature(fn)
@@ -204,6 +213,11 @@ class TaskFunction:
     def render(self, node: Node) -> Target:
         """The target of one call: its template rendered with the call's fields."""
         return self.spec.render(node, self.store)
+
+    @functools.cached_property
+    def code(self) -> str:
+        """A fingerprint of the function's code (its source without comments), once per task."""
+        return fingerprint(self.fn)
 
     def _token_parts(self, arguments: Mapping[str, Any]) -> tuple[Any, ...]:
         """What the default ``base`` is a token of: the task's import name and arguments."""

@@ -7,6 +7,15 @@ def _clean_mode(monkeypatch):
     monkeypatch.delenv("PIPEX", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _ledgers_elsewhere(tmp_path_factory, monkeypatch):
+    """Run ledgers go to folders of the test's own: those of remote stores to its cache
+    folder, not the home's; that of the working directory (the store root of targets with
+    absolute paths) to a folder of its own, not the checkout's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture
 def workdir(tmp_path, monkeypatch):
     """Run the test inside its own empty folder (targets resolve against the cwd)."""

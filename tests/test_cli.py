@@ -101,6 +101,29 @@ def test_run_exits_1_on_task_failures(cli):
     assert "ran 6, failed 1, not run 1" in result.output
 
 
+def test_run_skip_failed_then_log_shows_runs_failures_and_slow_steps(cli):
+    assert "No run ledger yet" in cli("log").output
+    cli("run", "pipeline.py:build", "-p", "bad=2", "--no-progress")
+    calls()
+
+    skipped = cli("run", "pipeline.py:build", "-p", "bad=2", "--skip-failed", "--no-progress")
+    assert skipped.exit_code == 0, skipped.output
+    assert calls() == []
+    assert "skipped 2 (failed last time, or need a task that did)" in skipped.output
+    assert "  skipped " + str(Path("out/first/2.pkl").resolve()) in skipped.output
+
+    for args in (("log",), ("log", "pipeline.py:build")):
+        shown = cli(*args)
+        assert shown.exit_code == 0, shown.output
+        lines = shown.output.splitlines()
+        assert lines[0] == "Recent runs"  # plain when piped: no colours, no boxes
+        assert "\x1b[" not in shown.output and "┃" not in shown.output
+        assert lines[1].split() == ["run", "started", "seconds", "ran", "failed", "not", "run"]
+        assert lines[2].split()[-3:] == ["6", "1", "1"]
+        assert "ValueError: bad input 2        1  first" in shown.output
+        assert "Slowest steps" in shown.output
+
+
 def test_invalidate_dry_run_then_for_real_then_restore(cli):
     cli("run", "pipeline.py:build", "--no-progress")
     calls()
@@ -223,6 +246,9 @@ def test_the_console_script_in_a_subprocess(workdir):
     assert piped.returncode == 0, piped.stderr
     assert piped.stdout.splitlines()[0] == "step    done  to run  failed"  # plain when piped
     assert "\x1b[" not in piped.stdout
+    log = pipex("log")
+    assert log.returncode == 0, log.stderr
+    assert log.stdout.splitlines()[0] == "Recent runs" and "\x1b[" not in log.stdout
     bad = pipex("status", "nowhere.py:build")
     assert bad.returncode == 2
     assert bad.stderr == "Error: no file nowhere.py (entry point nowhere.py:build)\n"

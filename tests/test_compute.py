@@ -12,6 +12,7 @@ import dask.config
 import pytest
 
 import pipex
+from tests.files import files_under
 
 
 def two_steps(calls: Counter[str], bad: set[int]):
@@ -30,14 +31,6 @@ def two_steps(calls: Counter[str], bad: set[int]):
         return 10 * x
 
     return load, scale
-
-
-def files_under(folder: os.PathLike[str]) -> list[str]:
-    return sorted(
-        os.path.relpath(os.path.join(root, name), folder)
-        for root, _dirs, names in os.walk(folder)
-        for name in names
-    )
 
 
 def test_compute_returns_a_tuple_of_targets_that_hold_the_results(workdir):

@@ -16,14 +16,7 @@ import dask
 import pytest
 
 import pipex
-
-
-def files_under(folder):
-    return sorted(
-        os.path.relpath(os.path.join(parent, name), folder)
-        for parent, _, names in os.walk(folder)
-        for name in names
-    )
+from tests.files import files_under
 
 
 @pytest.fixture

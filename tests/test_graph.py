@@ -12,6 +12,7 @@ from dask.task_spec import Task
 import pipex
 from pipex.core.graph import to_dask
 from pipex.core.plan import resolve
+from tests.files import files_under
 
 
 def chain_tasks(calls: Counter[str]):
@@ -41,14 +42,6 @@ def per_task(calls: Counter[str]) -> Counter[str]:
     for (task, _name), n in calls.items():
         out[task] += n
     return out
-
-
-def files_under(folder: os.PathLike[str]) -> list[str]:
-    return sorted(
-        os.path.relpath(os.path.join(root, name), folder)
-        for root, _dirs, names in os.walk(folder)
-        for name in names
-    )
 
 
 def test_existing_downstream_target_stops_resolution_its_upstream_is_never_opened(workdir):

@@ -83,6 +83,7 @@ def test_public_names_are_pinned():
         "compute",
         "context",
         "flow",
+        "history",
         "invalidate",
         "restore",
         "status",

@@ -13,17 +13,9 @@ from hypothesis import strategies as st
 import pipex
 from pipex.core.templates import Template
 from pipex.stores.base import Store
+from tests.files import files_under
 
 SETTINGS = settings(max_examples=50, deadline=None)
-
-
-def files_under(folder):
-    """Every file below ``folder``, as sorted paths relative to it."""
-    return sorted(
-        os.path.relpath(os.path.join(parent, name), folder)
-        for parent, _, names in os.walk(folder)
-        for name in names
-    )
 
 
 # --- rendering -------------------------------------------------------------------------------

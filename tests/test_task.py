@@ -14,6 +14,7 @@ import dask
 import pytest
 
 import pipex
+from tests.files import files_under
 
 
 @pytest.fixture
@@ -33,14 +34,6 @@ def module_factory(tmp_path_factory, monkeypatch):
     yield make
     for name in names:
         sys.modules.pop(name, None)
-
-
-def files_under(folder):
-    return sorted(
-        os.path.relpath(os.path.join(parent, name), folder)
-        for parent, _, names in os.walk(folder)
-        for name in names
-    )
 
 
 # --- the decorator ---------------------------------------------------------------------------

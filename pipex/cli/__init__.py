@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipex import __version__
-from pipex.cli import commands
+from pipex.cli import commands, log
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,5 +44,5 @@ def demo(folder: str, images: int, scheduler: str | None) -> None:
     click.echo(f"outputs in {click.format_filename(folder)}/{{{','.join(pipeline.STEPS)}}}/")
 
 
-for command in commands.ALL:
+for command in (*commands.ALL, log.log):
     main.add_command(command)

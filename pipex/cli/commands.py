@@ -31,15 +31,7 @@ def pipeline(command: Callable[..., Any]) -> Callable[..., Any]:
         except TargetError as exc:
             raise entry.UsageError(str(exc)) from None
 
-    with_params = click.option(
-        "--param",
-        "-p",
-        "params",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="An argument of the entry point function (repeat for several).",
-    )(guarded)
-    return click.argument("entry_point", metavar="ENTRY")(with_params)
+    return click.argument("entry_point", metavar="ENTRY")(entry.params(guarded))
 
 
 @click.command()
@@ -53,23 +45,36 @@ def pipeline(command: Callable[..., Any]) -> Callable[..., Any]:
     help="Go on with independent work after a failure (default), or stop at the first.",
 )
 @click.option("--progress/--no-progress", default=None, help="A progress bar on stderr.")
+@click.option(
+    "--skip-failed",
+    is_flag=True,
+    help="Leave alone the tasks whose last run failed, and what needs them (see pipex log).",
+)
 def run(
     entry_point: str,
     params: tuple[str, ...],
     scheduler: str | None,
     keep_going: bool | None,
     progress: bool | None,
+    skip_failed: bool,
 ) -> None:
     """Run what is missing in the pipeline ENTRY (exit code 1 if a task fails)."""
     nodes = entry.nodes(entry_point, params)
     try:
-        results = compute(nodes, scheduler=scheduler, keep_going=keep_going, progress=progress)
+        results = compute(
+            nodes,
+            scheduler=scheduler,
+            keep_going=keep_going,
+            progress=progress,
+            skip_failed=skip_failed,
+        )
     except PipelineError as error:
         click.echo(error.message, err=True)
         summary = getattr(error, "summary", None)
         if summary is not None:
             click.echo(str(summary))
         sys.exit(1)
+    output.targets("skipped", results.skipped)
     click.echo(str(results.summary))
 
 

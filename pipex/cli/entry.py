@@ -17,6 +17,16 @@ import click
 from pipex.core.outcomes import one_line
 from pipex.steer.graph import collect
 
+#: The ``--param KEY=VALUE`` option of every command that takes an entry point.
+params = click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="An argument of the entry point function (repeat for several).",
+)
+
 
 class UsageError(click.ClickException):
     """A usage error in one line, without the usage banner (a bad entry point): exit code 2."""

@@ -19,8 +19,11 @@ def terminal() -> bool:
     return sys.stdout.isatty()
 
 
-def table(header: Sequence[str], rows: Sequence[Sequence[object]], title: str = "") -> None:
-    """A table: the first column left-aligned, numbers right-aligned; a total row last."""
+def table(
+    header: Sequence[str], rows: Sequence[Sequence[object]], title: str = "", total: bool = True
+) -> None:
+    """A table: the first column left-aligned, numbers right-aligned; a total row last
+    (set apart by a rule) unless not ``total``."""
     if terminal():
         cells = [[f"{c:,}" if isinstance(c, int) else str(c) for c in row] for row in rows]
         from rich.console import Console
@@ -30,12 +33,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence[object]], title: str = 
         for i, name in enumerate(header):
             shown.add_column(name, justify="left" if i == 0 else "right", style=COLOURS.get(name))
         for k, row in enumerate(cells):
-            shown.add_row(*row, end_section=k == len(cells) - 2)
+            shown.add_row(*row, end_section=total and k == len(cells) - 2)
         Console().print(shown)
         return
     if title:
         click.echo(title)
-    click.echo(plain(header, rows))
+    click.echo(plain(header, rows, total))
 
 
 def status(shown: Status) -> None:

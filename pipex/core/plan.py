@@ -3,6 +3,8 @@
 A node whose target exists is done; nothing below it is checked, loaded or scheduled.
 Existence is checked level by level, in one batch per store (one listing per folder for
 files). The result is a :class:`Plan`: the targets found done and the nodes that must run.
+An optional :class:`Stale` check (the run ledger's opt-ins) may call existing targets of a
+level missing, in one call per level.
 """
 
 from __future__ import annotations
@@ -39,6 +41,13 @@ class Node(Protocol):
     def key(self) -> str: ...
 
 
+class Stale(Protocol):
+    """Which of some nodes whose targets exist count as missing all the same (one call per
+    level of resolution, never one per node)."""
+
+    def __call__(self, nodes: Sequence[Any]) -> list[bool]: ...
+
+
 @dataclass
 class Plan:
     """The outcome of resolution: which visited targets exist, and which nodes must run.
@@ -54,6 +63,20 @@ class Plan:
     def order(self) -> list[Any]:
         """The missing nodes, every one after the missing nodes it depends on."""
         return dependency_order(self.missing)
+
+    def without(self, keys: Iterable[str]) -> tuple[Plan, list[Any]]:
+        """This plan without the missing nodes named by ``keys`` and every missing node that
+        depends on one of them; and those nodes left out, inputs first."""
+        out = set(keys)
+        left: list[Any] = []
+        for node in self.order():
+            if node.key in out or any(dep.key in out for dep in node.deps):
+                out.add(node.key)
+                left.append(node)
+        if not left:
+            return self, []
+        missing = [node for node in self.missing if node.key not in out]
+        return Plan(roots=self.roots, done=self.done, missing=missing), left
 
     def batches(self, size: int, finished: Mapping[str, Any]) -> Iterator[Plan]:
         """The missing nodes in plans of about ``size`` nodes, inputs before their users.
@@ -106,8 +129,12 @@ def _placed(nodes: Sequence[Node]) -> Iterator[list[Any]]:
         yield group
 
 
-def resolve(roots: Iterable[Node], check: bool = True) -> Plan:
-    """Walk down from ``roots``, checking targets level by level (all missing if not ``check``)."""
+def resolve(roots: Iterable[Node], check: bool = True, stale: Stale | None = None) -> Plan:
+    """Walk down from ``roots``, checking targets level by level (all missing if not ``check``).
+
+    ``stale``, when given, sees the nodes of each level whose targets exist and may call some
+    of them missing: they run again, and resolution goes on below them.
+    """
     plan = Plan(roots=list(roots))
     done: dict[str, Target] = {}
     plan.done = done
@@ -133,6 +160,8 @@ def resolve(roots: Iterable[Node], check: bool = True) -> Plan:
     frontier = [node for node in plan.roots if first_visit(node)]
     while frontier:
         exists = exists_many([n.target for n in frontier]) if check else [False] * len(frontier)
+        if stale is not None:
+            exists = _fresh(frontier, exists, stale)
         below: list[Node] = []
         for node, found in zip(frontier, exists, strict=True):
             if found:
@@ -142,6 +171,15 @@ def resolve(roots: Iterable[Node], check: bool = True) -> Plan:
             below.extend(dep for dep in node.deps if first_visit(dep))
         frontier = below
     return plan
+
+
+def _fresh(nodes: Sequence[Node], exists: list[bool], stale: Stale) -> list[bool]:
+    """``exists``, with the existing targets that ``stale`` calls stale counted missing."""
+    found = [node for node, ok in zip(nodes, exists, strict=True) if ok]
+    if not found:
+        return exists
+    verdicts = iter(stale(found))
+    return [ok and not next(verdicts) for ok in exists]
 
 
 def exists_many(targets: Sequence[Target]) -> list[bool]:

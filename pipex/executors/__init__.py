@@ -36,7 +36,7 @@ def check_options(options: Iterable[str]) -> None:
     if unknown:
         raise TypeError(
             f"pipex.compute got unknown keyword argument(s) {', '.join(unknown)}; it takes "
-            "load, scheduler, keep_going, progress, and these scheduler options: "
+            "load, scheduler, keep_going, progress, skip_failed, and these scheduler options: "
             f"{', '.join(sorted(known))}"
         )
 

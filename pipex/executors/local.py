@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor
 from typing import Any
@@ -72,22 +74,33 @@ class LocalExecutor(Executor):
 class Reporting(Callback):
     """Reports each pipex task's outcome from dask's local schedulers to an observer.
 
-    ``names`` maps dask keys to node keys; other tasks are not reported.
+    ``names`` maps dask keys to node keys; other tasks are not reported. An observer with a
+    ``timing`` method also hears when each task was handed to a worker thread or process,
+    how long until its result came back, and which worker ran it.
     """
 
     def __init__(self, observer: Observer, names: dict[Any, str]) -> None:
         super().__init__()
         self.observer = observer
         self.names = names
-        self.running: set[str] = set()  # node keys of the tasks started and not finished
+        self.timing = getattr(observer, "timing", None)
+        self.started: dict[Any, float] = {}  # dask key -> start time of the running tasks
+        self.host = socket.gethostname()
+
+    @property
+    def running(self) -> list[str]:
+        """Node keys of the tasks started and not finished."""
+        return [self.names[key] for key in self.started]
 
     def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
-        name = self.names.get(key)
-        if name is not None:
-            self.running.add(name)
+        if key in self.names:
+            self.started[key] = time.time()
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
         name = self.names.get(key)
-        if name is not None:
-            self.running.discard(name)
-            self.observer.record(name, result)
+        if name is None:
+            return
+        started = self.started.pop(key, None)
+        if started is not None and self.timing is not None:
+            self.timing(name, started, time.time() - started, f"{self.host}/{worker_id}")
+        self.observer.record(name, result)

@@ -1,7 +1,9 @@
 """Observers of a run: each is told every task's outcome as it arrives.
 
 The executors report outcomes to one observer; :class:`Observers` hands each to several
-(the progress bar, the run report). A new observer is one module with a ``record`` method.
+(the progress bar, the run report, the run ledger). A new observer is one module with a
+``record`` method. An executor that knows when and where a task ran says so first, through
+the optional ``timing`` method.
 """
 
 from __future__ import annotations
@@ -17,13 +19,20 @@ class Observer(Protocol):
 
 
 class Observers:
-    """Hands each outcome to several observers, in order."""
+    """Hands each outcome to several observers, in order; ``None`` entries are left out."""
 
-    __slots__ = ("observers",)
+    __slots__ = ("observers", "timed")
 
-    def __init__(self, observers: Iterable[Observer]) -> None:
-        self.observers = tuple(observers)
+    def __init__(self, observers: Iterable[Observer | None]) -> None:
+        self.observers = tuple(o for o in observers if o is not None)
+        self.timed = tuple(o for o in self.observers if hasattr(o, "timing"))
 
     def record(self, key: str, outcome: Any) -> None:
         for observer in self.observers:
             observer.record(key, outcome)
+
+    def timing(self, key: str, started: float, duration: float, worker: str) -> None:
+        """When a task started (seconds since the epoch), how long it ran, and where; told
+        before its outcome, by executors that know."""
+        for observer in self.timed:
+            observer.timing(key, started, duration, worker)

@@ -21,12 +21,15 @@ class Summary:
     not_run: int  #: tasks skipped because an input failed
     seconds: float  #: wall time of the whole call
     reused: int = 0  #: finished inputs (not requested) that tasks which ran read
+    skipped: int = 0  #: left alone with skip_failed: failed last time, or need one that did
 
     def __str__(self) -> str:
         text = (
             f"pipex: {self.requested} requested, {self.done} already done, ran {self.ran}, "
             f"failed {self.failed}, not run {self.not_run}"
         )
+        if self.skipped:
+            text += f", skipped {self.skipped} (failed last time, or need a task that did)"
         if self.reused:
             text += f"; {self.reused} finished input(s) reused"
         return f"{text} in {self.seconds:.2f} s"
@@ -36,10 +39,14 @@ class Results(tuple):
     """The tuple :func:`pipex.compute` returns, with the run's :class:`Summary` attached."""
 
     summary: Summary
+    skipped: list[Any]  #: the targets left alone with skip_failed, inputs first
 
-    def __new__(cls, values: Iterable[Any], summary: Summary) -> Results:
+    def __new__(
+        cls, values: Iterable[Any], summary: Summary, skipped: Iterable[Any] = ()
+    ) -> Results:
         self = super().__new__(cls, values)
         self.summary = summary
+        self.skipped = list(skipped)
         return self
 
 
@@ -62,10 +69,12 @@ class Report:
         elif isinstance(outcome, NotRun):
             self.not_run.append(outcome)
 
-    def summary(self, requested: int, done: int, seconds: float, reused: int = 0) -> Summary:
+    def summary(
+        self, requested: int, done: int, seconds: float, reused: int = 0, skipped: int = 0
+    ) -> Summary:
         """The run's counts."""
         t = self.tally
-        return Summary(requested, done, t.ran, t.failed, t.not_run, seconds, reused)
+        return Summary(requested, done, t.ran, t.failed, t.not_run, seconds, reused, skipped)
 
     def error(self, summary: Summary) -> PipelineError | None:
         """One error naming every failed task, or ``None`` when nothing failed.

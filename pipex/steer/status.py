@@ -1,7 +1,8 @@
 """``pipex.status``: what :func:`pipex.compute` would find done and run, per step.
 
 It is resolution and nothing more: the same listings, no output loaded, nothing below a
-finished target visited.
+finished target visited; plus one read of the run ledger for the targets to run (which of
+them failed last time).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from pipex.core.plan import Plan, resolve
 from pipex.core.targets import Target
+from pipex.running import records, staleness
 from pipex.steer.graph import collect, step_order
 from pipex.steer.table import plain
 
@@ -23,7 +25,7 @@ class StepCounts:
 
     done: int = 0
     to_run: int = 0
-    failed: int = 0  #: always 0 until pipex keeps a run ledger
+    failed: int = 0  #: of those to run, how many failed in their latest run
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,8 @@ class Status:
 
     ``done``: the targets it would find written (nothing below them is visited); ``to_run``:
     the targets of the tasks it would run, inputs first; ``steps``: step (task name) ->
-    :class:`StepCounts`, inputs' steps first; ``failed``: the targets of ``to_run`` that
-    failed in the last run (empty until pipex keeps a run ledger).
+    :class:`StepCounts`, inputs' steps first; ``failed``: the targets of ``to_run`` whose
+    latest run failed, by the run ledger (empty when ``pipex.ledger`` is false).
     """
 
     done: list[Target]
@@ -62,9 +64,11 @@ def status(*nodes: Any) -> Status:
 
     Takes what ``pipex.compute`` takes (nodes, or lists, tuples and dicts of them). Costs what
     resolution costs: one listing per folder, no output loaded, nothing below a done target
-    visited (its steps are not counted).
+    visited (its steps are not counted). With the opt-ins of the run ledger (a task's
+    ``version``, ``pipex.rerun: code``), stale targets count as to run, as in compute.
     """
-    return of_plan(resolve(collect(nodes)))
+    roots = collect(nodes)
+    return of_plan(resolve(roots, stale=staleness.check(roots)))
 
 
 def of_plan(plan: Plan) -> Status:
@@ -72,14 +76,23 @@ def of_plan(plan: Plan) -> Status:
     done_nodes = _done_nodes(plan)
     visited = [*plan.missing, *done_nodes]
     present = {node.task.name for node in visited}
-    counts = {name: [0, 0] for name in step_order(visited) if name in present}
+    counts = {name: [0, 0, 0] for name in step_order(visited) if name in present}
     for node in done_nodes:
         counts[node.task.name][0] += 1
     for node in plan.missing:
         counts[node.task.name][1] += 1
-    steps = {name: StepCounts(done, to_run) for name, (done, to_run) in counts.items()}
-    to_run = [node.target for node in plan.order()]
-    return Status(done=list(plan.done.values()), to_run=to_run, steps=steps)
+    order = plan.order()
+    failed = records.failed_last_time(order)
+    for node in failed:
+        counts[node.task.name][2] += 1
+    steps = {name: StepCounts(*numbers) for name, numbers in counts.items()}
+    to_run = [node.target for node in order]
+    return Status(
+        done=list(plan.done.values()),
+        to_run=to_run,
+        steps=steps,
+        failed=[node.target for node in failed],
+    )
 
 
 def _done_nodes(plan: Plan) -> list[Any]:

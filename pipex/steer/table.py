@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-def plain(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """``rows`` under ``header``, numbers right-aligned with thousands separators; a rule above
-    the last row (the total)."""
+def plain(header: Sequence[str], rows: Sequence[Sequence[object]], total: bool = True) -> str:
+    """``rows`` under ``header``, numbers right-aligned with thousands separators; with
+    ``total``, a rule above the last row (the total)."""
     cells = [list(header), *([_cell(c) for c in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     lines = ["  ".join(_aligned(row, widths)) for row in cells]
-    if len(rows) > 1:
+    if total and len(rows) > 1:
         lines.insert(len(lines) - 1, "-" * len(lines[0]))
     return "\n".join(lines)
 

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 from pipex.core.plan import resolve
+from pipex.running import staleness
 from pipex.steer import dot, picture, svg
 from pipex.steer.graph import Graph, collect
 from pipex.steer.status import of_plan
@@ -34,7 +35,7 @@ def visualize(
             f"({path}); name the file pipeline.svg and open it in a browser"
         )
     roots = collect(nodes)
-    plan = resolve(roots)
+    plan = resolve(roots, stale=staleness.check(roots))
     status = of_plan(plan)
     graph = Graph(roots)
     if len(graph) <= max_boxes:

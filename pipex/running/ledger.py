@@ -1,0 +1,315 @@
+"""The run ledger: every task run's outcome, kept in one SQLite file per store root.
+
+Written only by the client, as an observer of a run's outcomes (never by workers): per
+task run its target, step, status (``ran``, ``failed``, ``not run``), start and duration
+where the executor can tell (dask's local schedulers; elsewhere they are null and
+``finished`` is when the client heard of the outcome), worker where known, error and
+traceback, the task's ``version``, a fingerprint of its code, and the lineage (the steps
+at and below it, with their versions and code) that the opt-in staleness checks compare.
+The ``targets`` table keeps each target's latest status and the lineage of its latest
+``ran`` record, so that reads find what failed or is stale without a scan per target.
+
+Where it lives: ``<root>/.pipex/ledger.sqlite`` for a local folder; for other stores, a file
+in ``$XDG_CACHE_HOME/pipex/ledgers/`` (default ``~/.cache``) named by a token of the store's
+location, made when first written. ``MemoryStore`` targets have none (they die with the
+process). Nothing depends on the ledger for correctness except the opt-ins: deleting it
+forgets history, nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from pipex.core.outcomes import Failure, NotRun, one_line
+from pipex.core.tokens import token
+
+logger = logging.getLogger("pipex")
+
+SCHEMA = """
+PRAGMA user_version = 1;
+CREATE TABLE IF NOT EXISTS tasks (
+    id INTEGER PRIMARY KEY,
+    run TEXT NOT NULL,
+    path TEXT NOT NULL,
+    target TEXT NOT NULL,
+    step TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started REAL,
+    duration REAL,
+    finished REAL NOT NULL,
+    worker TEXT,
+    error TEXT,
+    traceback TEXT,
+    version TEXT,
+    code TEXT NOT NULL,
+    lineage TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_by_path ON tasks (path, id);
+CREATE TABLE IF NOT EXISTS lineages (id TEXT PRIMARY KEY, step TEXT NOT NULL, steps TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS lineages_by_step ON lineages (step);
+CREATE TABLE IF NOT EXISTS targets (path TEXT PRIMARY KEY, status TEXT NOT NULL, lineage TEXT);
+"""
+
+#: Each target's latest status, and the lineage of its latest run that wrote it.
+LATEST = (
+    "INSERT INTO targets (path, status, lineage) VALUES (?, ?, ?) ON CONFLICT (path) DO "
+    "UPDATE SET status = excluded.status, lineage = coalesce(excluded.lineage, lineage)"
+)
+
+INSERT = (
+    "INSERT INTO tasks (run, path, target, step, status, started, duration, finished, worker,"
+    " error, traceback, version, code, lineage) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+#: Buffered outcomes are written once this many have arrived, or this many seconds passed.
+FLUSH_ROWS = 5000
+FLUSH_SECONDS = 5.0
+
+
+def location(store: Any) -> str | None:
+    """The ledger file of ``store``'s root (``None`` for stores that die with the process)."""
+    try:
+        root = store.fspath("")
+    except TypeError:
+        if getattr(store, "protocol", None) == "memory":
+            return None
+        cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        name = token(type(store).__name__, store.location(""))[:20]
+        return os.path.join(cache, "pipex", "ledgers", f"{name}.sqlite")
+    return os.path.join(root, ".pipex", "ledger.sqlite")
+
+
+def connect(file: str) -> sqlite3.Connection:
+    """A connection to the ledger ``file``, made with its tables if it is new (WAL mode)."""
+    os.makedirs(os.path.dirname(file), exist_ok=True)
+    connection = sqlite3.connect(file, timeout=30, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.executescript(SCHEMA)
+    return connection
+
+
+def new_run_id() -> str:
+    """A run id that sorts by time: ``20261129-115132-3f2a9c``."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
+
+
+Steps = frozenset[tuple[str, str | None, str]]
+
+
+class Lineages:
+    """The lineage of each node: its step and every step below it, with version and code.
+
+    Computed by walking below nodes by identity (no target is rendered), each node once; a
+    node whose task and inputs' lineages were seen before costs one lookup. A lineage is
+    identified by a token of the node's step and the sorted steps.
+    """
+
+    def __init__(self) -> None:
+        self._of: dict[int, str] = {}  # id(node) -> lineage id
+        self._combined: dict[tuple[int, tuple[str, ...]], str] = {}  # task, inputs' lineages
+        self._ids: dict[tuple[str, Steps], str] = {}
+        self._steps: dict[str, tuple[str, Steps]] = {}
+
+    def id(self, node: Any) -> str:
+        """The lineage id of ``node``."""
+        memo = self._of
+        found = memo.get(id(node))
+        if found is not None:
+            return found
+        stack = [node]
+        while stack:
+            top = stack[-1]
+            if id(top) in memo:
+                stack.pop()
+                continue
+            pending = [dep for dep in top.deps if id(dep) not in memo]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            key = (id(top.task), tuple([memo[id(dep)] for dep in top.deps]))
+            lineage = self._combined.get(key)
+            if lineage is None:
+                lineage = self._combined[key] = self._new(top.task, key[1])
+            memo[id(top)] = lineage
+        return memo[id(node)]
+
+    def rows(self, ids: Iterable[str]) -> list[tuple[str, str, str]]:
+        """``(id, step, steps as JSON)`` for the lineage ``ids``."""
+        return [
+            (i, self._steps[i][0], json.dumps(sorted(self._steps[i][1], key=_name_first)))
+            for i in ids
+        ]
+
+    def _new(self, task: Any, inputs: tuple[str, ...]) -> str:
+        steps = {(task.name, task.version, task.code)}
+        for lineage in inputs:
+            steps.update(self._steps[lineage][1])
+        key = (task.name, frozenset(steps))
+        found = self._ids.get(key)
+        if found is None:
+            found = self._ids[key] = token(key[0], sorted(key[1], key=_name_first))[:20]
+            self._steps[found] = key
+        return found
+
+
+def _name_first(step: tuple[str, str | None, str]) -> tuple[str, str, str]:
+    return (step[0], step[1] or "", step[2])
+
+
+class Ledger:
+    """An observer of one :func:`pipex.compute` call that writes its outcomes to the ledgers.
+
+    ``nodes`` are the nodes that may run (the plan's missing nodes). Outcomes are buffered and
+    written in one transaction per batch (``executemany``), on :meth:`flush` and every
+    :data:`FLUSH_ROWS` outcomes or :data:`FLUSH_SECONDS`. A ledger that cannot be written is
+    reported once, as a warning, and the run goes on.
+    """
+
+    def __init__(self, nodes: Sequence[Any], run: str | None = None) -> None:
+        self.run = run or new_run_id()
+        self.nodes = {node.key: node for node in nodes}
+        self.lineages = Lineages()
+        self._buffer: list[tuple[str, Any, float, tuple[Any, ...] | None]] = []
+        self._timings: dict[str, tuple[float, float, str]] = {}
+        self._lock = threading.Lock()
+        self._last = time.monotonic()
+        self._files: dict[Any, sqlite3.Connection | None] = {}
+        self._written: dict[str, set[str]] = {}  # file -> lineage ids already written
+
+    def timing(self, key: str, started: float, duration: float, worker: str) -> None:
+        """When a task started (seconds since the epoch), how long it ran, and where."""
+        self._timings[key] = (started, duration, worker)
+
+    def record(self, key: str, outcome: Any) -> None:
+        """Buffer one outcome; write the buffer when it is full or old."""
+        self._buffer.append((key, outcome, time.time(), self._timings.pop(key, None)))
+        if len(self._buffer) >= FLUSH_ROWS or time.monotonic() - self._last > FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered outcomes: one transaction per ledger file."""
+        with self._lock:
+            buffer, self._buffer = self._buffer, []
+            self._last = time.monotonic()
+            if not buffer:
+                return
+            by_store: dict[Any, list[tuple[Any, ...]]] = {}
+            for key, outcome, finished, timing in buffer:
+                node = self.nodes.get(key)
+                if node is not None:
+                    row = self._row(node, outcome, finished, timing)
+                    by_store.setdefault(node.target.store, []).append(row)
+            for store, rows in by_store.items():
+                self._write(store, rows)
+
+    def close(self) -> None:
+        """Write what is buffered and close the files."""
+        self.flush()
+        with self._lock:
+            for connection in self._files.values():
+                if connection is not None:
+                    connection.close()
+            self._files.clear()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _row(
+        self, node: Any, outcome: Any, finished: float, timing: tuple[Any, ...] | None
+    ) -> tuple[Any, ...]:
+        target = node.target
+        error = trace = None
+        if isinstance(outcome, Failure):
+            status, error, trace = "failed", one_line(outcome.exception), outcome.traceback
+        elif isinstance(outcome, NotRun):
+            status = "not run"
+            error = "an input failed: " + ", ".join(sorted(outcome.causes)[:3])
+        else:
+            status = "ran"
+        started, duration, worker = timing if timing is not None else (None, None, None)
+        task = node.task
+        return (
+            self.run,
+            target.path,
+            str(target),
+            task.name,
+            status,
+            started,
+            duration,
+            finished,
+            worker,
+            error,
+            trace,
+            task.version,
+            task.code,
+            self.lineages.id(node),
+        )
+
+    def _write(self, store: Any, rows: list[tuple[Any, ...]]) -> None:
+        if store not in self._files:
+            file = location(store)
+            self._files[store] = None
+            if file is not None:
+                with self._guard(file):
+                    self._files[store] = connect(file)
+        connection = self._files[store]
+        if connection is None:
+            return
+        file = location(store) or ""
+        written = self._written.setdefault(file, set())
+        new = {row[-1] for row in rows} - written
+        with self._guard(file):
+            with _transaction(connection):
+                if new:
+                    connection.executemany(
+                        "INSERT OR IGNORE INTO lineages (id, step, steps) VALUES (?, ?, ?)",
+                        self.lineages.rows(new),
+                    )
+                connection.executemany(INSERT, rows)
+                connection.executemany(
+                    LATEST, [(r[1], r[4], r[-1] if r[4] == "ran" else None) for r in rows]
+                )
+            written.update(new)
+
+    @contextlib.contextmanager
+    def _guard(self, file: str) -> Iterator[None]:
+        """Warn once and stop writing ``file`` when it cannot be written; the run goes on."""
+        try:
+            yield
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning(
+                "pipex: cannot write the run ledger %s (%s: %s); the run goes on without "
+                "it. Set pipex.ledger: false to stop trying.",
+                file,
+                type(exc).__name__,
+                exc,
+            )
+            for store, connection in list(self._files.items()):
+                if connection is not None and location(store) == file:
+                    connection.close()
+                    self._files[store] = None
+
+
+@contextlib.contextmanager
+def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")

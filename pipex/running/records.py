@@ -1,0 +1,208 @@
+"""Reading the run ledger: records of task runs, the latest per target, run summaries.
+
+Every read is one query per ledger file, whatever the number of targets: what failed last
+time or is stale is read from the ``targets`` table by status or lineage (few rows), not
+target by target. A ledger that does not exist has no records; reading never creates one.
+A ledger that cannot be read is reported as a warning and has no records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipex import settings
+from pipex.running.ledger import location
+
+logger = logging.getLogger("pipex")
+
+STATUSES = ("ran", "failed", "not run")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One task run, as the ledger keeps it (times in seconds since the epoch)."""
+
+    run: str  #: the id of the pipex.compute call it belonged to
+    target: str  #: the target's location
+    path: str  #: the target's path in its store
+    step: str  #: the task's name
+    status: str  #: "ran", "failed" or "not run"
+    started: float | None  #: when it started, where the executor can tell
+    duration: float | None  #: how long it ran, where the executor can tell
+    finished: float  #: when the client heard of its outcome
+    worker: str | None
+    error: str | None  #: the exception's last line (for "not run": the failed inputs)
+    traceback: str | None
+    version: str | None  #: the task's version option
+    code: str  #: a fingerprint of the task's code
+
+
+FIELDS = ", ".join(Record.__dataclass_fields__)
+
+
+@contextlib.contextmanager
+def reading(file: str | None) -> Iterator[sqlite3.Connection | None]:
+    """A connection to an existing ledger ``file``; ``None`` if there is none or it is broken."""
+    if file is None or not os.path.exists(file):
+        yield None
+        return
+    try:
+        connection = sqlite3.connect(file, timeout=30)
+    except sqlite3.Error as exc:
+        _warn(file, exc)
+        yield None
+        return
+    try:
+        yield connection
+    except sqlite3.Error as exc:
+        _warn(file, exc)
+    finally:
+        connection.close()
+
+
+def _warn(file: str, exc: BaseException) -> None:
+    logger.warning("pipex: cannot read the run ledger %s (%s); ignoring it", file, exc)
+
+
+def _rows(file: str | None, query: str, parameters: Sequence[Any], make: Any) -> list[Any]:
+    """``make(*row)`` for each row of ``query`` on the ledger ``file`` (none if it is absent)."""
+    with reading(file) as connection:
+        if connection is None:
+            return []
+        return [make(*row) for row in connection.execute(query, parameters)]
+    return []
+
+
+def failed_last_time(nodes: Sequence[Any]) -> list[Any]:
+    """Those of ``nodes`` whose latest run failed (one read per ledger file; none when
+    ``pipex.ledger`` is false)."""
+    if not nodes or not settings.get("ledger"):
+        return []
+    by_store: dict[Any, list[Any]] = {}
+    for node in nodes:
+        by_store.setdefault(node.target.store, []).append(node)
+    failed: set[int] = set()
+    for store, members in by_store.items():
+        paths = where(store, "status", ["failed"])
+        failed.update(id(node) for node in members if node.target.path in paths)
+    return [node for node in nodes if id(node) in failed]
+
+
+def where(store: Any, column: str, values: Sequence[str]) -> set[str]:
+    """The paths of ``store``'s targets whose latest ``status`` (or ``lineage``: of their
+    latest run that wrote them) is one of ``values``: one query."""
+    if column not in ("status", "lineage"):
+        raise ValueError(f"no column {column!r} in the ledger's targets")
+    query = f"SELECT path FROM targets WHERE {column} IN (SELECT value FROM json_each(?))"
+    with reading(location(store)) as connection:
+        if connection is None:
+            return set()
+        return {path for (path,) in connection.execute(query, (json.dumps(list(values)),))}
+    return set()
+
+
+def lineages(store: Any, steps: Sequence[str]) -> list[tuple[str, str, list[Any]]]:
+    """``(id, step, [(step, version, code), ...])`` of the lineages of ``steps`` (one query)."""
+    query = "SELECT id, step, steps FROM lineages WHERE step IN (SELECT value FROM json_each(?))"
+    with reading(location(store)) as connection:
+        if connection is None:
+            return []
+        rows = connection.execute(query, (json.dumps(list(steps)),))
+        return [(i, step, [tuple(s) for s in json.loads(found)]) for i, step, found in rows]
+    return []
+
+
+def records(
+    file: str | None,
+    *,
+    step: str | None = None,
+    status: str | None = None,
+    run: str | None = None,
+    path: str | None = None,
+    limit: int | None = None,
+) -> list[Record]:
+    """Records of the ledger ``file``, newest first, filtered by each argument given."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    where, parameters = [], []
+    for column, value in (("step", step), ("status", status), ("run", run), ("path", path)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            parameters.append(value)
+    query = f"SELECT {FIELDS} FROM tasks"
+    if where:
+        query += " WHERE " + " AND ".join(where)
+    query += " ORDER BY id DESC"
+    if limit is not None:
+        query += f" LIMIT {int(limit)}"
+    return _rows(file, query, parameters, Record)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one run did, from the ledger."""
+
+    run: str
+    started: float  #: the earliest start (or arrival) among its tasks
+    finished: float  #: the last arrival
+    ran: int
+    failed: int
+    not_run: int
+
+
+def runs(file: str | None, limit: int = 10) -> list[Run]:
+    """The latest ``limit`` runs recorded in ``file``, newest first."""
+    query = (
+        "SELECT run, min(coalesce(started, finished)), max(finished), sum(status = 'ran'), "
+        "sum(status = 'failed'), sum(status = 'not run') FROM tasks GROUP BY run "
+        "ORDER BY max(id) DESC LIMIT ?"
+    )
+    return _rows(file, query, (limit,), Run)
+
+
+@dataclass(frozen=True)
+class Failing:
+    """Targets whose latest run failed with one error."""
+
+    error: str
+    count: int
+    example: str  #: one of the targets
+    step: str  #: its step
+
+
+def failing(file: str | None, limit: int = 10) -> list[Failing]:
+    """The errors of targets whose latest record is a failure, most frequent first."""
+    query = (
+        "SELECT t.error, count(*), min(t.target), min(t.step) FROM tasks t JOIN "
+        "(SELECT max(id) AS id FROM tasks GROUP BY path) m ON t.id = m.id "
+        "WHERE t.status = 'failed' GROUP BY t.error ORDER BY count(*) DESC LIMIT ?"
+    )
+    return _rows(file, query, (limit,), Failing)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long one step's timed runs took."""
+
+    step: str
+    runs: int
+    mean: float
+    longest: float
+    total: float
+
+
+def slowest(file: str | None, limit: int = 10) -> list[Timing]:
+    """The steps whose runs took longest on average (runs with a known duration only)."""
+    query = (
+        "SELECT step, count(*), avg(duration), max(duration), sum(duration) FROM tasks "
+        "WHERE status = 'ran' AND duration IS NOT NULL GROUP BY step "
+        "ORDER BY avg(duration) DESC LIMIT ?"
+    )
+    return _rows(file, query, (limit,), Timing)

@@ -1,0 +1,133 @@
+"""Opt-in staleness: when an existing target counts as missing, read from the run ledger.
+
+With ``@pipex.task(version=...)``, a target whose latest ``ran`` record was written while
+its step, or a step below it, had another version is stale. With the setting
+``pipex.rerun: code``, so is one written while one of those steps had other code. Steps
+are matched by name; a step of the record no longer below the node is not compared. A
+target the ledger has no record of is done (Make semantics). Stale targets count as missing
+during resolution: they run again, and so does everything above them, whose lineage
+names the step that changed.
+
+The ledger is read once or twice per resolution level and ledger file (the lineages of the
+level's steps; the targets of stale lineages, only when there are some), never target by
+target, and not at all when neither opt-in is in use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pipex import settings
+from pipex.core.plan import Stale
+from pipex.running import records
+
+RERUN = (None, "code")
+
+
+def rerun_code() -> bool:
+    """Whether the setting ``pipex.rerun`` is ``code`` (``ValueError`` for an unknown value)."""
+    value = settings.get("rerun")
+    if value not in RERUN:
+        raise ValueError(
+            f"the setting pipex.rerun is {value!r}; it takes null (a target that exists is "
+            "done) or 'code' (rerun when a task's code changed)"
+        )
+    return value == "code"
+
+
+def check(roots: Sequence[Any]) -> Stale | None:
+    """The staleness check for resolving ``roots``, or ``None`` when no opt-in is in use
+    (or ``pipex.ledger`` is false): then resolution does not read the ledger."""
+    if not settings.get("ledger"):
+        return None
+    code = rerun_code()
+    if not code and not any(node.versioned for node in roots):
+        return None
+    return Staleness(code)
+
+
+class Staleness:
+    """The :class:`~pipex.core.plan.Stale` check of one resolution.
+
+    Per level and ledger file: one query for the lineages of the level's steps not read
+    before; each lineage is judged once (against the current tasks of its steps); only when
+    some lineage is stale, one query for the targets whose latest run has it.
+    """
+
+    def __init__(self, code: bool) -> None:
+        self.code = code
+        self.steps = Steps()
+        self.lineages: dict[Any, dict[str, list[tuple[str, list[Any]]]]] = {}
+        self.verdicts: dict[str, bool] = {}  # lineage id -> stale
+
+    def __call__(self, nodes: Sequence[Any]) -> list[bool]:
+        by_store: dict[Any, list[int]] = {}
+        for i, node in enumerate(nodes):
+            if self.code or node.versioned:
+                by_store.setdefault(node.target.store, []).append(i)
+        stale = [False] * len(nodes)
+        for store, indexes in by_store.items():
+            bad = self._stale_lineages(store, [nodes[i] for i in indexes])
+            if bad:
+                paths = records.where(store, "lineage", bad)
+                for i in indexes:
+                    stale[i] = nodes[i].target.path in paths
+        return stale
+
+    def _stale_lineages(self, store: Any, nodes: list[Any]) -> list[str]:
+        """The ids of the lineages of ``nodes``' steps that are stale now."""
+        example: dict[str, Any] = {}
+        for node in nodes:
+            example.setdefault(node.task.name, node)
+        known = self.lineages.setdefault(store, {})
+        new = [name for name in example if name not in known]
+        for name in new:
+            known[name] = []
+        for lineage, step, steps in records.lineages(store, new) if new else ():
+            known[step].append((lineage, steps))
+        bad = []
+        for name, node in example.items():
+            for lineage, steps in known[name]:
+                verdict = self.verdicts.get(lineage)
+                if verdict is None:
+                    verdict = any(self._changed(node, step) for step in steps)
+                    self.verdicts[lineage] = verdict
+                if verdict:
+                    bad.append(lineage)
+        return bad
+
+    def _changed(self, node: Any, step: tuple[str, str | None, str]) -> bool:
+        name, version, code = step
+        task = self.steps.find(name, node)
+        if task is None:
+            return False
+        if task.version is not None and version != task.version:
+            return True
+        return self.code and code != task.code
+
+
+class Steps:
+    """The current task of each step name, found by walking below nodes by identity (each
+    node once per resolution; no target is rendered)."""
+
+    def __init__(self) -> None:
+        self.tasks: dict[str, Any] = {}
+        self.seen: set[int] = set()
+
+    def find(self, name: str, node: Any) -> Any:
+        """The task named ``name`` at or below ``node`` (or met before), or ``None``."""
+        task = self.tasks.get(name)
+        if task is not None:
+            return task
+        stack = [node]
+        while stack:
+            top = stack.pop()
+            if id(top) in self.seen:
+                continue
+            self.seen.add(id(top))
+            self.tasks.setdefault(top.task.name, top.task)
+            stack.extend(top.deps)
+            if name in self.tasks:
+                return self.tasks[name]
+        return None

@@ -1,0 +1,132 @@
+"""The run ledger: what it records, failed last time, skip_failed, and that it is optional."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import dask
+import pytest
+
+import pipex
+from pipex.running.ledger import location
+from pipex.stores import MemoryStore, SQLiteStore
+
+
+def chains(calls: list[tuple[str, int]], bad: set[int], store=None):
+    """Two-step chains ``load -> scale`` whose ``load`` raises for ``i`` in ``bad``."""
+
+    @pipex.task(target="out/load/{i}.pkl", store=store)
+    def load(i: int) -> int:
+        calls.append(("load", i))
+        if i in bad:
+            raise ValueError(f"bad input {i}")
+        return i
+
+    @pipex.task(target="out/scale/{i}.pkl", store=store, version="1")
+    def scale(x: int, i: int) -> int:
+        calls.append(("scale", i))
+        return x * 10
+
+    return [scale(load(i), i) for i in range(4)]
+
+
+def ledger_rows(folder) -> list[tuple]:
+    with sqlite3.connect(folder / ".pipex" / "ledger.sqlite") as connection:
+        return connection.execute(
+            "SELECT path, step, status, error, version, run FROM tasks ORDER BY path"
+        ).fetchall()
+
+
+def test_the_ledger_records_each_task_run_with_a_failure_and_its_traceback(workdir):
+    roots = chains([], bad={2})
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(roots, progress=False)
+
+    rows = ledger_rows(workdir)
+    assert [(p, step, status) for p, step, status, *_ in rows] == [
+        ("out/load/0.pkl", "load", "ran"),
+        ("out/load/1.pkl", "load", "ran"),
+        ("out/load/2.pkl", "load", "failed"),
+        ("out/load/3.pkl", "load", "ran"),
+        ("out/scale/0.pkl", "scale", "ran"),
+        ("out/scale/1.pkl", "scale", "ran"),
+        ("out/scale/2.pkl", "scale", "not run"),
+        ("out/scale/3.pkl", "scale", "ran"),
+    ]
+    assert len({row[-1] for row in rows}) == 1  # one run id per pipex.compute
+    assert {row[4] for row in rows if row[1] == "scale"} == {"1"}
+    (failed,) = pipex.history(status="failed")
+    assert failed.path == "out/load/2.pkl" and failed.error == "ValueError: bad input 2"
+    assert "Traceback" in failed.traceback and "bad input 2" in failed.traceback
+    assert failed.target == os.path.join(str(workdir), "out", "load", "2.pkl")
+    assert failed.started is not None and failed.duration >= 0  # the local executor times it
+    assert failed.code and failed.worker
+    assert [r.path for r in pipex.history(step="scale", status="not run")] == ["out/scale/2.pkl"]
+    assert len(pipex.history(run=failed.run, limit=3)) == 3
+
+
+def test_status_shows_failed_last_time_and_skip_failed_leaves_it_alone(workdir):
+    calls: list[tuple[str, int]] = []
+    bad = {2}
+    roots = chains(calls, bad)
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(roots, progress=False)
+
+    status = pipex.status(roots)
+    assert [t.path for t in status.failed] == ["out/load/2.pkl"]
+    assert status.steps["load"].failed == 1 and status.steps["scale"].failed == 0
+    assert status.rows()[-1] == ("total", 3, 2, 1)
+
+    calls.clear()
+    results = pipex.compute(roots, progress=False, skip_failed=True)
+    assert calls == []  # the failed task and what needs it are left alone
+    assert results.summary.skipped == 2 and results.summary.failed == 0
+    assert "skipped 2 (failed last time" in str(results.summary)
+    assert [t.path for t in results.skipped] == ["out/load/2.pkl", "out/scale/2.pkl"]
+    assert results[0][2] == roots[2].target and not results[0][2].exists()
+    assert pipex.compute(roots, skip_failed=True, load=True)[0][2] is None
+
+    bad.clear()  # fixed: without skip_failed, it runs again
+    pipex.compute(roots, progress=False)
+    assert sorted(calls) == [("load", 2), ("scale", 2)]
+    assert pipex.status(roots).failed == []
+
+
+def test_deleting_the_ledger_changes_nothing_in_default_mode(workdir):
+    calls: list[tuple[str, int]] = []
+    roots = chains(calls, bad=set())
+    pipex.compute(roots, progress=False)
+    os.remove(workdir / ".pipex" / "ledger.sqlite")
+    calls.clear()
+
+    assert pipex.compute(roots, progress=False).summary.ran == 0
+    assert calls == []
+    assert pipex.history() == [] and pipex.status(roots).failed == []
+    os.remove(workdir / "out" / "scale" / "1.pkl")  # a versioned task's target, unrecorded
+    pipex.compute(roots, progress=False)
+    assert calls == [("scale", 1)]
+
+
+def test_the_ledger_can_be_turned_off(workdir):
+    with dask.config.set({"pipex.ledger": False}):
+        pipex.compute(chains([], bad=set()), progress=False)
+    assert not (workdir / ".pipex").exists()
+    assert pipex.history() == []
+
+
+def test_an_unwritable_ledger_warns_and_the_run_goes_on(workdir, caplog):
+    (workdir / ".pipex").write_text("a file where the ledger's folder would be")
+    results = pipex.compute(chains([], bad=set()), progress=False)
+    assert results.summary.ran == 8
+    assert "cannot write the run ledger" in caplog.text
+
+
+def test_ledgers_of_remote_roots_live_in_the_cache_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    remote = location(SQLiteStore(tmp_path / "one.sqlite"))
+    assert remote is not None and remote.startswith(str(tmp_path / "cache" / "pipex"))
+    assert remote != location(SQLiteStore(tmp_path / "two.sqlite"))
+    assert not (tmp_path / "cache").exists()  # made only when written
+    assert location(MemoryStore()) is None  # its targets die with the process
+    assert location(pipex.FileStore(tmp_path)) == str(tmp_path / ".pipex" / "ledger.sqlite")
