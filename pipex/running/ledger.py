@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pipex.core.outcomes import Failure, NotRun, one_line
@@ -186,41 +187,64 @@ class Ledger:
         self._last = time.monotonic()
         self._files: dict[Any, sqlite3.Connection | None] = {}
         self._written: dict[str, set[str]] = {}  # file -> lineage ids already written
+        self._writer: ThreadPoolExecutor | None = None  # SQLite is written on this thread
+        self._pending: list[Future[None]] = []
 
     def timing(self, key: str, started: float, duration: float, worker: str) -> None:
         """When a task started (seconds since the epoch), how long it ran, and where."""
         self._timings[key] = (started, duration, worker)
 
     def record(self, key: str, outcome: Any) -> None:
-        """Buffer one outcome; write the buffer when it is full or old."""
+        """Buffer one outcome; hand the buffer to the writer thread when it is full or old.
+
+        The scheduler's thread that reports outcomes never waits for SQLite.
+        """
         self._buffer.append((key, outcome, time.time(), self._timings.pop(key, None)))
         if len(self._buffer) >= FLUSH_ROWS or time.monotonic() - self._last > FLUSH_SECONDS:
-            self.flush()
+            self._hand_over()
 
     def flush(self) -> None:
-        """Write the buffered outcomes: one transaction per ledger file."""
+        """Write every outcome recorded so far, and wait until it is written."""
+        self._hand_over()
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        """Write what is buffered, close the files and stop the writer thread."""
+        self.flush()
+        if self._writer is not None:
+            self._writer.submit(self._close_files).result()
+            self._writer.shutdown(wait=True)
+            self._writer = None
+
+    def _hand_over(self) -> None:
         with self._lock:
             buffer, self._buffer = self._buffer, []
             self._last = time.monotonic()
             if not buffer:
                 return
-            by_store: dict[Any, list[tuple[Any, ...]]] = {}
-            for key, outcome, finished, timing in buffer:
-                node = self.nodes.get(key)
-                if node is not None:
-                    row = self._row(node, outcome, finished, timing)
-                    by_store.setdefault(node.target.store, []).append(row)
-            for store, rows in by_store.items():
-                self._write(store, rows)
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="pipex-ledger")
+            self._pending.append(self._writer.submit(self._write_buffer, buffer))
 
-    def close(self) -> None:
-        """Write what is buffered and close the files."""
-        self.flush()
-        with self._lock:
-            for connection in self._files.values():
-                if connection is not None:
-                    connection.close()
-            self._files.clear()
+    def _write_buffer(self, buffer: list[tuple[str, Any, float, Any]]) -> None:
+        """On the writer thread: one transaction per ledger file."""
+        by_store: dict[Any, list[tuple[Any, ...]]] = {}
+        for key, outcome, finished, timing in buffer:
+            node = self.nodes.get(key)
+            if node is not None:
+                row = self._row(node, outcome, finished, timing)
+                by_store.setdefault(node.target.store, []).append(row)
+        for store, rows in by_store.items():
+            self._write(store, rows)
+
+    def _close_files(self) -> None:
+        for connection in self._files.values():
+            if connection is not None:
+                connection.close()
+        self._files.clear()
 
     def __enter__(self) -> Ledger:
         return self
