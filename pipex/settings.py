@@ -43,6 +43,19 @@ def get(name: str) -> Any:
     return dask.config.get(f"pipex.{name}")
 
 
+def choice(name: str, allowed: tuple[Any, ...], meaning: str) -> Any:
+    """The setting ``pipex.<name>``, which must be one of ``allowed``.
+
+    Any other value is a :class:`ModeError` naming the setting, the choices and ``meaning``
+    (what each choice does).
+    """
+    value = get(name)
+    if value not in allowed:
+        shown = ", ".join("null" if a is None else str(a) for a in allowed)
+        raise ModeError(f"pipex.{name}={value!r} is not one of {shown}: {meaning}")
+    return value
+
+
 def root() -> Any:
     """The setting ``pipex.path`` (read on every node built, so by the shortest way)."""
     section = dask.config.config.get("pipex")

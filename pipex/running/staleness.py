@@ -26,14 +26,13 @@ RERUN = (None, "code")
 
 
 def rerun_code() -> bool:
-    """Whether the setting ``pipex.rerun`` is ``code`` (``ValueError`` for an unknown value)."""
-    value = settings.get("rerun")
-    if value not in RERUN:
-        raise ValueError(
-            f"the setting pipex.rerun is {value!r}; it takes null (a target that exists is "
-            "done) or 'code' (rerun when a task's code changed)"
-        )
-    return value == "code"
+    """Whether the setting ``pipex.rerun`` is ``code`` (``ModeError`` for an unknown value)."""
+    value = settings.choice(
+        "rerun",
+        RERUN,
+        "null (a target that exists is done) or 'code' (rerun when a task's code changed)",
+    )
+    return bool(value == "code")
 
 
 def check(roots: Sequence[Any]) -> Stale | None:

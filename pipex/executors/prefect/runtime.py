@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from pipex import settings
-from pipex.exceptions import ModeError
 
 try:
     import prefect
@@ -47,13 +46,12 @@ GRANULARITIES = ("node", "graph")
 
 def granularity() -> str:
     """``pipex.prefect.granularity``: ``node`` (default) or ``graph``."""
-    value = settings.get("prefect.granularity")
-    if value not in GRANULARITIES:
-        raise ModeError(
-            f"pipex.prefect.granularity={value!r} is not one of {', '.join(GRANULARITIES)}: "
-            "'node' runs each missing node as its own Prefect task run, 'graph' runs the "
-            "whole missing graph as one Prefect task run"
-        )
+    value = settings.choice(
+        "prefect.granularity",
+        GRANULARITIES,
+        "'node' runs each missing node as its own Prefect task run, 'graph' runs the whole "
+        "missing graph as one Prefect task run",
+    )
     return str(value)
 
 
