@@ -27,7 +27,6 @@ pytestmark = pytest.mark.slow
 CLUSTER_SETTINGS = {
     # A task that kills its worker twice is a KilledWorker (default: after 4 deaths).
     "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
-    "DASK_DISTRIBUTED__WORKER__DAEMON": "False",  # the long-running executor starts processes
 }
 
 

@@ -7,6 +7,8 @@ memory is measured in a fresh ``LocalCluster`` worker process; long tasks run on
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 
 import dask
@@ -15,7 +17,7 @@ import pytest
 import pipex
 from pipex.executors.distributed.memory import _malloc_trim
 from tests import pipelines
-from tests.integration.processes import dask_cluster, wait_until
+from tests.integration.processes import dask_cluster, local_cluster, wait_until
 
 distributed = pytest.importorskip("distributed")
 psutil = pytest.importorskip("psutil")
@@ -58,23 +60,52 @@ def test_memory_release_returns_freed_memory_to_the_os(one_worker, tmp_path):
     assert released - before < 100 * MiB, (before / MiB, without / MiB, released / MiB)
 
 
-def test_long_running_tasks_on_daemonic_workers_fail_saying_how_to_fix_it(one_worker, tmp_path):
-    # LocalCluster's worker processes are daemonic by default: they may not start children.
+def test_long_running_tasks_run_on_daemonic_workers(one_worker, tmp_path):
+    # LocalCluster's worker processes are daemonic by default: multiprocessing may not start
+    # children there; the task's process is started with subprocess, which may.
     with pipex.context(path=str(tmp_path)):
         node = pipelines.chatty_long("page-1")
+    daemonic = one_worker.run(lambda: __import__("multiprocessing").current_process().daemon)
+    assert list(daemonic.values()) == [True]
+    assert pipex.compute(node, scheduler=one_worker, load=True, progress=False) == ("page-1",)
+    assert node.target.load() == "page-1"
 
-    with pytest.raises(pipex.PipelineError) as info:
-        pipex.compute(node, scheduler=one_worker, progress=False)
 
-    (error,) = info.value.exceptions
-    assert isinstance(error, RuntimeError)
-    assert "distributed.worker.daemon: False" in str(error)
-    assert "pipex.distributed.long-running: false" in str(error)
+def test_a_long_running_tasks_process_dies_with_its_worker(tmp_path):
+    log = tmp_path / "calls.log"
+    with pipex.context(path=str(tmp_path / "out")):
+        node = pipelines.long_call("orphan", 60, str(log))
+    errors: list[BaseException] = []
+
+    def run(client) -> None:
+        try:
+            pipex.compute(node, scheduler=client, progress=False)
+        except BaseException as exc:  # the cluster goes away under it
+            errors.append(exc)
+
+    with (
+        local_cluster(1) as cluster,
+        distributed.Client(cluster, set_as_default=False) as client,
+    ):
+        runner = threading.Thread(target=run, args=(client,), daemon=True)
+        runner.start()
+        wait_until(lambda: pipelines.calls(log), 60, "the long task never started")
+        ((_, _, child_pid),) = pipelines.calls(log)
+        (worker_pid,) = client.run(os.getpid).values()
+        assert child_pid != worker_pid  # the call ran in a process of its own
+        assert psutil.Process(child_pid).ppid() == worker_pid
+
+        psutil.Process(worker_pid).kill()  # the worker dies (its nanny may start another)
+        wait_until(lambda: not _alive(child_pid), 30, "the task's process outlived its worker")
+    runner.join(60)
     assert not node.target.exists()
 
-    # Switched off, long_running tasks run in the worker's threads like any other.
-    with dask.config.set({"pipex.distributed.long-running": False}):
-        assert pipex.compute(node, scheduler=one_worker, load=True) == ("page-1",)
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 # --- long tasks -----------------------------------------------------------------------------
@@ -84,8 +115,7 @@ TTL_SETTINGS = {
     # heartbeats of a small cluster), checking every worker-ttl.
     "DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL": "1s",
     "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1",
-    "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
-}
+}  # default (daemonic) worker processes: long_running tasks need no special cluster
 
 
 def ttl_restarts(client) -> list[dict]:

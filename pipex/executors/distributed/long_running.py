@@ -1,51 +1,51 @@
-"""Worker plugin :class:`LongRunning`: ``long_running`` tasks in processes of the worker's own.
+"""Worker plugin :class:`LongRunning`: each ``long_running`` task in a process of its own.
 
 A long call that holds the GIL in such a process cannot starve the worker's event loop, so
-its heartbeat keeps reaching the scheduler.
+its heartbeat keeps reaching the scheduler. The process is a fresh interpreter started with
+:mod:`subprocess` (which daemonic worker processes, the default under a nanny, may start,
+unlike :mod:`multiprocessing` children); it dies with its worker.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
+import cloudpickle
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from pipex.executors.distributed.logs import record_attributes
-from pipex.executors.distributed.memory import release_memory
 
 logger = logging.getLogger("pipex.distributed")
 
 #: Name of the worker executor that runs ``long_running`` tasks (the ``executor`` annotation).
 LONG_RUNNING_EXECUTOR = "pipex-long-running"
 
+#: The module a task's process runs (``python -m ...``).
+CHILD_MODULE = "pipex.executors.distributed.child"
+
 
 class LongRunning(WorkerPlugin):
-    """Run ``long_running`` pipex tasks in a pool of processes of the worker's own.
+    """Run ``long_running`` pipex tasks each in a process of its own, started by the worker.
 
     The worker's event loop (and so its heartbeat to the scheduler) keeps running while such
-    a task holds the GIL in a long C call. The pool has one process per worker thread, started
-    with ``spawn`` on first use; log records emitted in it are replayed in the worker (where
-    :class:`LogForwarding` sees them). Worker processes must be allowed children: start them
-    with ``distributed.worker.daemon: False`` (or ``dask worker --no-nanny``).
+    a task holds the GIL in a long C call. At most one such process per worker thread runs at
+    a time; log records emitted in it are replayed in the worker (where
+    :class:`LogForwarding` sees them). Works on any worker, daemonic (nanny) or not.
     """
 
     name = "pipex-long-running"
     idempotent = True
 
-    def __init__(self, trim: bool = True) -> None:
-        self.trim = trim
-
     def setup(self, worker: Any) -> None:
-        worker.executors[LONG_RUNNING_EXECUTOR] = ChildProcessExecutor(
-            worker.state.nthreads, trim=self.trim
-        )
-        if multiprocessing.current_process().daemon:
-            logger.warning("%s", _DAEMON_MESSAGE)
+        worker.executors[LONG_RUNNING_EXECUTOR] = ChildProcessExecutor(worker.state.nthreads)
 
     def teardown(self, worker: Any) -> None:
         executor = worker.executors.pop(LONG_RUNNING_EXECUTOR, None)
@@ -53,66 +53,66 @@ class LongRunning(WorkerPlugin):
             executor.shutdown(wait=False, cancel_futures=True)
 
 
-_DAEMON_MESSAGE = (
-    "pipex long_running tasks run in child processes of the worker, but this worker runs "
-    "in a daemonic process, which may not start any. Start the workers with "
-    "distributed.worker.daemon: False (DASK_DISTRIBUTED__WORKER__DAEMON=False in their "
-    "environment, or dask.config.set before creating a LocalCluster), or with "
-    "`dask worker --no-nanny`; or set pipex.distributed.long-running: false to run those "
-    "tasks in the worker's threads."
-)
-
-
 class ChildProcessExecutor(Executor):
-    """A ``spawn`` process pool that replays its children's log records in this process."""
+    """Runs each submitted call in a new Python process; ``max_workers`` at a time."""
 
-    def __init__(self, max_workers: int, trim: bool = True) -> None:
-        self.max_workers = max_workers
-        self.trim = trim
-        self._pool: ProcessPoolExecutor | None = None
+    def __init__(self, max_workers: int) -> None:
+        self._threads = ThreadPoolExecutor(max_workers, thread_name_prefix="pipex-long-running")
+        self._children: set[subprocess.Popen[bytes]] = set()
         self._lock = threading.Lock()
 
-    def _current_pool(self) -> ProcessPoolExecutor:
-        with self._lock:
-            if self._pool is None or getattr(self._pool, "_broken", False):
-                if multiprocessing.current_process().daemon:
-                    raise RuntimeError(_DAEMON_MESSAGE)
-                self._pool = ProcessPoolExecutor(
-                    self.max_workers,
-                    mp_context=multiprocessing.get_context("spawn"),
-                )
-            return self._pool
-
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        pool = self._current_pool()
-        future = pool.submit(_in_child, self.trim, _logger_levels(), fn, args, kwargs)
+        future = self._threads.submit(self._run, fn, args, kwargs)
         # Runs before the worker's own callback: records are forwarded before the result.
         future.add_done_callback(_replay_records)
         return future
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Start a child, hand it the call, wait for its answer (the GIL is free meanwhile)."""
+        payload = pickle.dumps(sys.path) + cloudpickle.dumps((_logger_levels(), fn, args, kwargs))
+        child = subprocess.Popen(
+            [sys.executable, "-m", CHILD_MODULE, str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
         with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is None:
-            return
+            self._children.add(child)
+        try:
+            answer, _ = child.communicate(payload)
+        finally:
+            with self._lock:
+                self._children.discard(child)
+        if child.returncode != 0 or not answer:
+            raise RuntimeError(
+                f"the process running this long_running pipex task ended with exit code "
+                f"{child.returncode} before returning (killed, out of memory, or a crash in "
+                "compiled code); its target was not written. Rerun to try again."
+            )
+        ok, value = pickle.loads(answer)
+        if not ok:
+            raise value
+        return value
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         # The worker is going away: a long task's result could not be delivered anyway, and
-        # must not hold up the worker's exit. (ProcessPoolExecutor.terminate_workers: 3.14+.)
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
-        pool.shutdown(wait=wait, cancel_futures=cancel_futures)
+        # must not hold up the worker's exit.
+        with self._lock:
+            children = list(self._children)
+        for child in children:
+            child.kill()
+        self._threads.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 _RECORDS = "pipex-log-records"
 
 
-def _in_child(
-    trim: bool,
+def run_in_child(
     levels: dict[str, int],
     fn: Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """In a pool process: run ``fn`` with the worker's logger levels, capturing its records."""
+    """In the task's process: run ``fn`` with the worker's logger levels, capturing records."""
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
     capture = _Capture()
@@ -122,8 +122,6 @@ def _in_child(
         result = fn(*args, **kwargs)
     finally:
         root.removeHandler(capture)
-        if trim:
-            release_memory()
     if isinstance(result, dict):
         result[_RECORDS] = capture.records
     return result

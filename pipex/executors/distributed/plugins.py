@@ -31,7 +31,7 @@ def register_plugins(client: Any, nodes: Iterable[Any] = ()) -> None:
         interval = parse_timedelta(settings.get("distributed.memory-release-interval"), "seconds")
         client.register_plugin(MemoryRelease(float(interval)))
     if settings.get("distributed.long-running") and any(n.task.long_running for n in nodes):
-        client.register_plugin(LongRunning(trim=bool(release)))
+        client.register_plugin(LongRunning())
     names = forwarded_loggers()
     if names:
         client.subscribe_topic(LOG_TOPIC, on_forwarded_record)
