@@ -7,11 +7,13 @@ targets is never built.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from dask.task_spec import DataNode, GraphNode
 
+from pipex import registry
 from pipex.core import plan as planning
 from pipex.core.graph import new_run_id, prune, to_dask
 
@@ -26,6 +28,7 @@ class NodeGraph(Mapping[Any, GraphNode]):
     def __init__(self, roots: Sequence[Any]) -> None:
         self.roots = tuple(roots)
         self._dsk: dict[Any, GraphNode] | None = None
+        self._sent: dict[Any, GraphNode] | None = None
 
     @property
     def built(self) -> bool:
@@ -47,7 +50,36 @@ class NodeGraph(Mapping[Any, GraphNode]):
         return len(self._materialized())
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (dict, (self._materialized(),))
+        """Pickled (sent to a distributed scheduler): what is missing below the roots, resolved
+        here, where the targets were built, and not the full graph."""
+        if self._dsk is not None:
+            return (dict, (self._dsk,))
+        if self._sent is None:
+            self._sent = _sent(self.roots)
+        return (dict, (self._sent,))
+
+
+#: Called with the missing nodes when a graph is pickled while ``distributed`` is imported
+#: (sent to a cluster by ``dask.compute``): import strings, loaded on use.
+ON_SEND = ("pipex.executors.distributed.plugins:on_send",)
+
+
+def _sent(roots: Sequence[Any]) -> dict[Any, GraphNode]:
+    plan = planning.resolve(roots)
+    if "distributed" in sys.modules:
+        for spec in ON_SEND:
+            registry.load(spec)(plan.missing)
+    return _pruned(roots, plan)
+
+
+def _pruned(roots: Sequence[Any], plan: planning.Plan) -> dict[Any, GraphNode]:
+    """The graph of ``plan``; roots keep the dask keys their collection promised."""
+    root_keys = frozenset(root.dask_key for root in roots)
+    dsk = to_dask(plan, keep_going=False, run_id=new_run_id(), stable=root_keys)
+    for root in roots:
+        if root.key in plan.done:
+            dsk[root.dask_key] = DataNode(root.dask_key, plan.done[root.key])
+    return dsk
 
 
 def optimize(dsk: Mapping[Any, Any], keys: Any, **kwargs: Any) -> dict[Any, GraphNode]:
@@ -66,12 +98,7 @@ def optimize(dsk: Mapping[Any, Any], keys: Any, **kwargs: Any) -> dict[Any, Grap
         else:
             merged.update(layer)
     if roots:
-        plan = planning.resolve(roots)
-        root_keys = frozenset(root.dask_key for root in roots)
-        merged.update(to_dask(plan, keep_going=False, run_id=new_run_id(), stable=root_keys))
-        for root in roots:
-            if root.key in plan.done:
-                merged[root.dask_key] = DataNode(root.dask_key, plan.done[root.key])
+        merged.update(_pruned(roots, planning.resolve(roots)))
     return prune(merged, list(_flatten(keys)))
 
 

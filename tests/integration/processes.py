@@ -43,10 +43,12 @@ def dask_cluster(
     nthreads: int = 1,
     env: Mapping[str, str] | None = None,
     timeout: float = 60,
+    scheduler_env: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Start ``dask scheduler`` and ``n_workers`` ``dask worker`` processes; yield the address.
 
-    ``env`` is added to every process's environment (``DASK_...`` settings). Output goes to
+    ``env`` is added to every process's environment (``DASK_...`` settings), then
+    ``scheduler_env`` to the scheduler's. Output goes to
     log files in ``folder`` (shown when the cluster does not come up in time).
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,13 +59,14 @@ def dask_cluster(
 
     def start(name: str, *args: str) -> None:
         log = folder / f"{name}.log"
+        own = {**full_env, **(scheduler_env or {})} if name == "scheduler" else full_env
         logs.append(log)
         with open(log, "wb") as out:
             processes.append(
                 subprocess.Popen(
                     _dask_command(*args),
                     cwd=folder,
-                    env=full_env,
+                    env=own,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,  # its own process group: nanny and worker together

@@ -170,3 +170,55 @@ def test_long_running_tasks_survive_holding_the_gil_past_the_worker_ttl(tmp_path
     assert not unmarked.target.exists()
     assert fine[0].target.exists()
     assert (error.summary.ran, error.summary.failed, error.summary.not_run) == (0, 1, 1)
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+def worker_plugins(client) -> dict:
+    """Each worker's pipex plugins: name -> the plugin's setting (interval or level)."""
+
+    def read(dask_worker) -> dict:
+        return {
+            name: getattr(plugin, "interval", getattr(plugin, "level", None))
+            for name, plugin in dask_worker.plugins.items()
+            if name.startswith("pipex-")
+        }
+
+    (plugins,) = client.run(read).values()
+    return plugins
+
+
+def test_dask_compute_on_a_cluster_registers_the_plugins(tmp_path):
+    with pipex.context(path=str(tmp_path)):
+        node = pipelines.chatty("page-1")
+    with local_cluster(1) as cluster, distributed.Client(cluster) as client:  # the default
+        assert "pipex-memory-release" not in worker_plugins(client)
+        (target,) = dask.compute(node)
+        assert target.load() == "page-1"
+        assert worker_plugins(client)["pipex-memory-release"] == 1.0
+
+
+def test_changed_plugin_settings_replace_those_of_the_last_run(one_worker, tmp_path):
+    log = str(tmp_path / "calls.log")
+    with pipex.context(path=str(tmp_path)):
+        first, second, third = (pipelines.chains([name], log) for name in "abc")
+    settings = {"pipex.distributed.forward-logs": ["tests.forwarded"]}
+    with dask.config.set({**settings, "pipex.distributed.memory-release-interval": "3s"}):
+        pipex.compute(first, scheduler=one_worker, progress=False)
+    plugins = worker_plugins(one_worker)
+    assert plugins["pipex-memory-release"] == 3.0
+    assert plugins["pipex-forward-logs-tests.forwarded"] == 20  # INFO
+
+    changed = {"pipex.distributed.memory-release-interval": "7s"}
+    with dask.config.set({**settings, **changed, "pipex.distributed.forward-logs-level": "DEBUG"}):
+        pipex.compute(second, scheduler=one_worker, progress=False)
+    plugins = worker_plugins(one_worker)
+    assert plugins["pipex-memory-release"] == 7.0
+    assert plugins["pipex-forward-logs-tests.forwarded"] == 10  # DEBUG
+
+    with dask.config.set({"pipex.distributed.memory-release": False}):
+        pipex.compute(third, scheduler=one_worker, progress=False)
+    plugins = worker_plugins(one_worker)  # switched off: removed
+    assert "pipex-memory-release" not in plugins
+    assert "pipex-forward-logs-tests.forwarded" not in plugins

@@ -7,12 +7,16 @@ failure, and the client never holds any task's data.
 
 from __future__ import annotations
 
+import operator
+import pickle
 import traceback
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
+import cloudpickle
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
-from dask.task_spec import Task
+from dask.task_spec import Task, TaskRef
 from distributed import as_completed
 
 from pipex import settings
@@ -22,6 +26,7 @@ from pipex.core.outcomes import Failure, NotRun, Outcome, portable, settle
 from pipex.core.plan import Plan
 from pipex.core.targets import Target
 from pipex.core.worker import Call
+from pipex.exceptions import PipexError
 from pipex.executors.base import Executor, Observer
 from pipex.executors.distributed import OPTIONS
 from pipex.executors.distributed.logs import running_task
@@ -74,6 +79,29 @@ def execute_on_worker(retrying: bool, call: Call, keep_going: bool, *inputs: Out
         running_task.reset(token)
 
 
+def _sealed(key: Any, retrying: bool, task: Task) -> Task:
+    """``task`` as the scheduler sees it: standard-library callables, bytes and references.
+
+    The call (the task's function, its arguments, the done inputs' Targets) travels pickled
+    inside the task and is unpickled only on the worker that runs it, so the scheduler needs
+    neither pipex nor the task's code.
+    """
+    call, keep_going, *inputs = task.args
+    refs = [value for value in inputs if isinstance(value, TaskRef)]
+    run = partial(_run_sealed, retrying, call, keep_going, tuple(inputs))
+    return Task(key, operator.call, Task(None, pickle.loads, cloudpickle.dumps(run)), *refs)
+
+
+def _run_sealed(
+    retrying: bool, call: Call, keep_going: bool, inputs: tuple[Any, ...], *finished: Outcome
+) -> Outcome:
+    """On the worker: :func:`execute_on_worker` with each input reference replaced, in order,
+    by the outcome the scheduler handed over."""
+    given = iter(finished)
+    filled = [next(given) if isinstance(value, TaskRef) else value for value in inputs]
+    return execute_on_worker(retrying, call, keep_going, *filled)
+
+
 def _annotations(node: Any) -> dict[str, Any]:
     annotations: dict[str, Any] = {}
     if node.task.retries:
@@ -90,8 +118,7 @@ def _annotated_graph(dsk: Mapping[Any, Any], nodes: Mapping[Any, Any]) -> Any:
         node = nodes.get(key)
         annotations = _annotations(node) if node is not None else {}
         if is_call(value):
-            retrying = "retries" in annotations
-            value = Task(key, execute_on_worker, retrying, *value.args, **value.kwargs)
+            value = _sealed(key, "retries" in annotations, value)
         groups.setdefault(tuple(sorted(annotations.items())), {})[key] = value
     if list(groups) == [()]:
         return groups[()]
@@ -138,6 +165,8 @@ class _Follow:
                 for future in batch:
                     if future.status == "finished":
                         continue
+                    if future.status == "cancelled" and client.status != "running":
+                        raise self._scheduler_gone()
                     node = self.nodes[future.key]
                     if not keep_going:
                         future.result()  # raises the task's exception
@@ -153,6 +182,19 @@ class _Follow:
             raise
         self._settle(final=True)
         return self.outcomes
+
+    def _scheduler_gone(self) -> PipexError:
+        """The run cannot go on: the client lost its scheduler (and with it every future)."""
+        saved = sum(1 for outcome in self.outcomes.values() if isinstance(outcome, Target))
+        left = len(self.missing) - len(self.outcomes)
+        address = getattr(self.client.scheduler, "address", None) or "its address"
+        return PipexError(
+            f"the dask scheduler at {address} went away during the run (the client lost its "
+            f"connection; status {self.client.status!r}): {saved} pipex task(s) had finished "
+            f"and saved their targets, {left} had not finished or not started. Nothing saved "
+            "is lost: once the scheduler is back (or with another cluster), rerun and only "
+            "those run."
+        )
 
     def _record(self, key: str, outcome: Outcome) -> None:
         self.outcomes[key] = outcome
