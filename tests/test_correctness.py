@@ -510,3 +510,46 @@ def test_a_task_killing_its_process_under_processes_is_named(workdir):
     with pytest.raises(pipex.PipexError, match=r"died while running.*dies-pipex-out/dies/1\.pkl"):
         pipex.compute(dies(1), scheduler="processes")
     assert not (workdir / "pipex-out" / "dies" / "1.pkl").exists()
+
+
+FILE_SIZE_LIMITED = """
+import resource, signal, numpy as np, pipex
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+
+@pipex.task(target="{path}/arrays/{n}.npy")
+def zeros(n):
+    return np.zeros(n)
+
+with pipex.context(path="out"):
+    small, big = zeros(10), zeros(100_000)  # 80 B and 800 kB of data
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, resource.RLIM_INFINITY))
+try:
+    pipex.compute([small, big], progress=False)
+except pipex.PipelineError as error:
+    print(error)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="needs RLIMIT_FSIZE")
+def test_a_full_disk_is_said_with_the_task_the_target_and_the_fix(tmp_path):
+    import subprocess
+
+    pytest.importorskip("numpy")
+    env = {k: v for k, v in os.environ.items() if k != "PIPEX"}
+    env.update(PYTHONPATH=os.pathsep.join(sys.path), DASK_PIPEX__LEDGER="false")
+    run = subprocess.run(
+        [sys.executable, "-c", FILE_SIZE_LIMITED],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    message = run.stdout
+    assert "zeros-out/arrays/100000.npy" in message  # the task
+    assert str(tmp_path / "out" / "arrays" / "100000.npy") in message  # its target
+    assert "disk is full or a file-size limit was reached" in message
+    assert "Free space" in message and "ulimit -f" in message  # the fix
+    # What fitted was written; nothing half-written is left to count as done.
+    assert files_under(tmp_path / "out") == ["arrays/10.npy"]

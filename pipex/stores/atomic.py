@@ -8,6 +8,7 @@ staged file, which never counts as a target. The serializer is chosen here, by s
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import posixpath
@@ -107,9 +108,29 @@ def save(store: Staging, path: str, obj: Any) -> None:
         with file:
             serializer.dump(obj, file)
         store.commit(staged, path)
+    except OSError as exc:
+        discard(staged)
+        if out_of_space(exc):
+            raise StoreError(
+                f"cannot write target {store.location(path)}: the disk is full or a file-size "
+                f"limit was reached ({type(exc).__name__}: {exc}). Free space where targets "
+                "are written (or raise the limit: `ulimit -f`, a disk quota) and rerun: the "
+                "targets already written are kept; this one was not written."
+            ) from exc
+        raise
     except BaseException:
         discard(staged)
         raise
+
+
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")  # numpy's tofile on a full disk
+
+
+def out_of_space(exc: OSError) -> bool:
+    """Whether ``exc`` says a write found no room: a full disk, a quota, a file-size limit."""
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return True
+    return exc.errno is None and bool(_SHORT_WRITE.search(str(exc)))
 
 
 @contextlib.contextmanager
