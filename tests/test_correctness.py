@@ -553,3 +553,50 @@ def test_a_full_disk_is_said_with_the_task_the_target_and_the_fix(tmp_path):
     assert "Free space" in message and "ulimit -f" in message  # the fix
     # What fitted was written; nothing half-written is left to count as done.
     assert files_under(tmp_path / "out") == ["arrays/10.npy"]
+
+
+def test_a_deep_chain_runs_and_its_failure_stays_short(workdir):
+    calls = []
+
+    @pipex.task(target="{path}/deep/{i}.pkl")
+    def step(previous, i):
+        calls.append(i)
+        if i == 3:
+            raise ValueError("bad page")
+        return i
+
+    node = None
+    for i in range(600):
+        node = step(node, i)
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(node, progress=False)
+    message = str(info.value)
+    assert calls == [0, 1, 2, 3]
+    assert [f.key for f in info.value.failed] == ["step-pipex-out/deep/3.pkl"]
+    assert len(info.value.not_run) == 596
+    assert len(message) < 2000, len(message)
+
+    @pipex.task(target="{path}/deep-ok/{i}.pkl")
+    def fine(previous, i):
+        return i
+
+    node = None
+    for i in range(600):
+        node = fine(node, i)
+    assert pipex.compute(node, load=True, progress=False) == (599,)
+
+
+def test_a_root_starting_with_dot_dot_is_a_folder_like_any_other(workdir, monkeypatch):
+    inner = workdir / "inner"
+    inner.mkdir()
+    monkeypatch.chdir(inner)
+
+    @pipex.task(target="{path}/up/{n}.pkl")
+    def up(n):
+        return n
+
+    with pipex.context(path="../out"):
+        node = up(1)
+    pipex.compute(node, progress=False)
+    assert files_under(workdir / "out") == ["up/1.pkl"]
+    assert node.target.load() == 1
