@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import time
+import traceback
 from typing import Any
 
 from pipex import settings
 from pipex.collector import deferred, resumed
-from pipex.core.outcomes import Outcome
+from pipex.core.outcomes import Failure, Outcome, raised_by, unmark_raised
 from pipex.core.plan import resolve
 from pipex.core.walk import replace, visit
 from pipex.exceptions import StoreError
@@ -81,6 +83,9 @@ def compute(
                     outcomes.update(executor.execute(batch, observer, keep_going, **kwargs))
                     if ledger is not None:
                         ledger.flush()
+        except Exception as exc:  # no keep-going: the first failure, raised
+            _record_raised(exc, plan.missing, ledger)
+            raise
         except KeyboardInterrupt:
             print(
                 f"pipex: interrupted; {report.tally.ran} task(s) saved their targets. "
@@ -108,6 +113,21 @@ def compute(
         outcomes[node.key] = None if load else node.target
     fill = _Outputs(outcomes, load)
     return Results((replace(arg, fill) for arg in args), summary, (n.target for n in skipped))
+
+
+def _record_raised(exc: Exception, missing: list[Node], ledger: Ledger | None) -> None:
+    """Give the ledger the failure of the task that raised ``exc``, if it says which."""
+    key = raised_by(exc)
+    if ledger is None or key is None:
+        return
+    for node in missing:
+        if node.key == key:
+            text = "".join(traceback.format_exception(exc))
+            recorded = copy.copy(exc)  # the user's exception keeps its note
+            recorded.__notes__ = list(getattr(exc, "__notes__", ()))
+            unmark_raised(recorded)
+            ledger.record(key, Failure(key, node.target, recorded, text))
+            return
 
 
 class _Outputs:

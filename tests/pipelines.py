@@ -135,10 +135,17 @@ def churn(name: str, megabytes: int) -> int:
     Once it returns, glibc keeps most of that memory mapped in the process until
     ``malloc_trim`` (that is what the memory-release plugin is for).
     """
-    buffers = [bytearray(8192) for _ in range(megabytes * 128)]
-    pins = [bytearray(200) for _ in range(0, len(buffers), 64)]
+    buffers, pins = [], []
+    for i in range(megabytes * 128):
+        buffers.append(bytearray(8192))
+        if i % 64 == 0:
+            pins.append(bytearray(600))  # from malloc too (past 512 B), between the buffers
     del buffers
+    PINNED.append(pins)  # kept for the process's life: the freed buffers stay between them
     return len(pins)
+
+
+PINNED: list[list[bytearray]] = []
 
 
 FORWARDED = "pipex_test_forwarded"  # a logger the log-forwarding tests forward

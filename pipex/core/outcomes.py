@@ -7,6 +7,7 @@ A task's key (``node.key``, ``"<funcname>-<target path>"``) names it in every ou
 from __future__ import annotations
 
 import pickle
+import re
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,31 @@ def portable(exc: BaseException) -> BaseException:
         stand_in.__notes__ = list(getattr(exc, "__notes__", ()))
         return stand_in
     return exc
+
+
+_RAISED = "pipex task {key} failed; target {target} was not written"
+_RAISED_KEY = re.compile(r"^pipex task (.+) failed; target .* was not written$")
+
+
+def mark_raised(exc: BaseException, key: str, target: object) -> None:
+    """Note on ``exc``, raised out of a run (no keep-going), which task failed and its target."""
+    exc.add_note(_RAISED.format(key=key, target=target))
+
+
+def unmark_raised(exc: BaseException) -> None:
+    """Remove :func:`mark_raised`'s note from ``exc`` (a failure reported as an outcome)."""
+    notes = getattr(exc, "__notes__", None)
+    if notes:
+        notes[:] = [note for note in notes if not _RAISED_KEY.match(note)]
+
+
+def raised_by(exc: BaseException) -> str | None:
+    """The key of the task that raised ``exc`` (see :func:`mark_raised`), if it says."""
+    for note in getattr(exc, "__notes__", ()):
+        match = _RAISED_KEY.match(note)
+        if match:
+            return match.group(1)
+    return None
 
 
 def failed_inputs(inputs: Iterable[object]) -> frozenset[str]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pipex.core.outcomes import Failure, NotRun, Outcome, failed_inputs
+from pipex.core.outcomes import Failure, NotRun, Outcome, failed_inputs, mark_raised
 from pipex.core.targets import Target
 from pipex.core.walk import replace
 from pipex.exceptions import StoreError
@@ -75,7 +75,7 @@ def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
         if isinstance(exc, KeyboardInterrupt) and _in_main_thread():
             raise  # Ctrl-C: the user stops the run
         if not keep_going:
-            exc.add_note(f"pipex task {call.key} failed; target {call.target} was not written")
+            mark_raised(exc, call.key, call.target)
             raise
         return Failure(call.key, call.target, exc, traceback.format_exc())
     return call.target

@@ -130,3 +130,15 @@ def test_ledgers_of_remote_roots_live_in_the_cache_folder(tmp_path, monkeypatch)
     assert not (tmp_path / "cache").exists()  # made only when written
     assert location(MemoryStore()) is None  # its targets die with the process
     assert location(pipex.FileStore(tmp_path)) == str(tmp_path / ".pipex" / "ledger.sqlite")
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_the_first_failure_is_recorded_without_keep_going(workdir, scheduler):
+    roots = chains([], bad={0})
+    with pytest.raises(ValueError, match="bad input 0"):
+        pipex.compute(roots, keep_going=False, scheduler=scheduler, progress=False)
+
+    (failed,) = pipex.history(status="failed")
+    assert failed.path == "out/load/0.pkl" and failed.error == "ValueError: bad input 0"
+    assert "Traceback" in failed.traceback and "bad input 0" in failed.traceback
+    assert pipex.status(roots).steps["load"].failed == 1

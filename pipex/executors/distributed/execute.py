@@ -22,7 +22,7 @@ from distributed import as_completed
 from pipex import settings
 from pipex.core import worker
 from pipex.core.graph import dask_key, is_call, new_run_id, to_dask
-from pipex.core.outcomes import Failure, NotRun, Outcome, portable, settle
+from pipex.core.outcomes import Failure, NotRun, Outcome, portable, settle, unmark_raised
 from pipex.core.plan import Plan
 from pipex.core.targets import Target
 from pipex.core.worker import Call
@@ -226,8 +226,6 @@ def _failure(future: Any, node: Any) -> Failure | NotRun:
         return Failure(node.key, node.target, exc, f"{type(exc).__name__}: {exc}\n")
     exc = future.exception()
     tb = future.traceback()
-    notes = getattr(exc, "__notes__", None)
-    if notes:  # execute_call's note for a raised failure; the report adds its own
-        notes[:] = [n for n in notes if not n.startswith(f"pipex task {node.key} failed;")]
+    unmark_raised(exc)  # execute_call's note for a raised failure; the report adds its own
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     return Failure(node.key, node.target, exc.with_traceback(None), text)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pipex.core import worker
 from pipex.core.graph import call_of
-from pipex.core.outcomes import Failure, NotRun, Outcome, settle
+from pipex.core.outcomes import Failure, NotRun, Outcome, mark_raised, settle
 from pipex.core.plan import Plan
 from pipex.executors.base import Observer
 from pipex.executors.prefect.logs import logs_to
@@ -65,7 +65,7 @@ def run_nodes(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
         observer.record(node.key, outcome)
         if isinstance(outcome, Failure) and not keep_going:
             exc = outcome.exception
-            exc.add_note(f"pipex task {node.key} failed; target {node.target} was not written")
+            mark_raised(exc, node.key, node.target)
             raise exc
     settle(order, outcomes, unsettled)
     for key in unsettled:
