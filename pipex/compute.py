@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import sys
 import time
@@ -11,7 +10,7 @@ from typing import Any
 
 from pipex import settings
 from pipex.collector import deferred, resumed
-from pipex.core.outcomes import Failure, Outcome, raised_by, unmark_raised
+from pipex.core.outcomes import Failure, Outcome, raised_by
 from pipex.core.plan import resolve
 from pipex.core.walk import replace, visit
 from pipex.exceptions import StoreError
@@ -123,9 +122,8 @@ def _record_raised(exc: Exception, missing: list[Node], ledger: Ledger | None) -
     for node in missing:
         if node.key == key:
             text = "".join(traceback.format_exception(exc))
-            recorded = copy.copy(exc)  # the user's exception keeps its note
-            recorded.__notes__ = list(getattr(exc, "__notes__", ()))
-            unmark_raised(recorded)
+            recorded = BaseException.__new__(type(exc))  # the raised one keeps its note
+            recorded.args = exc.args
             ledger.record(key, Failure(key, node.target, recorded, text))
             return
 

@@ -135,8 +135,9 @@ def test_ledgers_of_remote_roots_live_in_the_cache_folder(tmp_path, monkeypatch)
 @pytest.mark.parametrize("scheduler", ["sync", "threads"])
 def test_the_first_failure_is_recorded_without_keep_going(workdir, scheduler):
     roots = chains([], bad={0})
-    with pytest.raises(ValueError, match="bad input 0"):
+    with pytest.raises(ValueError, match="bad input 0") as info:
         pipex.compute(roots, keep_going=False, scheduler=scheduler, progress=False)
+    assert any("out/load/0.pkl" in note for note in info.value.__notes__)  # kept as raised
 
     (failed,) = pipex.history(status="failed")
     assert failed.path == "out/load/0.pkl" and failed.error == "ValueError: bad input 0"
