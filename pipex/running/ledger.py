@@ -190,6 +190,10 @@ class Ledger:
         self._writer: ThreadPoolExecutor | None = None  # SQLite is written on this thread
         self._pending: list[Future[None]] = []
 
+    def planned(self, nodes: Sequence[Any]) -> None:
+        """Record the outcomes of these nodes too (an expansion's)."""
+        self.nodes.update({node.key: node for node in nodes})
+
     def timing(self, key: str, started: float, duration: float, worker: str) -> None:
         """When a task started (seconds since the epoch), how long it ran, and where."""
         self._timings[key] = (started, duration, worker)
