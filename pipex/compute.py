@@ -39,18 +39,19 @@ def compute(
 
     Returns a tuple like ``dask.compute``: a :class:`Target` per node (its data with
     ``load=True``); its ``.summary`` counts what was done, ran, failed and not run.
-    Lists, tuples and dicts of nodes are traversed; other values pass through. ``scheduler``
-    is as in dask (``"threads"``, ``"sync"``, ``"processes"``, a ``distributed.Client``, or
-    a scheduler address); by default the active distributed client if there is one, else
-    dask's threads. With ``keep_going`` (default: ``pipex.keep-going``, true) independent
-    work goes on after a failure and one :class:`PipelineError` lists every failed and unrun
-    task at the end; otherwise the first failure is raised at once. ``progress`` shows a bar
-    (default: ``pipex.progress``, on when stderr is a terminal). With ``skip_failed``, tasks
-    whose latest run (in the run ledger) failed, and everything that depends on them, are
-    left alone: not run, not reported as failures, counted as ``skipped`` in the summary;
-    each gives its (absent) Target, or ``None`` with ``load=True``. Every outcome goes to the
-    run ledger unless ``pipex.ledger`` is false. Scheduler options go to the
-    scheduler (``num_workers=`` for dask's local ones; ``workers=``, ``resources=``,
+    Lists, tuples and dicts of nodes are traversed; other values pass through. An expansion
+    (:func:`pipex.expand`) gives what its ``fn`` returned, each node replaced the same way.
+    ``scheduler`` is as in dask (``"threads"``, ``"sync"``, ``"processes"``, a
+    ``distributed.Client``, or a scheduler address); by default the active distributed client
+    if there is one, else dask's threads. With ``keep_going`` (default: ``pipex.keep-going``,
+    true) independent work goes on after a failure and one :class:`PipelineError` lists every
+    failed and unrun task at the end; otherwise the first failure is raised at once.
+    ``progress`` shows a bar (default: ``pipex.progress``, on when stderr is a terminal). With
+    ``skip_failed``, tasks whose latest run (in the run ledger) failed, and everything that
+    depends on them, are left alone: not run, not reported as failures, counted as ``skipped``
+    in the summary; each gives its (absent) Target, or ``None`` with ``load=True``. Every
+    outcome goes to the run ledger unless ``pipex.ledger`` is false. Scheduler options go to
+    the scheduler (``num_workers=`` for dask's local ones; ``workers=``, ``resources=``,
     ``priority=``... for a cluster); any other keyword is a ``TypeError``, before anything
     runs.
     """

@@ -11,6 +11,7 @@ that record: it neither loads the node's output nor calls ``fn``.
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from pipex import settings
 from pipex.core.code import fingerprint
 from pipex.core.targets import Target
+from pipex.core.tokens import token
 from pipex.core.walk import replace, visit
 from pipex.node import Node
 
@@ -49,8 +51,9 @@ class Expansion:
     """``pipex.expand(node, fn)``: lazy; computed by :func:`pipex.compute`, not by dask.
 
     ``key`` names it in reports; ``record`` is the :class:`Target` beside ``node``'s target
-    where what it produced is kept, named by ``fn``'s name and a fingerprint of its code (an
-    edit to ``fn`` makes the next run call it again; only missing nodes run).
+    where what it produced is kept, named by ``fn``'s name and a fingerprint of its code (of
+    a ``functools.partial``: its function's code and its arguments). An edit to ``fn`` makes
+    the next run call it again; only missing nodes run.
     """
 
     __slots__ = ("context", "fn", "key", "node", "record")
@@ -59,12 +62,11 @@ class Expansion:
         self.node = node
         self.fn = fn
         self.context = contextvars.copy_context()
-        name = getattr(fn, "__name__", type(fn).__name__)
+        name, code = _named(fn)
         self.key = f"pipex.expand({node.key}, {name})"
         slug = re.sub(r"\W+", "_", name).strip("_") or "fn"
         target = node.target
-        path = f"{target.path}.expand-{slug}-{fingerprint(fn)[:10]}.pkl"
-        self.record = Target(path, target.store)
+        self.record = Target(f"{target.path}.expand-{slug}-{code[:10]}.pkl", target.store)
 
     def __repr__(self) -> str:
         return f"<pipex.expand {self.key}>"
@@ -123,6 +125,18 @@ def targets_in(result: Any) -> list[Target]:
     found: list[Target] = []
     visit(result, lambda v: found.append(v) if isinstance(v, Target) else None)
     return found
+
+
+def _named(fn: Callable[..., Any]) -> tuple[str, str]:
+    """``fn``'s name and a token of its code (a ``functools.partial``: of its function and
+    arguments)."""
+    if isinstance(fn, functools.partial):
+        name, code = _named(fn.func)
+        try:
+            return name, token(code, fn.args, fn.keywords)
+        except Exception:  # arguments without a stable token: the function's code alone
+            return name, code
+    return getattr(fn, "__name__", type(fn).__name__), fingerprint(fn)
 
 
 def _as_target(value: Any) -> Any:
