@@ -136,7 +136,17 @@ def _named(fn: Callable[..., Any]) -> tuple[str, str]:
             return name, token(code, fn.args, fn.keywords)
         except Exception:  # arguments without a stable token: the function's code alone
             return name, code
-    return getattr(fn, "__name__", type(fn).__name__), fingerprint(fn)
+    try:
+        code = _fingerprint(fn)
+    except TypeError:  # not hashable
+        code = fingerprint(fn)
+    return getattr(fn, "__name__", type(fn).__name__), code
+
+
+@functools.lru_cache(maxsize=256)
+def _fingerprint(fn: Callable[..., Any]) -> str:
+    """:func:`fingerprint`, once per function (many expansions share one ``fn``)."""
+    return fingerprint(fn)
 
 
 def _as_target(value: Any) -> Any:
