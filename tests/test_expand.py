@@ -288,3 +288,13 @@ def test_the_documented_pdf_example_runs_and_restarts_with_zero_calls(workdir, c
 def _code(prefix, workdir):
     (record,) = (workdir / "out").glob(prefix + ".expand-read-*.pkl")
     return record.name.rsplit("-", 1)[1].removesuffix(".pkl")
+
+
+def test_the_progress_bar_counts_the_expanded_tasks(workdir, log, capsys):
+    expansions = pipeline(log, [("a", 2, 0), ("b", 1, 0)])
+
+    pipex.compute(expansions, progress=True)
+
+    bar = capsys.readouterr().err
+    assert "5/5" in bar  # two splits, then three pages added as their expansions ran
+    assert "ran 5" in bar
