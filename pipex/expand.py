@@ -105,18 +105,22 @@ class Expansion:
             )
         return returned, nodes
 
-    def recorded(self) -> Any:
-        """What the last finished expansion produced, with Targets for nodes (``None`` if it
-        has no readable record)."""
+    def recorded(self) -> dict[str, Any] | None:
+        """The record of the last finished expansion (``None`` if it has no readable one):
+        ``result``, what ``fn`` returned with Targets for nodes; ``versioned``, whether a
+        produced node's task, or one below it, has a ``version``."""
         try:
-            return self.record.load()
+            record = self.record.load()
         except Exception:
             return None
+        return record if isinstance(record, dict) and "result" in record else None
 
-    def keep(self, produced: Any) -> Any:
-        """Record ``produced`` (what ``fn`` returned) with each node as its Target; that."""
+    def keep(self, produced: Any, nodes: list[Node]) -> Any:
+        """Record ``produced`` (what ``fn`` returned, holding ``nodes``) with each node as
+        its Target; that."""
         result = replace(produced, _as_target)
-        self.record.store.save(self.record.path, result)
+        versioned = any(node.versioned for node in nodes)
+        self.record.store.save(self.record.path, {"result": result, "versioned": versioned})
         return result
 
 

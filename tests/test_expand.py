@@ -298,3 +298,45 @@ def test_the_progress_bar_counts_the_expanded_tasks(workdir, log, capsys):
     bar = capsys.readouterr().err
     assert "5/5" in bar  # two splits, then three pages added as their expansions ran
     assert "ran 5" in bar
+
+
+def test_a_bumped_version_of_a_produced_task_reruns_it_through_its_expansion(workdir, log):
+    split, _, _ = documents(log)
+    ran: Counter[str] = Counter()
+
+    def reader(version):
+        @pipex.task(target="{path}/read/{page}.pkl", version=version)
+        def read(page):
+            ran[page, version] += 1
+            return page
+
+        return read
+
+    def run(version):
+        read = reader(version)
+        with pipex.context(path="out"):
+            expansion = pipex.expand(split("a", 2), lambda texts: [read(t) for t in texts])
+        return pipex.compute(expansion)
+
+    run("1")
+    run("1")
+    assert ran == {("a-p0", "1"): 1, ("a-p1", "1"): 1}
+
+    run("2")  # the record holds versioned nodes: resolved again, with the version check
+
+    assert ran == {("a-p0", "1"): 1, ("a-p1", "1"): 1, ("a-p0", "2"): 1, ("a-p1", "2"): 1}
+    assert calls(log) == {"split": 1}
+
+
+def test_with_rerun_code_records_are_not_enough_and_fn_is_called_again(workdir, log):
+    import dask
+
+    fn_calls: Counter[str] = Counter()
+    pipex.compute(pipeline(log, [("a", 2, 0)], fn_calls))
+
+    with dask.config.set({"pipex.rerun": "code"}):
+        again = pipex.compute(pipeline(log, [("a", 2, 0)], fn_calls))
+
+    assert fn_calls == {"a": 2}  # the produced nodes were resolved, with the code check
+    assert calls(log) == {"split": 1, "ocr": 2}  # and found unchanged
+    assert again.summary.ran == 0

@@ -61,15 +61,23 @@ class Expanding:
 
     def check(self, done: Mapping[str, Target]) -> None:
         """Finish the expansions whose node is ``done`` and whose recorded targets all exist;
-        the others are ready (node done) or wait for their node's outcome."""
+        the others are ready (node done) or wait for their node's outcome.
+
+        With a staleness opt-in in play (``pipex.rerun: code``, or a ``version`` on a
+        produced task when it was recorded), records are not enough: the produced nodes
+        are resolved again, with the opt-in's check.
+        """
         known = [e for e in self.expansions.values() if e.node.key in done]
         for e in self.expansions.values():
             if e.node.key not in done:
                 self.waiting.setdefault(e.node.key, []).append(e)
-        has_record = exists_many([e.record for e in known])
-        found = [
-            (e, e.recorded() if ok else None) for e, ok in zip(known, has_record, strict=True)
-        ]
+        trusted = not staleness.rerun_code()
+        has_record = exists_many([e.record for e in known]) if trusted else [False] * len(known)
+        found = []
+        for e, ok in zip(known, has_record, strict=True):
+            record = e.recorded() if ok else None
+            plain = record is not None and not record.get("versioned")
+            found.append((e, record["result"] if plain else None))  # type: ignore[index]
         listed = [targets_in(result) for _, result in found]
         exists = iter(exists_many([t for targets in listed for t in targets]))
         for (e, result), targets in zip(found, listed, strict=True):
@@ -202,7 +210,7 @@ class _Stream:
                 self.expanding.requested += len(keys)
                 self.expanding.done += sum(key in plan.done for key in keys)
             if all(isinstance(outcomes.get(k, plan.done.get(k)), Target) for k in keys):
-                self.expanding.results[expansion.key] = expansion.keep(produced)
+                self.expanding.results[expansion.key] = expansion.keep(produced, nodes)
         except (Exception, SystemExit) as exc:
             if not self.keep_going:
                 exc.add_note(f"{expansion.key} failed: its nodes did not all run")

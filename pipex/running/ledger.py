@@ -203,7 +203,9 @@ class Ledger:
 
         The scheduler's thread that reports outcomes never waits for SQLite.
         """
-        self._buffer.append((key, outcome, time.time(), self._timings.pop(key, None)))
+        row = (key, outcome, time.time(), self._timings.pop(key, None))
+        with self._lock:  # flush may hand the buffer over from another thread meanwhile
+            self._buffer.append(row)
         if len(self._buffer) >= FLUSH_ROWS or time.monotonic() - self._last > FLUSH_SECONDS:
             self._hand_over()
 
