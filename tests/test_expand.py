@@ -340,3 +340,12 @@ def test_with_rerun_code_records_are_not_enough_and_fn_is_called_again(workdir, 
     assert fn_calls == {"a": 2}  # the produced nodes were resolved, with the code check
     assert calls(log) == {"split": 1, "ocr": 2}  # and found unchanged
     assert again.summary.ran == 0
+
+
+def test_status_counts_an_expansion_as_its_node(workdir, log):
+    expansions = pipeline(log, [("a", 2, 0), ("b", 1, 0)])
+    assert pipex.status(expansions).steps["split"].to_run == 2
+
+    pipex.compute(expansions)
+
+    assert pipex.status(expansions).steps["split"].done == 2
