@@ -67,6 +67,8 @@ class Expanding:
         produced task when it was recorded), records are not enough: the produced nodes
         are resolved again, with the opt-in's check.
         """
+        if not self.expansions:
+            return
         known = [e for e in self.expansions.values() if e.node.key in done]
         for e in self.expansions.values():
             if e.node.key not in done:
@@ -200,10 +202,11 @@ class _Stream:
         try:
             produced, nodes = expansion.produce(_load(expansion, target))
             plan = resolve(nodes, stale=staleness.check(nodes))
-            self.planned(plan.missing)
             outcomes: dict[str, Outcome] = {}
-            for batch in plan.batches(int(settings.get("batch-size")), outcomes):
-                outcomes.update(self._execute(batch))
+            if plan.missing:
+                self.planned(plan.missing)
+                for batch in plan.batches(int(settings.get("batch-size")), outcomes):
+                    outcomes.update(self._execute(batch))
             keys = {node.key for node in nodes}
             with self.lock:
                 self.expanding.outcomes.update(outcomes)
