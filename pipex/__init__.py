@@ -12,6 +12,7 @@ from pipex.exceptions import (
     TargetCollisionError,
     TargetError,
 )
+from pipex.expand import Expansion, expand
 from pipex.flow import flow
 from pipex.node import Node
 from pipex.steer import Status, history, invalidate, restore, status, visualize
@@ -21,6 +22,7 @@ from pipex.task import TaskFunction, task
 __version__ = "0.1.0"
 
 __all__ = [
+    "Expansion",
     "FileStore",
     "FsspecStore",
     "MemoryStore",
@@ -40,6 +42,7 @@ __all__ = [
     "__version__",
     "compute",
     "context",
+    "expand",
     "flow",
     "history",
     "invalidate",

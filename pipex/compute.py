@@ -12,11 +12,14 @@ from pipex import settings
 from pipex.collector import deferred, resumed
 from pipex.core.outcomes import Failure, Outcome, raised_by
 from pipex.core.plan import resolve
+from pipex.core.targets import Target
 from pipex.core.walk import replace, visit
 from pipex.exceptions import StoreError
 from pipex.executors import check_options, select
+from pipex.expand import Expansion
 from pipex.node import Collect, Node
 from pipex.running import Observers, records, staleness
+from pipex.running.expansion import Expanding
 from pipex.running.ledger import Ledger
 from pipex.running.progress import Progress, enabled
 from pipex.running.report import Report, Results
@@ -37,39 +40,43 @@ def compute(
 
     Returns a tuple like ``dask.compute``: a :class:`Target` per node (its data with
     ``load=True``); its ``.summary`` counts what was done, ran, failed and not run.
-    Lists, tuples and dicts of nodes are traversed; other values pass through. ``scheduler``
-    is as in dask (``"threads"``, ``"sync"``, ``"processes"``, a ``distributed.Client``, or
-    a scheduler address); by default the active distributed client if there is one, else
-    dask's threads. With ``keep_going`` (default: ``pipex.keep-going``, true) independent
-    work goes on after a failure and one :class:`PipelineError` lists every failed and unrun
-    task at the end; otherwise the first failure is raised at once. ``progress`` shows a bar
-    (default: ``pipex.progress``, on when stderr is a terminal). With ``skip_failed``, tasks
-    whose latest run (in the run ledger) failed, and everything that depends on them, are
-    left alone: not run, not reported as failures, counted as ``skipped`` in the summary;
-    each gives its (absent) Target, or ``None`` with ``load=True``. Every outcome goes to the
-    run ledger unless ``pipex.ledger`` is false. Scheduler options go to the
-    scheduler (``num_workers=`` for dask's local ones; ``workers=``, ``resources=``,
+    Lists, tuples and dicts of nodes are traversed; other values pass through. An expansion
+    (:func:`pipex.expand`) gives what its ``fn`` returned, each node replaced the same way.
+    ``scheduler`` is as in dask (``"threads"``, ``"sync"``, ``"processes"``, a
+    ``distributed.Client``, or a scheduler address); by default the active distributed client
+    if there is one, else dask's threads. With ``keep_going`` (default: ``pipex.keep-going``,
+    true) independent work goes on after a failure and one :class:`PipelineError` lists every
+    failed and unrun task at the end; otherwise the first failure is raised at once.
+    ``progress`` shows a bar (default: ``pipex.progress``, on when stderr is a terminal). With
+    ``skip_failed``, tasks whose latest run (in the run ledger) failed, and everything that
+    depends on them, are left alone: not run, not reported as failures, counted as ``skipped``
+    in the summary; each gives its (absent) Target, or ``None`` with ``load=True``. Every
+    outcome goes to the run ledger unless ``pipex.ledger`` is false. Scheduler options go to
+    the scheduler (``num_workers=`` for dask's local ones; ``workers=``, ``resources=``,
     ``priority=``... for a cluster); any other keyword is a ``TypeError``, before anything
     runs.
     """
     start = time.perf_counter()
     check_options(kwargs)
     nodes: list[Node] = []
-    collect = Collect(nodes)
+    collect = _Roots(nodes)
     for arg in args:
         visit(arg, collect)
-    if not nodes:
+    if not nodes and not collect.expansions:
         return args
     if keep_going is None:
         keep_going = bool(settings.get("keep-going"))
+    expanding = Expanding(collect.expansions)
+    roots = nodes + expanding.sources
     with deferred():  # a Target per visited node, and the plan: many long-lived objects
-        plan = resolve(nodes, stale=staleness.check(nodes))
+        plan = resolve(roots, stale=staleness.check(roots))
     skipped: list[Node] = []
     if skip_failed and plan.missing:
         plan, skipped = plan.without(n.key for n in records.failed_last_time(plan.missing))
+    expanding.check(plan.done)
     outcomes: dict[str, Outcome] = {}
     report = Report()
-    if plan.missing:
+    if plan.missing or expanding.pending:
         ledger = Ledger(plan.missing) if settings.get("ledger") else None
         try:
             with (
@@ -77,11 +84,13 @@ def compute(
                 select(scheduler) as executor,
                 Progress(len(plan.missing), len(plan.done), progress) as bar,
             ):
-                observer = Observers((bar, report, ledger))
-                for batch in plan.batches(int(settings.get("batch-size")), outcomes):
-                    outcomes.update(executor.execute(batch, observer, keep_going, **kwargs))
-                    if ledger is not None:
-                        ledger.flush()
+                observers = Observers((bar, report, ledger))
+                with expanding.streaming(executor, observers, keep_going, kwargs) as execute:
+                    for batch in plan.batches(int(settings.get("batch-size")), outcomes):
+                        outcomes.update(execute(batch))
+                        if ledger is not None:
+                            ledger.flush()
+                outcomes.update(expanding.outcomes)
         except Exception as exc:  # no keep-going: the first failure, raised
             _record_raised(exc, plan.missing, ledger)
             raise
@@ -99,7 +108,11 @@ def compute(
     done = sum(key in requested for key in plan.done)
     seconds = time.perf_counter() - start
     summary = report.summary(
-        len(requested), done, seconds, reused=len(plan.done) - done, skipped=len(skipped)
+        len(requested) + expanding.requested,
+        done + expanding.done,
+        seconds,
+        reused=len(plan.done) - done,
+        skipped=len(skipped),
     )
     logger.info("%s", summary)
     if progress if progress is not None else enabled():
@@ -110,7 +123,7 @@ def compute(
     outcomes.update(plan.done)
     for node in skipped:
         outcomes[node.key] = None if load else node.target
-    fill = _Outputs(outcomes, load)
+    fill = _Outputs(outcomes, load, expanding.results)
     return Results((replace(arg, fill) for arg in args), summary, (n.target for n in skipped))
 
 
@@ -128,26 +141,49 @@ def _record_raised(exc: Exception, missing: list[Node], ledger: Ledger | None) -
             return
 
 
+class _Roots(Collect):
+    """Collects the nodes, and the expansions, among :func:`compute`'s arguments."""
+
+    __slots__ = ("expansions",)
+
+    def __init__(self, found: list[Node]) -> None:
+        super().__init__(found)
+        self.expansions: list[Expansion] = []
+
+    def __call__(self, value: Any) -> None:
+        if type(value) is Expansion:
+            self.expansions.append(value)
+        else:
+            super().__call__(value)
+
+
 class _Outputs:
-    """Replaces each node by its target (or, with ``load``, its data)."""
+    """Replaces each node by its target (or, with ``load``, its data), and each expansion
+    by what its ``fn`` returned, nodes replaced the same way (``None`` if it did not run)."""
 
-    __slots__ = ("load", "outcomes")
+    __slots__ = ("expanded", "load", "outcomes")
 
-    def __init__(self, outcomes: dict[str, Any], load: bool) -> None:
+    def __init__(self, outcomes: dict[str, Any], load: bool, expanded: dict[str, Any]) -> None:
         self.outcomes = outcomes
         self.load = load
+        self.expanded = expanded
 
     def __call__(self, value: Any) -> Any:
+        if type(value) is Expansion:
+            result = self.expanded.get(value.key)
+            return result if result is None or not self.load else replace(result, self._data)
         if not isinstance(value, Node):
             return value
-        target = self.outcomes[value.key]
-        if not self.load or target is None:
+        return self._data(self.outcomes[value.key], value.key)
+
+    def _data(self, target: Any, key: str | None = None) -> Any:
+        if not isinstance(target, Target) or not self.load:
             return target
         try:
             return target.load()
         except Exception as exc:
             raise StoreError(
-                f"cannot load the output of task {value.key} from {target}: "
+                f"cannot load the output of task {key or target.path} from {target}: "
                 f"{type(exc).__name__}: {exc}. If that file is damaged, delete it and rerun: "
                 "the task runs again."
             ) from exc

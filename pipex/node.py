@@ -141,9 +141,10 @@ class Node:
 class Collect:
     """A visitor (:func:`pipex.core.walk.visit`) that appends the nodes it meets to ``found``.
 
-    With ``strict``, any other dask collection is refused (pipex tasks take pipex nodes or
-    plain values), and ``objects`` counts the values met that may change after the call
-    (neither plain values nor of a known immutable type).
+    With ``strict``, any other dask collection, and a lazy pipex object that is not a node
+    (``pipex.expand``, which says why in ``__pipex_refusal__``), is refused (pipex tasks take
+    pipex nodes or plain values), and ``objects`` counts the values met that may change after
+    the call (neither plain values nor of a known immutable type).
     """
 
     __slots__ = ("found", "objects", "strict")
@@ -166,6 +167,9 @@ class Collect:
                     "compute that dask collection first, or make its producer a pipex task"
                 )
             if not isinstance(value, _IMMUTABLE):
+                refusal = getattr(value, "__pipex_refusal__", None)
+                if isinstance(refusal, str):  # a lazy pipex object that is not a node
+                    raise TypeError(refusal)
                 self.objects += 1
 
 

@@ -270,7 +270,7 @@ def test_an_unknown_compute_keyword_is_refused_before_anything_runs(workdir):
 # 12. a task that returns nodes --------------------------------------------------------------
 
 
-def test_a_task_returning_nodes_is_refused_with_the_fan_out_pattern(workdir):
+def test_a_task_returning_nodes_is_refused_pointing_to_pipex_expand(workdir):
     @pipex.task(target="{path}/leaf/{x}.pkl")
     def leaf(x):
         return x
@@ -281,7 +281,7 @@ def test_a_task_returning_nodes_is_refused_with_the_fan_out_pattern(workdir):
 
     with pytest.raises(pipex.PipelineError, match="returned pipex nodes") as info:
         pipex.compute(split(3))
-    assert "fan-out" in str(info.value.exceptions[0])
+    assert "pipex.expand(node, fn)" in str(info.value.exceptions[0])
     assert not (workdir / "pipex-out" / "split" / "3.pkl").exists()
 
 

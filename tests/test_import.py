@@ -63,6 +63,7 @@ def test_import_pipex_has_no_side_effects(tmp_path, mode):
 
 def test_public_names_are_pinned():
     assert sorted(pipex.__all__) == [
+        "Expansion",
         "FileStore",
         "FsspecStore",
         "MemoryStore",
@@ -82,6 +83,7 @@ def test_public_names_are_pinned():
         "__version__",
         "compute",
         "context",
+        "expand",
         "flow",
         "history",
         "invalidate",

@@ -96,8 +96,9 @@ def _refuse_nodes(result: Any, call: Call) -> None:
                 f"task {call.key} returned pipex nodes (or another lazy dask collection, "
                 f"{type(value).__name__}) as its output: they are calls, not data, and would "
                 f"never run. Target {call.target} was not written. To make tasks from a "
-                "task's data, use the fan-out pattern: compute the first task, load its "
-                "output, then build the next nodes from it (docs/concepts.md, 'Fan-out')."
+                "task's data, return the data and expand the node: pipex.expand(node, fn) "
+                "calls fn on the node's output and runs the nodes fn returns "
+                "(docs/concepts.md, 'Fan-out')."
             )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -40,6 +41,13 @@ class Executor(abc.ABC):
         Every outcome is also reported to ``observer`` as it arrives. With ``keep_going``
         false, the first failure is raised as it is. ``options`` go to the scheduler.
         """
+
+    def concurrent(
+        self, options: Mapping[str, Any]
+    ) -> contextlib.AbstractContextManager[dict[str, Any] | None]:
+        """The options for :meth:`execute` calls made at once from several threads (the
+        sub-runs of ``pipex.expand``), or ``None`` if this executor runs one plan at a time."""
+        return contextlib.nullcontext(None)
 
     def close(self) -> None:  # noqa: B027 - most executors open nothing
         """Release what the executor opened for the run (a client it connected, say)."""

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import BrokenExecutor
 from typing import Any
 
 import dask
+import dask.local
 import dask.threaded
 from dask.base import get_scheduler
 from dask.callbacks import Callback
+from dask.system import CPU_COUNT
 
 from pipex.core.graph import dask_key, new_run_id, to_dask
 from pipex.core.outcomes import Outcome
@@ -61,6 +64,23 @@ class LocalExecutor(Executor):
                 "cluster, where such a task is reported as that task's failure."
             ) from exc
         return {node.key: r for node, r in zip(plan.missing, results, strict=True)}
+
+    @contextlib.contextmanager
+    def concurrent(self, options: Mapping[str, Any]) -> Iterator[dict[str, Any] | None]:
+        """Threads: one pool that every concurrent run shares (else each thread that calls
+        dask's threaded scheduler gets a pool of its own); sync: as is; processes: ``None``."""
+        get = self._get()
+        if get is dask.threaded.get and options.get("pool") is None:
+            size = options.get("num_workers") or dask.config.get("num_workers", None)
+            pool = dask.threaded.ContextAwareThreadPoolExecutor(size or CPU_COUNT)
+            try:
+                yield {**options, "pool": pool}
+            finally:
+                pool.shutdown()
+        elif get in (dask.threaded.get, dask.local.get_sync):
+            yield dict(options)
+        else:
+            yield None
 
     def _get(self) -> Callable[..., Sequence[Any]]:
         """dask's local scheduler of choice (threads by default)."""

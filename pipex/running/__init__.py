@@ -3,12 +3,13 @@
 The executors report outcomes to one observer; :class:`Observers` hands each to several
 (the progress bar, the run report, the run ledger). A new observer is one module with a
 ``record`` method. An executor that knows when and where a task ran says so first, through
-the optional ``timing`` method.
+the optional ``timing`` method; one that grows a run (``pipex.expand``) tells of the nodes
+it adds through the optional ``planned`` method.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 
@@ -21,11 +22,12 @@ class Observer(Protocol):
 class Observers:
     """Hands each outcome to several observers, in order; ``None`` entries are left out."""
 
-    __slots__ = ("observers", "timed")
+    __slots__ = ("growing", "observers", "timed")
 
     def __init__(self, observers: Iterable[Observer | None]) -> None:
         self.observers = tuple(o for o in observers if o is not None)
         self.timed = tuple(o for o in self.observers if hasattr(o, "timing"))
+        self.growing = tuple(o for o in self.observers if hasattr(o, "planned"))
 
     def record(self, key: str, outcome: Any) -> None:
         for observer in self.observers:
@@ -36,3 +38,9 @@ class Observers:
         before its outcome, by executors that know."""
         for observer in self.timed:
             observer.timing(key, started, duration, worker)
+
+    def planned(self, nodes: Sequence[Any]) -> None:
+        """More nodes will run (an expansion's), told before their outcomes; to the
+        observers that take it."""
+        for observer in self.growing:
+            observer.planned(nodes)

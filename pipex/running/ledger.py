@@ -190,6 +190,10 @@ class Ledger:
         self._writer: ThreadPoolExecutor | None = None  # SQLite is written on this thread
         self._pending: list[Future[None]] = []
 
+    def planned(self, nodes: Sequence[Any]) -> None:
+        """Record the outcomes of these nodes too (an expansion's)."""
+        self.nodes.update({node.key: node for node in nodes})
+
     def timing(self, key: str, started: float, duration: float, worker: str) -> None:
         """When a task started (seconds since the epoch), how long it ran, and where."""
         self._timings[key] = (started, duration, worker)
@@ -199,7 +203,9 @@ class Ledger:
 
         The scheduler's thread that reports outcomes never waits for SQLite.
         """
-        self._buffer.append((key, outcome, time.time(), self._timings.pop(key, None)))
+        row = (key, outcome, time.time(), self._timings.pop(key, None))
+        with self._lock:  # flush may hand the buffer over from another thread meanwhile
+            self._buffer.append(row)
         if len(self._buffer) >= FLUSH_ROWS or time.monotonic() - self._last > FLUSH_SECONDS:
             self._hand_over()
 

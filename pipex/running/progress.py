@@ -7,6 +7,7 @@ Finished targets found during resolution are shown as already done, not as progr
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from pipex import settings
@@ -46,6 +47,12 @@ class Progress:
             if tally.failed or tally.not_run:
                 self._bar.set_postfix(failed=tally.failed, not_run=tally.not_run, refresh=False)
             self._bar.update(1)
+
+    def planned(self, nodes: Sequence[Any]) -> None:
+        """Count more tasks to run (an expansion's)."""
+        if self._bar is not None and nodes:
+            self._bar.total += len(nodes)
+            self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pipex.core.walk import visit
+from pipex.expand import Expansion
 from pipex.node import Collect
 
 
@@ -91,9 +92,14 @@ def step_order(nodes: Iterable[Any]) -> list[str]:
 
 
 def collect(args: Iterable[Any]) -> list[Any]:
-    """The nodes in ``args`` (lists, tuples, dicts of nodes are looked inside, as in compute)."""
+    """The nodes in ``args`` (lists, tuples, dicts of nodes are looked inside, as in compute);
+    an expansion counts as its node (the nodes it produces are known once that has run)."""
     nodes: list[Any] = []
     collect = Collect(nodes)
+
+    def visitor(value: Any) -> None:
+        collect(value.node if type(value) is Expansion else value)
+
     for arg in args:
-        visit(arg, collect)
+        visit(arg, visitor)
     return nodes

@@ -440,3 +440,35 @@ def test_the_same_script_runs_in_every_mode(prefect_api, tmp_path, mode):
         assert again.returncode == 0, again.stderr
         assert ran(again) == []
         assert "result 5" in again.stdout
+
+
+def test_expansions_run_after_the_first_stage_in_a_prefect_cache_flow(
+    prefect_cache, dask_runner, tmp_path
+):
+    from tests.documents import calls, documents
+
+    log = tmp_path / "log"
+    log.mkdir()
+    split, ocr, _ = documents(log)
+
+    @pipex.flow(task_runner=dask_runner)
+    def read_documents(folder: str):
+        with pipex.context(path=folder):
+            expansions = [
+                pipex.expand(split(doc, 2), lambda texts: [ocr(t) for t in texts]) for doc in "ab"
+            ]
+        return pipex.compute(expansions, load=True)
+
+    state = read_documents(str(tmp_path / "out"), return_state=True)
+
+    assert state.is_completed(), state
+    assert state.result() == ([["A-P0", "A-P1"], ["B-P0", "B-P1"]],)
+    runs = by_name(task_runs(state, expected=6))
+    assert {name.split("-")[0] for name in runs} == {"split", "ocr"}
+    assert calls(log) == {"split": 2, "ocr": 4}
+
+    again = read_documents(str(tmp_path / "out"), return_state=True)  # all done: no task run
+
+    assert again.is_completed(), again
+    assert task_runs(again, expected=0) == []
+    assert calls(log) == {"split": 2, "ocr": 4}
