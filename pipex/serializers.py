@@ -22,6 +22,8 @@ class Serializer(Protocol):
 class Pickle:
     """``.pkl`` / ``.pickle``: cloudpickle, so lambdas and local classes round-trip."""
 
+    exact = True  # loading gives back an object equal to the one dumped, of its type
+
     def dump(self, obj: Any, file: IO[bytes]) -> None:
         cloudpickle.dump(obj, file, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -41,6 +43,8 @@ class Json:
 
 class Text:
     """``.txt``: a ``str``, written as UTF-8."""
+
+    exact = True
 
     def dump(self, obj: Any, file: IO[bytes]) -> None:
         if not isinstance(obj, str):
@@ -85,6 +89,13 @@ _BY_SUFFIX: dict[str, Serializer] = {
 }
 
 SUFFIXES: tuple[str, ...] = tuple(_BY_SUFFIX)
+
+
+def exact(suffix: str) -> bool:
+    """Whether loading what the serializer for ``suffix`` dumped gives back an equal object
+    of the same type (pickle and text do; JSON turns tuples into lists, say)."""
+    serializer = _BY_SUFFIX.get(suffix.lower())
+    return bool(getattr(serializer, "exact", False))
 
 
 def for_suffix(suffix: str) -> Serializer:

@@ -9,6 +9,7 @@ import inspect
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, overload
+from uuid import uuid4
 
 from pipex import registry, settings
 from pipex.context import current
@@ -152,7 +153,8 @@ class TaskFunction:
                     return (registry.locate, (spec,))
             except (ImportError, AttributeError):
                 pass
-        return (TaskFunction, (self.fn, self.options))
+        ident = self.__dict__.get("_ident") or self.__dict__.setdefault("_ident", uuid4().hex)
+        return (rebuilt, (ident, self.fn, self.options))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if settings.mode_set():  # else the default mode, cache: build the node
@@ -232,3 +234,31 @@ class TaskFunction:
 
 def _unique(nodes: list[Node]) -> tuple[Node, ...]:
     return tuple({id(node): node for node in nodes}.values())
+
+
+class _Rebuilt:
+    """Task functions unpickled by value in this process, by the id their sender gave them
+    (the most recent :attr:`SIZE`): a worker that receives the same function with every
+    task builds it once (its signature, binder and template), not once per task."""
+
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self.items: dict[str, TaskFunction] = {}
+
+    def get(self, ident: str, fn: Callable[..., Any], options: TaskOptions) -> TaskFunction:
+        task = self.items.get(ident)
+        if task is None:
+            task = self.items[ident] = TaskFunction(fn, options)
+            if len(self.items) > self.SIZE:
+                self.items.pop(next(iter(self.items)), None)
+        return task
+
+
+_REBUILT = _Rebuilt()
+
+
+def rebuilt(ident: str, fn: Callable[..., Any], options: TaskOptions) -> TaskFunction:
+    """Unpickling a task function sent by value: the one rebuilt here under ``ident``
+    before, else a new one."""
+    return _REBUILT.get(ident, fn, options)

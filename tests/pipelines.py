@@ -75,6 +75,13 @@ def crash(name: str, log: str) -> None:
     os._exit(1)
 
 
+@pipex.task(target="{path}/crash-on/{item.stem}.pkl")
+def crash_on(item: object, log: str) -> None:
+    """As :func:`crash`, as the step after another (in the middle of a fused chain)."""
+    record(log, "crash_on", "x")
+    os._exit(1)
+
+
 @pipex.task(target="{path}/flaky/{name}.pkl", retries=2)
 def flaky(name: str, failures: int, log: str) -> str:
     """Raises on its first ``failures`` calls for ``name``, then succeeds (``retries=2``)."""

@@ -851,3 +851,25 @@ def test_mode_off_runs_the_function_directly(workdir, monkeypatch):
     assert f(1) == 2
     assert calls == [1]
     assert files_under(workdir) == []
+
+
+def test_a_task_function_sent_by_value_is_rebuilt_once_per_process(workdir):
+    import pickle
+
+    import cloudpickle
+
+    def make(suffix):
+        @pipex.task(target="{path}/{funcname}/{x}." + suffix)
+        def step(x):
+            return x
+
+        return step
+
+    first, second = make("pkl"), make("txt")  # local functions: pickled by value
+    sent = cloudpickle.dumps(first)
+    one, two = pickle.loads(sent), pickle.loads(sent)
+    assert one is two  # the receiving side builds it once
+    assert one is not first and one.name == "step"
+    assert pickle.loads(cloudpickle.dumps(second)) is not one
+    assert str(pickle.loads(cloudpickle.dumps(second))(3).target).endswith("step/3.txt")
+    assert pipex.compute(one(4), load=True) == (4,)

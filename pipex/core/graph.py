@@ -6,13 +6,14 @@ that are done enter as constant :class:`Target` values, missing ones as task ref
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dask.task_spec import DataNode, GraphNode, Task, TaskRef
 
-from pipex.core import worker
+from pipex.core import fusion, worker
 from pipex.core.plan import Plan, exists_many
 from pipex.core.walk import replace
 from pipex.core.worker import Call, Input
@@ -35,23 +36,47 @@ def dask_key(node: Any, run_id: str = "", stable: frozenset[DaskKey] = frozenset
 
 
 def to_dask(
-    plan: Plan, keep_going: bool, run_id: str = "", stable: frozenset[DaskKey] = frozenset()
+    plan: Plan,
+    keep_going: bool,
+    run_id: str = "",
+    stable: frozenset[DaskKey] = frozenset(),
+    chains: Sequence[Sequence[Any]] | None = None,
+    timed: bool = True,
 ) -> dict[DaskKey, GraphNode]:
     """One flat task graph of the plan's missing nodes; done inputs are constant Targets.
 
     Dask keys are ``(funcname, target path, run id)``: dask groups tasks by the function
     name, and a distributed scheduler that still holds a previous run's result under the
-    same key would hand it back instead of rebuilding a target deleted since.
+    same key would hand it back instead of rebuilding a target deleted since. With
+    ``chains`` (from :func:`pipex.core.fusion.chains`), each chain of several nodes is one
+    task under its last node's key, run by :func:`~pipex.core.fusion.execute_chain`
+    (``timed`` as there).
     """
-    missing = {node.key for node in plan.missing}
+    if chains is None:
+        chains = [[node] for node in plan.missing]
+    task_of = {node.key: chain[-1] for chain in chains for node in chain}
     dsk: dict[DaskKey, GraphNode] = {}
-    for node in plan.missing:
-        inputs = [
-            TaskRef(dask_key(dep, run_id, stable)) if dep.key in missing else plan.done[dep.key]
-            for dep in node.deps
-        ]
-        key = dask_key(node, run_id, stable)
-        dsk[key] = Task(key, worker.execute_call, call_of(node), keep_going, *inputs)
+
+    def input_of(dep: Any) -> Any:
+        last = task_of.get(dep.key)
+        if last is None:
+            return plan.done[dep.key]
+        ref = TaskRef(dask_key(last, run_id, stable))
+        return ref if len(chains_by_last[last.key]) == 1 else Task(None, fusion.last, ref)
+
+    chains_by_last = {chain[-1].key: chain for chain in chains}
+    for chain in chains:
+        key = dask_key(chain[-1], run_id, stable)
+        if len(chain) == 1:
+            node = chain[0]
+            inputs = [input_of(dep) for dep in node.deps]
+            dsk[key] = Task(key, worker.execute_call, call_of(node), keep_going, *inputs)
+            continue
+        inputs = [input_of(dep) for dep in chain[0].deps]
+        for before, node in itertools.pairwise(chain):
+            inputs.extend(input_of(dep) for dep in node.deps if dep.key != before.key)
+        chain_call = fusion.chain_of(chain, call_of)
+        dsk[key] = Task(key, fusion.execute_chain, chain_call, keep_going, *inputs, timed=timed)
     return dsk
 
 
@@ -86,6 +111,11 @@ def call_of(node: Any) -> Call:
 def is_call(value: Any) -> bool:
     """Whether a graph value is a pipex task (runs a :class:`Call`)."""
     return isinstance(value, Task) and value.func is worker.execute_call
+
+
+def is_chain(value: Any) -> bool:
+    """Whether a graph value is a fused chain of pipex tasks (runs a ``Chain``)."""
+    return isinstance(value, Task) and value.func is fusion.execute_chain
 
 
 def prune(dsk: Mapping[Any, Any], keys: Sequence[Any]) -> dict[Any, Any]:

@@ -16,6 +16,8 @@ from dask.base import get_scheduler
 from dask.callbacks import Callback
 from dask.system import CPU_COUNT
 
+from pipex import settings
+from pipex.core import fusion
 from pipex.core.graph import dask_key, new_run_id, to_dask
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
@@ -47,12 +49,15 @@ class LocalExecutor(Executor):
     ) -> dict[str, Outcome]:
         self.check(options)
         run_id = new_run_id()
-        keys = [dask_key(node, run_id) for node in plan.missing]
-        names = {key: node.key for key, node in zip(keys, plan.missing, strict=True)}
-        reporting = Reporting(observer, names)
+        tasks = fusion.chains(plan) if keep_going and settings.get("fuse") else None
+        chains = tasks or [[node] for node in plan.missing]
+        keys = [dask_key(chain[-1], run_id) for chain in chains]
+        steps = dict(zip(keys, chains, strict=True))
+        reporting = Reporting(observer, steps)
         try:
             with reporting:
-                results = self._get()(to_dask(plan, keep_going, run_id), keys, **options)
+                dsk = to_dask(plan, keep_going, run_id, chains=tasks)
+                results = self._get()(dsk, keys, **options)
         except BrokenExecutor as exc:
             running = ", ".join(sorted(reporting.running)) or "(none had started)"
             raise PipexError(
@@ -63,7 +68,11 @@ class LocalExecutor(Executor):
                 "rerun to continue, or use the threads scheduler or a dask.distributed "
                 "cluster, where such a task is reported as that task's failure."
             ) from exc
-        return {node.key: r for node, r in zip(plan.missing, results, strict=True)}
+        return {
+            node.key: outcome
+            for chain, result in zip(chains, results, strict=True)
+            for node, outcome, _ in fusion.outcomes(chain, result)
+        }
 
     @contextlib.contextmanager
     def concurrent(self, options: Mapping[str, Any]) -> Iterator[dict[str, Any] | None]:
@@ -94,15 +103,15 @@ class LocalExecutor(Executor):
 class Reporting(Callback):
     """Reports each pipex task's outcome from dask's local schedulers to an observer.
 
-    ``names`` maps dask keys to node keys; other tasks are not reported. An observer with a
-    ``timing`` method also hears when each task was handed to a worker thread or process,
-    how long until its result came back, and which worker ran it.
+    ``steps`` maps dask keys to the nodes each task runs (one, or a fused chain's); other
+    tasks are not reported. An observer with a ``timing`` method also hears when each node
+    started, how long it ran, and which worker ran it.
     """
 
-    def __init__(self, observer: Observer, names: dict[Any, str]) -> None:
+    def __init__(self, observer: Observer, steps: dict[Any, Sequence[Any]]) -> None:
         super().__init__()
         self.observer = observer
-        self.names = names
+        self.steps = steps
         self.timing = getattr(observer, "timing", None)
         self.started: dict[Any, float] = {}  # dask key -> start time of the running tasks
         self.host = socket.gethostname()
@@ -110,17 +119,20 @@ class Reporting(Callback):
     @property
     def running(self) -> list[str]:
         """Node keys of the tasks started and not finished."""
-        return [self.names[key] for key in self.started]
+        return [node.key for key in self.started for node in self.steps[key]]
 
     def _pretask(self, key: Any, dsk: Any, state: Any) -> None:
-        if key in self.names:
+        if key in self.steps:
             self.started[key] = time.time()
 
     def _posttask(self, key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        name = self.names.get(key)
-        if name is None:
+        nodes = self.steps.get(key)
+        if nodes is None:
             return
         started = self.started.pop(key, None)
-        if started is not None and self.timing is not None:
-            self.timing(name, started, time.time() - started, f"{self.host}/{worker_id}")
-        self.observer.record(name, result)
+        where = f"{self.host}/{worker_id}"
+        for node, outcome, timing in fusion.outcomes(nodes, result):
+            if self.timing is not None and started is not None:
+                start, duration = timing or (started, time.time() - started)
+                self.timing(node.key, start, duration, where)
+            self.observer.record(node.key, outcome)

@@ -127,7 +127,11 @@ def test_task_keys_and_prefixes_are_readable(client, tmp_path):
     log = tmp_path / "calls.log"
     doubled, summary = build(tmp_path / "out", ["k1", "k22"], log)
 
-    with distributed.get_task_stream(client=client) as stream:
+    # one task per node (fused chains are named by their last step)
+    with (
+        distributed.get_task_stream(client=client) as stream,
+        dask.config.set({"pipex.fuse": False}),
+    ):
         pipex.compute(summary, scheduler=client)
 
     keys = {record["key"] for record in stream.data}
@@ -196,6 +200,38 @@ def test_a_killed_worker_is_that_tasks_failure_and_its_dependants_are_not_run(cl
     assert fine[0].target.exists()
     assert not crash_node.target.exists() and not crashed.target.exists()
     client.wait_for_workers(2, timeout=60)  # the nannies restart the workers
+
+
+def test_a_worker_killed_inside_a_fused_chain_fails_that_step_only(client, tmp_path):
+    log = tmp_path / "calls.log"
+    with pipex.context(path=str(tmp_path / "out")):
+        first = pipelines.source("s", str(log))
+        crashed = pipelines.crash_on(first, str(log))
+        last = pipelines.after(crashed, str(log))  # source -> crash_on -> after: one task
+
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(last, scheduler=client, progress=False)
+
+    error = info.value
+    assert [f.key for f in error.failed] == [crashed.key]
+    assert isinstance(error.exceptions[0], distributed.scheduler.KilledWorker)
+    assert [(n.key, n.causes) for n in error.not_run] == [(last.key, {crashed.key})]
+    assert (error.summary.ran, error.summary.failed, error.summary.not_run) == (1, 1, 1)
+    assert first.target.load() == {"name": "s", "value": 1}
+    assert not crashed.target.exists() and not last.target.exists()
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_a_fused_chain_on_a_cluster_writes_every_step_and_fetches_nothing(client, tmp_path):
+    log = tmp_path / "calls.log"
+    doubled, summary = build(tmp_path / "out", ["x", "yy"], log)
+    with distributed.get_task_stream(client=client) as stream:
+        results = pipex.compute(summary, scheduler=client, progress=False)
+    assert len({record["key"] for record in stream.data}) == 3  # two chains, then the total
+    assert results.summary.ran == 5
+    assert [node.target.load()["value"] for node in doubled] == [2, 4]
+    assert [node.deps[0].target.exists() for node in doubled] == [True, True]
+    assert summary.target.load() == 6
 
 
 def test_retries_rerun_a_failing_task(client, tmp_path):

@@ -8,23 +8,23 @@ failure, and the client never holds any task's data.
 from __future__ import annotations
 
 import contextlib
+import functools
 import operator
 import pickle
 import traceback
-from collections.abc import Mapping
-from functools import partial
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import cloudpickle
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
-from dask.task_spec import Task, TaskRef
+from dask.task_spec import List, Task, TaskRef
 from distributed import as_completed
 
 from pipex import settings
-from pipex.core import worker
-from pipex.core.graph import dask_key, is_call, new_run_id, to_dask
+from pipex.core import fusion, worker
+from pipex.core.graph import dask_key, is_call, is_chain, new_run_id, to_dask
 from pipex.core.outcomes import Failure, NotRun, Outcome, portable, settle, unmark_raised
-from pipex.core.plan import Plan
+from pipex.core.plan import Plan, exists_many
 from pipex.core.targets import Target
 from pipex.core.worker import Call
 from pipex.exceptions import PipexError
@@ -58,10 +58,14 @@ class DistributedExecutor(Executor):
         self.check(options)
         register_plugins(self.client, plan.missing)
         run_id = new_run_id()
-        nodes = {dask_key(node, run_id): node for node in plan.missing}
-        graph = _annotated_graph(to_dask(plan, keep_going, run_id), nodes)
-        futures = self.client.get(graph, list(nodes), sync=False, **options)
-        return _Follow(self.client, nodes, plan, observer).run(futures, keep_going)
+        fuse = keep_going and settings.get("fuse")
+        tasks = fusion.chains(plan, fusable=lambda node: not _annotations(node)) if fuse else None
+        chains = tasks or [[node] for node in plan.missing]
+        steps = {dask_key(chain[-1], run_id): chain for chain in chains}
+        dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=False)
+        graph = _annotated_graph(dsk, {key: chain[-1] for key, chain in steps.items()})
+        futures = self.client.get(graph, list(steps), sync=False, **options)
+        return _Follow(self.client, steps, plan, observer).run(futures, keep_going)
 
     def concurrent(
         self, options: Mapping[str, Any]
@@ -86,27 +90,18 @@ def execute_on_worker(retrying: bool, call: Call, keep_going: bool, *inputs: Out
         running_task.reset(token)
 
 
-def _sealed(key: Any, retrying: bool, task: Task) -> Task:
+def _sealed(task: Task) -> Task:
     """``task`` as the scheduler sees it: standard-library callables, bytes and references.
 
-    The call (the task's function, its arguments, the done inputs' Targets) travels pickled
-    inside the task and is unpickled only on the worker that runs it, so the scheduler needs
-    neither pipex nor the task's code.
+    The task itself (pipex's function, the call with the task's function and arguments, the
+    done inputs' Targets) travels pickled and is unpickled only on the worker that runs it,
+    with its inputs' results, so the scheduler needs neither pipex nor the task's code.
     """
-    call, keep_going, *inputs = task.args
-    refs = [value for value in inputs if isinstance(value, TaskRef)]
-    run = partial(_run_sealed, retrying, call, keep_going, tuple(inputs))
-    return Task(key, operator.call, Task(None, pickle.loads, cloudpickle.dumps(run)), *refs)
-
-
-def _run_sealed(
-    retrying: bool, call: Call, keep_going: bool, inputs: tuple[Any, ...], *finished: Outcome
-) -> Outcome:
-    """On the worker: :func:`execute_on_worker` with each input reference replaced, in order,
-    by the outcome the scheduler handed over."""
-    given = iter(finished)
-    filled = [next(given) if isinstance(value, TaskRef) else value for value in inputs]
-    return execute_on_worker(retrying, call, keep_going, *filled)
+    keys = sorted(task.dependencies)
+    results = Task(None, dict, Task(None, zip, tuple(keys), List(*map(TaskRef, keys))))
+    return Task(
+        task.key, operator.call, Task(None, pickle.loads, cloudpickle.dumps(task)), results
+    )
 
 
 def _annotations(node: Any) -> dict[str, Any]:
@@ -125,7 +120,11 @@ def _annotated_graph(dsk: Mapping[Any, Any], nodes: Mapping[Any, Any]) -> Any:
         node = nodes.get(key)
         annotations = _annotations(node) if node is not None else {}
         if is_call(value):
-            value = _sealed(key, "retries" in annotations, value)
+            retrying = "retries" in annotations
+            value = _sealed(Task(key, execute_on_worker, retrying, *value.args, **value.kwargs))
+        elif is_chain(value):  # fused nodes have no annotations
+            step = functools.partial(execute_on_worker, False)
+            value = _sealed(Task(key, value.func, *value.args, **{**value.kwargs, "step": step}))
         groups.setdefault(tuple(sorted(annotations.items())), {})[key] = value
     if list(groups) == [()]:
         return groups[()]
@@ -141,14 +140,15 @@ class _Follow:
 
     dask marks every dependant of a failed task as failed with the same exception; pipex
     reports only the task that failed, and its dependants as not run (:func:`settle`), once
-    the outcomes of their inputs are known.
+    the outcomes of their inputs are known. ``steps`` maps dask keys to the nodes each task
+    runs (one, or a fused chain's).
     """
 
     def __init__(
-        self, client: Any, nodes: Mapping[Any, Any], plan: Plan, observer: Observer
+        self, client: Any, steps: Mapping[Any, Sequence[Any]], plan: Plan, observer: Observer
     ) -> None:
         self.client = client
-        self.nodes = nodes
+        self.steps = steps
         self.observer = observer
         self.missing = {node.key for node in plan.missing}
         self.position = {node.key: i for i, node in enumerate(plan.order())}
@@ -161,24 +161,27 @@ class _Follow:
         try:
             for batch in as_completed(futures, loop=client.loop).batches():
                 finished = [f for f in batch if f.status == "finished"]
-                # A task that wrote its target returns that Target, which the client already
-                # has: the type the scheduler reported says so, and nothing is fetched. Only
-                # failure records (and anything the type does not tell) are gathered.
+                # A task that wrote its target (every target of a fused chain) returns that
+                # Target, which the client already has: the type the scheduler reported says
+                # so, and nothing is fetched. Only failure records (and anything the type
+                # does not tell) are gathered.
                 fetch = [f for f in finished if f.type is not Target]
                 results = dict(zip(fetch, client.gather(fetch) if fetch else [], strict=True))
                 for future in finished:
-                    node = self.nodes[future.key]
-                    self._record(node.key, results.get(future, node.target))
+                    nodes = self.steps[future.key]
+                    result = results.get(future, nodes[-1].target)
+                    for node, outcome, _ in fusion.outcomes(nodes, result):
+                        self._record(node.key, outcome)
                 for future in batch:
                     if future.status == "finished":
                         continue
                     if future.status == "cancelled" and client.status != "running":
                         raise self._scheduler_gone()
-                    node = self.nodes[future.key]
+                    nodes = self.steps[future.key]
                     if not keep_going:
                         future.result()  # raises the task's exception
-                        raise RuntimeError(f"pipex task {node.key}: {future.status}")
-                    self.erred[node.key] = node, _failure(future, node)
+                        raise RuntimeError(f"pipex task {nodes[-1].key}: {future.status}")
+                    self._erred(nodes, _failure(future, nodes[0]))
                 self._settle(final=False)
                 for future in batch:
                     pending.pop(future.key, None)
@@ -206,6 +209,19 @@ class _Follow:
     def _record(self, key: str, outcome: Outcome) -> None:
         self.outcomes[key] = outcome
         self.observer.record(key, outcome)
+
+    def _erred(self, nodes: Sequence[Any], failure: Failure | NotRun) -> None:
+        """A task that erred on the cluster: of a fused chain, the steps that wrote their
+        targets before it ran; the first other step failed, the rest did not run."""
+        if len(nodes) == 1:
+            self.erred[nodes[0].key] = nodes[0], failure
+            return
+        written = exists_many([node.target for node in nodes])
+        for node, outcome in zip(nodes, fusion.lost(nodes, failure, written), strict=True):
+            if isinstance(outcome, Target):
+                self._record(node.key, outcome)
+            else:
+                self.erred[node.key] = node, outcome
 
     def _settle(self, final: bool) -> None:
         """Give outcomes to the erred nodes whose inputs' outcomes are known (all if final)."""

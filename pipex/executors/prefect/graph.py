@@ -7,14 +7,16 @@ through its run logger; each task's own log records go to that run too.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
 import dask.threaded
 from dask.task_spec import Task
 
-from pipex.core import worker
-from pipex.core.graph import dask_key, is_call, new_run_id, to_dask
+from pipex import settings
+from pipex.core import fusion, worker
+from pipex.core.graph import dask_key, is_call, is_chain, new_run_id, to_dask
 from pipex.core.outcomes import Failure, NotRun, Outcome, Tally, one_line
 from pipex.core.plan import Plan
 from pipex.core.worker import Call
@@ -38,13 +40,17 @@ GRAPH_TASK_NAME = "pipex-graph"
 def run_graph(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Outcome]:
     """The whole missing graph as one Prefect task run; outcomes by key."""
     run_id = new_run_id()
-    keys = [dask_key(node, run_id) for node in plan.missing]
+    tasks = fusion.chains(plan) if keep_going and settings.get("fuse") else None
+    chains = tasks or [[node] for node in plan.missing]
+    keys = [dask_key(chain[-1], run_id) for chain in chains]
     names = run_names(plan.missing)
-    graph = Held((to_dask(plan, keep_going, run_id), keys, [n.key for n in plan.missing], names))
+    dsk = to_dask(plan, keep_going, run_id, chains=tasks)
+    steps = {key: fusion.members(chain) for key, chain in zip(keys, chains, strict=True)}
+    graph = Held((dsk, steps, names))
     graph_task = prefect.task(
         _compute_graph,
         name=GRAPH_TASK_NAME,
-        task_run_name=f"{GRAPH_TASK_NAME}-{len(keys)}",
+        task_run_name=f"{GRAPH_TASK_NAME}-{len(plan.missing)}",
         cache_policy=NO_CACHE,
         persist_result=False,
     )
@@ -55,31 +61,31 @@ def run_graph(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
         results = state.result(raise_on_failure=False)
     except Exception as exc:
         results = exc
-    if not isinstance(results, list):  # it raised: keep_going is off, or the run crashed
+    if not isinstance(results, dict):  # it raised: keep_going is off, or the run crashed
         if isinstance(results, BaseException):
             raise results
         raise RuntimeError(f"the {GRAPH_TASK_NAME} task run ended {state.name}: {state.message}")
-    outcomes = {node.key: result for node, result in zip(plan.missing, results, strict=True)}
-    for key, outcome in outcomes.items():
+    for key, outcome in results.items():
         observer.record(key, outcome)
-    return outcomes
+    return results
 
 
 def _compute_graph(graph: Held) -> Any:
-    """Body of the graph task run: compute the pruned dask graph, reporting through the log."""
-    dsk, keys, node_keys, names = graph.value
+    """Body of the graph task run: compute the pruned dask graph, reporting through the log;
+    each node's outcome, by key."""
+    dsk, steps, names = graph.value
     run_logger = get_run_logger()
     extra = {k: v for k, v in run_logger.extra.items() if isinstance(v, (str, int, float))}
     dsk = {key: _logging(value, extra) for key, value in dsk.items()}
     report = _RunLog(run_logger, names)
-    run_logger.info("pipex: running %d missing task(s) as one dask graph", len(keys))
-    results = _compute(dsk, keys, dict(zip(keys, node_keys, strict=True)), report)
+    run_logger.info("pipex: running %d missing task(s) as one dask graph", len(names))
+    results = _compute(dsk, steps, report)
     report.finish()
-    failed = [r for r in results if isinstance(r, Failure)]
+    failed = [r for r in results.values() if isinstance(r, Failure)]
     if failed:
-        not_run = sum(isinstance(r, NotRun) for r in results)
+        not_run = sum(isinstance(r, NotRun) for r in results.values())
         return Failed(
-            message=f"{len(failed)} of {len(keys)} pipex task(s) failed, {not_run} not run: "
+            message=f"{len(failed)} of {len(results)} pipex task(s) failed, {not_run} not run: "
             + ", ".join(f.key for f in failed[:5])
             + (" ..." if len(failed) > 5 else ""),
             data=results,
@@ -87,21 +93,28 @@ def _compute_graph(graph: Held) -> Any:
     return results
 
 
-def _compute(
-    dsk: dict[Any, Any], keys: list[Any], node_keys: dict[Any, str], report: _RunLog
-) -> list[Outcome]:
-    """Compute ``keys`` on the dask cluster this runs on, else with dask's threads."""
+def _compute(dsk: dict[Any, Any], steps: dict[Any, list[Any]], report: _RunLog) -> dict[str, Any]:
+    """Compute the graph on the dask cluster this runs on, else with dask's threads; each
+    node's outcome, by key."""
+    keys = list(steps)
     client = _worker_client()
     if client is None:
-        with Reporting(report, node_keys):
-            return list(dask.threaded.get(dsk, keys))
-    import distributed
+        with Reporting(report, steps):
+            results = dask.threaded.get(dsk, keys)
+    else:
+        import distributed
 
-    with client as c:
-        futures = c.get(dsk, keys, sync=False)
-        for future in distributed.as_completed(futures):
-            report.record(node_keys[future.key], future.result())
-        return c.gather(futures)
+        with client as c:
+            futures = c.get(dsk, keys, sync=False)
+            for future in distributed.as_completed(futures):
+                for node, outcome, _ in fusion.outcomes(steps[future.key], future.result()):
+                    report.record(node.key, outcome)
+            results = c.gather(futures)
+    return {
+        node.key: outcome
+        for key, result in zip(keys, results, strict=True)
+        for node, outcome, _ in fusion.outcomes(steps[key], result)
+    }
 
 
 def _worker_client() -> Any:
@@ -171,6 +184,9 @@ def _logging(value: Any, extra: dict[str, Any]) -> Any:
     """A graph task that sends its function's log records to the graph's task run."""
     if is_call(value):
         return Task(value.key, _run_logged, _LogContext(extra), *value.args)
+    if is_chain(value):
+        step = functools.partial(_run_logged, _LogContext(extra))
+        return Task(value.key, value.func, *value.args, **{**value.kwargs, "step": step})
     return value
 
 
