@@ -9,8 +9,10 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
+from pipex.stores import claims
 from pipex.stores.atomic import TEMPORARY_MARK, abandoned, discard, temporary_name
 from pipex.stores.base import Store, by_folder
+from pipex.stores.claims import CLAIM_SIZE, claim_path, is_claim
 
 
 class FileStore(Store):
@@ -20,7 +22,11 @@ class FileStore(Store):
     store is made, so workers in other directories (or on other machines with the same mount)
     find the same files.
     Writes are staged in a hidden temporary sibling and renamed into place (``os.replace``).
+    A claim is a hidden sibling ``.<name>.pipex-claim`` created with ``O_EXCL``; its
+    modification time is its heartbeat.
     """
+
+    exclusive_claims = True
 
     __slots__ = ("_hash", "root")
 
@@ -59,7 +65,7 @@ class FileStore(Store):
 
     @staticmethod
     def _listing(full: str) -> set[str]:
-        """The finished targets in folder ``full`` (no dangling links, no temporaries).
+        """The finished targets in folder ``full`` (no dangling links, temporaries or claims).
 
         Temporary files left by writers on this host that are gone are removed on the way.
         """
@@ -68,9 +74,11 @@ class FileStore(Store):
             with os.scandir(full) as entries:
                 for entry in entries:
                     name = entry.name
-                    if TEMPORARY_MARK in name:
-                        if abandoned(name):
+                    if ".pipex-" in name:  # TEMPORARY_MARK or CLAIM_MARK: never a target
+                        if TEMPORARY_MARK in name and abandoned(name):
                             discard(entry.path)
+                        elif not (TEMPORARY_MARK in name or is_claim(name)):
+                            present.add(name)
                     elif not entry.is_symlink() or os.path.exists(entry.path):
                         present.add(name)
         except (FileNotFoundError, NotADirectoryError):
@@ -99,6 +107,64 @@ class FileStore(Store):
 
     def delete(self, path: str) -> None:
         discard(self.fspath(path))
+
+    # -- claims --------------------------------------------------------------------------------
+
+    def claim(self, path: str, owner: str) -> bool:
+        full = self.fspath(claim_path(path))
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            try:
+                descriptor = os.open(full, flags, 0o644)
+            except FileNotFoundError:
+                os.makedirs(os.path.dirname(full), exist_ok=True)
+                descriptor = os.open(full, flags, 0o644)
+        except FileExistsError:
+            return False
+        try:
+            os.write(descriptor, owner.encode())
+        finally:
+            os.close(descriptor)
+        return True
+
+    def claim_holder(self, path: str) -> tuple[str, float] | None:
+        try:
+            with open(self.fspath(claim_path(path)), "rb") as file:
+                owner = file.read(CLAIM_SIZE).decode(errors="replace")
+                return owner, os.fstat(file.fileno()).st_mtime
+        except FileNotFoundError:
+            return None
+
+    def refresh_claim(self, path: str, owner: str) -> None:
+        holder = self.claim_holder(path)
+        if holder is not None and holder[0] == owner:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.fspath(claim_path(path)))
+
+    def release(self, path: str, owner: str) -> None:
+        holder = self.claim_holder(path)
+        if holder is None or holder[0] != owner:
+            return
+        full = self.fspath(claim_path(path))
+        if claims.expired(holder, claims.timeout()):
+            # Taking over another runner's claim: move it aside first (one rename, so no
+            # other runner taking it over removes a claim made meanwhile).
+            aside = os.path.join(os.path.dirname(full), temporary_name(os.path.basename(full)))
+            try:
+                os.rename(full, aside)
+            except FileNotFoundError:
+                return
+            try:
+                with open(aside, "rb") as file:
+                    moved = file.read(CLAIM_SIZE).decode(errors="replace")
+                if moved != owner:  # a new claim, made after the look: put it back
+                    with contextlib.suppress(FileExistsError):
+                        os.link(aside, full)
+            finally:
+                os.remove(aside)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(full)
 
     def glob(self, pattern: str) -> list[str]:
         """The files under the root whose path matches ``pattern``, sorted (optional listing).

@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
@@ -19,6 +20,9 @@ from pipex.stores.base import Store
 BUSY_TIMEOUT = 600.0
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS targets (path TEXT PRIMARY KEY, data BLOB NOT NULL)"
+_CLAIMS = (
+    "CREATE TABLE IF NOT EXISTS claims (path TEXT PRIMARY KEY, owner TEXT NOT NULL, beat REAL)"
+)
 
 
 class SQLiteStore(Store):
@@ -29,8 +33,11 @@ class SQLiteStore(Store):
     store take turns on a lock; other processes wait on SQLite's lock up to
     :data:`BUSY_TIMEOUT` seconds), from any number of threads and processes on one machine
     (not over a network filesystem). A target is one row written in one transaction, so a
-    writer killed at any point leaves no row, or a whole one.
+    writer killed at any point leaves no row, or a whole one. A claim is a row of the
+    ``claims`` table, inserted unless one exists, in one transaction.
     """
+
+    exclusive_claims = True
 
     __slots__ = ("_hash", "_local", "_lock", "file")
 
@@ -65,6 +72,7 @@ class SQLiteStore(Store):
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
                 connection.execute(_SCHEMA)
+                connection.execute(_CLAIMS)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the SQLite store {self.file}: {exc}") from exc
             local.connection, local.pid = connection, os.getpid()
@@ -125,11 +133,30 @@ class SQLiteStore(Store):
             (path, below, below[:-1] + "0"),  # "0" follows "/": the range of paths below
         )
 
-    def _write(self, statement: str, parameters: tuple[Any, ...]) -> None:
+    # -- claims --------------------------------------------------------------------------------
+
+    def claim(self, path: str, owner: str) -> bool:
+        insert = "INSERT OR IGNORE INTO claims (path, owner, beat) VALUES (?, ?, ?)"
+        return self._write(insert, (path, owner, time.time())) == 1
+
+    def claim_holder(self, path: str) -> tuple[str, float] | None:
+        query = "SELECT owner, beat FROM claims WHERE path = ?"
+        row = self._connection().execute(query, (path,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def refresh_claim(self, path: str, owner: str) -> None:
+        update = "UPDATE claims SET beat = ? WHERE path = ? AND owner = ?"
+        self._write(update, (time.time(), path, owner))
+
+    def release(self, path: str, owner: str) -> None:
+        self._write("DELETE FROM claims WHERE path = ? AND owner = ?", (path, owner))
+
+    def _write(self, statement: str, parameters: tuple[Any, ...]) -> int:
+        """Run one statement in a transaction of its own; the number of rows it changed."""
         connection = self._connection()
         try:
             with self._lock, connection:  # commits, or rolls back on error
                 connection.execute("BEGIN IMMEDIATE")  # take the write lock now, or wait
-                connection.execute(statement, parameters)
+                return connection.execute(statement, parameters).rowcount
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the SQLite store {self.file}: {exc}") from exc
