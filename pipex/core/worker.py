@@ -68,7 +68,7 @@ def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
         return NotRun(call.key, call.target, causes)
     target = call.target
     try:
-        with held(target.store, target.path) as mine:
+        with held(target.store, target.path, stage=call.task.save) as mine:
             if not mine:
                 return Waited(target.path, target.store)
             arguments = _resolve(call, inputs)

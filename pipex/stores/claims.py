@@ -19,6 +19,7 @@ Stores that cannot create exclusively grant every claim (:attr:`Store.exclusive_
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import itertools
 import json
@@ -152,11 +153,13 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def held(store: Claiming, path: str) -> Iterator[bool]:
+def held(store: Claiming, path: str, stage: bool = False) -> Iterator[bool]:
     """Hold the claim on ``path`` while the block runs: ``True`` when this runner is to
     write the target, ``False`` when another runner wrote it meanwhile (this one waited).
 
-    Without claims (the setting, or a store that cannot create exclusively): ``True``.
+    With ``stage``, the block's save may write the target's data into the claim itself
+    (:func:`staged_in_claim`; the commit then releases it). Without claims (the setting, or
+    a store that cannot create exclusively): ``True``.
     """
     if not store.exclusive_claims or not enabled():
         yield True
@@ -168,11 +171,33 @@ def held(store: Claiming, path: str) -> Iterator[bool]:
         return
     beat = heartbeat()
     beat.add(store, path, owner, seconds / 3)
+    reset = _staging.set((store, path, len(owner.encode()))) if stage else None
     try:
         yield True
     finally:
+        if reset is not None:
+            _staging.reset(reset)
         beat.remove(store, path)
         store.release(path, owner)
+
+
+_staging: contextvars.ContextVar[tuple[Any, str, int] | None] = contextvars.ContextVar(
+    "pipex_claim_staging", default=None
+)
+
+
+def staged_in_claim(store: Any, path: str) -> int | None:
+    """The size of the claim this context holds on ``path`` when the save under way may
+    write into it (once: it becomes the staged file, and its commit is the release).
+
+    A store whose claim is a file beside the target (``FileStore``) saves one file
+    creation per task this way.
+    """
+    current = _staging.get()
+    if current is None or current[1] != path or current[0] != store:
+        return None
+    _staging.set(None)
+    return current[2]
 
 
 def _take(store: Claiming, path: str, owner: str, seconds: float) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import io
 import os
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
@@ -93,7 +94,13 @@ class FileStore(Store):
             yield file
 
     def stage(self, path: str) -> tuple[str, IO[bytes]]:
-        """A hidden sibling of the target (same folder, so the commit is one rename)."""
+        """A hidden sibling of the target (same folder, so the commit is one rename): the
+        target's claim when this context holds it (:func:`~pipex.stores.claims.held`)."""
+        size = claims.staged_in_claim(self, path)
+        if size is not None:
+            full = self.fspath(claim_path(path))
+            with contextlib.suppress(FileNotFoundError):  # else the claim was lost: stage anew
+                return full, _Overwriting(io.FileIO(full, "r+"), size)
         folder, name = os.path.split(self.fspath(path))
         staged = os.path.join(folder, temporary_name(name))
         try:
@@ -115,10 +122,10 @@ class FileStore(Store):
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
             try:
-                descriptor = os.open(full, flags, 0o644)
+                descriptor = os.open(full, flags, 0o666)
             except FileNotFoundError:
                 os.makedirs(os.path.dirname(full), exist_ok=True)
-                descriptor = os.open(full, flags, 0o644)
+                descriptor = os.open(full, flags, 0o666)
         except FileExistsError:
             return False
         try:
@@ -176,3 +183,18 @@ class FileStore(Store):
         """
         found = glob.glob(pattern, root_dir=self.root, recursive=True)
         return sorted(p for p in found if os.path.isfile(os.path.join(self.root, p)))
+
+
+class _Overwriting(io.BufferedWriter):
+    """A claim file overwritten with the target's data from its start, cut at the end of
+    the data when that is shorter than the claim was (``size``): cheaper than truncating it
+    when opened (ext4 then flushes the file at its close)."""
+
+    def __init__(self, raw: io.FileIO, size: int) -> None:
+        super().__init__(raw)
+        self.size = size
+
+    def close(self) -> None:
+        if not self.closed and self.tell() < self.size:
+            self.truncate()
+        super().close()

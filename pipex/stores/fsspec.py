@@ -7,6 +7,7 @@ fsspec itself is imported when a store is first made, not with pipex.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import posixpath
 import threading
@@ -23,6 +24,7 @@ EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
 #: Protocols whose filesystem creates an object only if none exists (``mode="create"``:
 #: ``If-None-Match: *`` on S3). On any other, claims are granted to every runner.
 EXCLUSIVE_CREATE = frozenset({"s3", "s3a", "memory"})
+logger = logging.getLogger(__name__)
 #: fsspec's memory filesystem checks and creates in two steps: claims take turns on this.
 _MEMORY_CLAIMS = threading.Lock()
 
@@ -161,6 +163,13 @@ class FsspecStore(Store):
                 self.filesystem.pipe_file(full, owner.encode(), mode="create")
         except FileExistsError:
             return False
+        except Exception as exc:  # a server without conditional writes: claims are granted
+            logger.warning(
+                "pipex: cannot claim %s (%s: %s); computing it without a claim",
+                self.location(path),
+                type(exc).__name__,
+                exc,
+            )
         return True
 
     def claim_holder(self, path: str) -> tuple[str, float] | None:

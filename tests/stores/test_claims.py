@@ -166,3 +166,31 @@ def _dead_pid() -> int:
 @pytest.fixture(autouse=True)
 def _short_polls(monkeypatch):
     monkeypatch.setattr(claims, "POLL_LONGEST", 0.05)
+
+
+def test_a_file_store_writes_the_target_through_its_claim(tmp_path):
+    store = pipex.FileStore(tmp_path)
+    with held(store, PATH, stage=True) as mine:
+        assert mine
+        claim = tmp_path / claims.claim_path(PATH)
+        inode = claim.stat().st_ino
+        store.save(PATH, {"a": 1})
+        assert not claim.exists()  # the claim became the target: its commit released it
+        assert (tmp_path / PATH).stat().st_ino == inode
+    assert store.load(PATH) == {"a": 1}
+    with held(store, "out/step/short.json", stage=True):
+        store.save("out/step/short.json", 7)  # shorter than the claim it overwrites
+    assert (tmp_path / "out/step/short.json").read_text() == "7"
+    assert sorted(os.listdir(tmp_path / "out/step")) == ["page-001.pkl", "short.json"]
+
+
+def test_a_failed_save_through_a_claim_leaves_neither_claim_nor_target(tmp_path):
+    store = pipex.FileStore(tmp_path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise ValueError("no")
+
+    with pytest.raises(ValueError), held(store, PATH, stage=True):
+        store.save(PATH, Unpicklable())
+    assert os.listdir(tmp_path / "out/step") == []
