@@ -103,18 +103,10 @@ _owners: dict[int, str] = {}  # process id -> the start of its owner records
 _counter = itertools.count()
 
 
-def enabled() -> bool:
-    """Whether runners claim targets (``pipex.claims.enabled``; ``pipex.claims: false`` set
-    with ``dask.config.set`` too)."""
-    section = settings.get("claims")
-    if isinstance(section, dict):
-        return bool(section.get("enabled", True))
-    return bool(section)
-
-
-def timeout() -> float:
-    """Seconds after its last heartbeat that a claim expires (``pipex.claims.timeout``)."""
-    section = settings.get("claims")
+def timeout(section: Any = None) -> float:
+    """Seconds after its last heartbeat that a claim expires (``pipex.claims.timeout``;
+    ``section``: the ``pipex.claims`` setting, when already read)."""
+    section = settings.get("claims") if section is None else section
     value = section.get("timeout") if isinstance(section, dict) else None
     return _seconds(
         value if value is not None else settings.DEFAULTS["pipex"]["claims"]["timeout"]
@@ -161,10 +153,12 @@ def held(store: Claiming, path: str, stage: bool = False) -> Iterator[bool]:
     (:func:`staged_in_claim`; the commit then releases it). Without claims (the setting, or
     a store that cannot create exclusively): ``True``.
     """
-    if not store.exclusive_claims or not enabled():
+    section = settings.get("claims") if store.exclusive_claims else False
+    if not (section.get("enabled", True) if isinstance(section, dict) else section):
+        # pipex.claims.enabled: false (or pipex.claims: false, set with dask.config.set)
         yield True
         return
-    seconds = timeout()
+    seconds = timeout(section)
     owner = _take(store, path, owner=new_owner(), seconds=seconds)
     if owner is None:
         yield False
@@ -175,10 +169,12 @@ def held(store: Claiming, path: str, stage: bool = False) -> Iterator[bool]:
     try:
         yield True
     finally:
+        consumed = reset is not None and _staging.get() is None  # committed, or discarded
         if reset is not None:
             _staging.reset(reset)
         beat.remove(store, path)
-        store.release(path, owner)
+        if not consumed:
+            store.release(path, owner)
 
 
 _staging: contextvars.ContextVar[tuple[Any, str, int] | None] = contextvars.ContextVar(

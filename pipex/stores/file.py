@@ -64,6 +64,9 @@ class FileStore(Store):
                 found[index] = name in present
         return found
 
+    def exists(self, path: str) -> bool:
+        return os.path.exists(self.fspath(path))
+
     @staticmethod
     def _listing(full: str) -> set[str]:
         """The finished targets in folder ``full`` (no dangling links, temporaries or claims).
