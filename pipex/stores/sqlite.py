@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
+from pipex.stores import claims
 from pipex.stores.atomic import local_stage, require_file, serializer_for
 from pipex.stores.base import Store
 
@@ -123,7 +124,13 @@ class SQLiteStore(Store):
         self._put(path, buffer.getvalue())
 
     def _put(self, path: str, data: bytes) -> None:
-        self._write("INSERT OR REPLACE INTO targets (path, data) VALUES (?, ?)", (path, data))
+        """Write the row; with the claim this context holds on ``path``, release it in the
+        same transaction (:func:`~pipex.stores.claims.staged_in_claim`)."""
+        insert = "INSERT OR REPLACE INTO targets (path, data) VALUES (?, ?)"
+        if claims.staged_in_claim(self, path) is None:
+            self._write(insert, (path, data))
+        else:
+            self._write(insert, (path, data), "DELETE FROM claims WHERE path = ?", (path,))
 
     def delete(self, path: str) -> None:
         """Remove the row at ``path``, and the rows below it as a folder."""
@@ -151,12 +158,16 @@ class SQLiteStore(Store):
     def release(self, path: str, owner: str) -> None:
         self._write("DELETE FROM claims WHERE path = ? AND owner = ?", (path, owner))
 
-    def _write(self, statement: str, parameters: tuple[Any, ...]) -> int:
-        """Run one statement in a transaction of its own; the number of rows it changed."""
+    def _write(self, statement: str, parameters: tuple[Any, ...], *more: Any) -> int:
+        """Run one statement (and ``more`` statements and parameters after it) in a
+        transaction of their own; the number of rows the first changed."""
         connection = self._connection()
         try:
             with self._lock, connection:  # commits, or rolls back on error
                 connection.execute("BEGIN IMMEDIATE")  # take the write lock now, or wait
-                return connection.execute(statement, parameters).rowcount
+                changed = connection.execute(statement, parameters).rowcount
+                for following, values in zip(more[::2], more[1::2], strict=True):
+                    connection.execute(following, values)
+                return changed
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the SQLite store {self.file}: {exc}") from exc

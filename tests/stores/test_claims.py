@@ -194,3 +194,12 @@ def test_a_failed_save_through_a_claim_leaves_neither_claim_nor_target(tmp_path)
     with pytest.raises(ValueError), held(store, PATH, stage=True):
         store.save(PATH, Unpicklable())
     assert os.listdir(tmp_path / "out/step") == []
+
+
+def test_a_save_inside_a_held_claim_writes_the_target_and_ends_the_claim(store):
+    with held(store, PATH, stage=True) as mine:
+        assert mine
+        store.save(PATH, [1, 2])
+    assert store.claim_holder(PATH) is None
+    assert store.load(PATH) == [1, 2]
+    assert store.claim(PATH, new_owner())  # free for the next runner
