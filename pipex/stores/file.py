@@ -106,11 +106,7 @@ class FileStore(Store):
                 return full, _Overwriting(io.FileIO(full, "r+"), size)
         folder, name = os.path.split(self.fspath(path))
         staged = os.path.join(folder, temporary_name(name))
-        try:
-            return staged, open(staged, "xb")
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            return staged, open(staged, "xb")
+        return staged, os.fdopen(_create(staged), "wb")
 
     def commit(self, staged: str, path: str) -> None:
         os.replace(staged, self.fspath(path))
@@ -121,14 +117,8 @@ class FileStore(Store):
     # -- claims --------------------------------------------------------------------------------
 
     def claim(self, path: str, owner: str) -> bool:
-        full = self.fspath(claim_path(path))
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
-            try:
-                descriptor = os.open(full, flags, 0o666)
-            except FileNotFoundError:
-                os.makedirs(os.path.dirname(full), exist_ok=True)
-                descriptor = os.open(full, flags, 0o666)
+            descriptor = _create(self.fspath(claim_path(path)))
         except FileExistsError:
             return False
         try:
@@ -175,6 +165,10 @@ class FileStore(Store):
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(full)
+            folder = os.path.dirname(full)
+            if folder != self.root:
+                with contextlib.suppress(OSError):  # a folder only the claim needed
+                    os.rmdir(folder)
 
     def glob(self, pattern: str) -> list[str]:
         """The files under the root whose path matches ``pattern``, sorted (optional listing).
@@ -186,6 +180,18 @@ class FileStore(Store):
         """
         found = glob.glob(pattern, root_dir=self.root, recursive=True)
         return sorted(p for p in found if os.path.isfile(os.path.join(self.root, p)))
+
+
+def _create(full: str) -> int:
+    """A new file ``full`` (``FileExistsError`` if there is one), its folders made as needed
+    (again if another thread removed an empty one meanwhile); its descriptor."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    for _ in range(3):
+        try:
+            return os.open(full, flags, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+    return os.open(full, flags, 0o666)
 
 
 class _Overwriting(io.BufferedWriter):
