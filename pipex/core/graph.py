@@ -51,7 +51,8 @@ def to_dask(
             for dep in node.deps
         ]
         key = dask_key(node, run_id, stable)
-        dsk[key] = Task(key, worker.execute_call, call_of(node), keep_going, *inputs)
+        call = call_of(node, node.key in plan.rewrites)
+        dsk[key] = Task(key, worker.execute_call, call, keep_going, *inputs)
     return dsk
 
 
@@ -68,10 +69,11 @@ class _Placeholders:
         return value if i is None else Input(i)
 
 
-def call_of(node: Any) -> Call:
-    """The node's call with every upstream node replaced by an :class:`Input` placeholder."""
+def call_of(node: Any, rewrite: bool = False) -> Call:
+    """The node's call with every upstream node replaced by an :class:`Input` placeholder
+    (``rewrite``: its target exists, but is to be written again)."""
     if not node.deps:
-        return Call(node.task, node.arguments, node.target, node.key)
+        return Call(node.task, node.arguments, node.target, node.key, rewrite=rewrite)
     swap = _Placeholders(node.deps)
     arguments = {}
     linked = []
@@ -80,7 +82,7 @@ def call_of(node: Any) -> Call:
         if swapped is not value:
             linked.append(name)
         arguments[name] = swapped
-    return Call(node.task, arguments, node.target, node.key, frozenset(linked))
+    return Call(node.task, arguments, node.target, node.key, frozenset(linked), rewrite)
 
 
 def is_call(value: Any) -> bool:

@@ -50,6 +50,7 @@ class Call:
     target: Target
     key: str
     linked: frozenset[str] = frozenset()  # the argument names that hold Inputs
+    rewrite: bool = False  # the target exists but is stale: its existence is not "done"
 
     def __dask_tokenize__(self) -> tuple[str, str]:
         """What dask tokenizes a task's call by: its key, which names the call's target
@@ -68,7 +69,7 @@ def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
         return NotRun(call.key, call.target, causes)
     target = call.target
     try:
-        with held(target.store, target.path, stage=call.task.save) as mine:
+        with held(target.store, target.path, call.task.save, call.rewrite) as mine:
             if not mine:
                 return Waited(target.path, target.store)
             arguments = _resolve(call, inputs)

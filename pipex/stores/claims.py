@@ -145,13 +145,15 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def held(store: Claiming, path: str, stage: bool = False) -> Iterator[bool]:
+def held(store: Claiming, path: str, stage: bool = False, rewrite: bool = False) -> Iterator[bool]:
     """Hold the claim on ``path`` while the block runs: ``True`` when this runner is to
     write the target, ``False`` when another runner wrote it meanwhile (this one waited).
 
     With ``stage``, the block's save may write the target's data into the claim itself
-    (:func:`staged_in_claim`; the commit then releases it). Without claims (the setting, or
-    a store that cannot create exclusively): ``True``.
+    (:func:`staged_in_claim`; the commit then releases it). With ``rewrite`` (the target
+    exists, but is stale) its existence says nothing: the block runs once this runner holds
+    the claim. Without claims (the setting, or a store that cannot create exclusively):
+    ``True``.
     """
     section = settings.get("claims") if store.exclusive_claims else False
     if not (section.get("enabled", True) if isinstance(section, dict) else section):
@@ -159,7 +161,7 @@ def held(store: Claiming, path: str, stage: bool = False) -> Iterator[bool]:
         yield True
         return
     seconds = timeout(section)
-    owner = _take(store, path, owner=new_owner(), seconds=seconds)
+    owner = _take(store, path, new_owner(), seconds, rewrite)
     if owner is None:
         yield False
         return
@@ -196,17 +198,17 @@ def staged_in_claim(store: Any, path: str) -> int | None:
     return current[2]
 
 
-def _take(store: Claiming, path: str, owner: str, seconds: float) -> str | None:
+def _take(store: Claiming, path: str, owner: str, seconds: float, rewrite: bool) -> str | None:
     """Claim ``path`` (waiting while another live runner holds it): ``owner``, or ``None``
-    once the target exists."""
+    once the target exists (unless it is to be rewritten)."""
     pause = POLL_FIRST
     while True:
         if store.claim(path, owner):
-            if store.exists(path):  # written (and released) by another runner just now
+            if not rewrite and store.exists(path):  # written by another runner just now
                 store.release(path, owner)
                 return None
             return owner
-        if store.exists(path):
+        if not rewrite and store.exists(path):
             return None
         holder = store.claim_holder(path)
         if holder is None:

@@ -203,3 +203,13 @@ def test_a_save_inside_a_held_claim_writes_the_target_and_ends_the_claim(store):
     assert store.claim_holder(PATH) is None
     assert store.load(PATH) == [1, 2]
     assert store.claim(PATH, new_owner())  # free for the next runner
+
+
+def test_a_target_to_rewrite_is_claimed_and_run_though_it_exists(store):
+    store.save(PATH, "old")  # stale: its task runs again
+    with held(store, PATH) as mine:
+        assert not mine  # an existing target, without rewrite, was written by another runner
+    with held(store, PATH, stage=True, rewrite=True) as mine:
+        assert mine
+        store.save(PATH, "new")
+    assert store.load(PATH) == "new"
