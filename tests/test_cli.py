@@ -182,7 +182,7 @@ def test_clean_removes_temporaries_and_the_trash(cli):
     cli("invalidate", "pipeline.py:build", "--match", "out/second/0.pkl")
 
     result = cli("clean", "pipeline.py:build", "--dry-run")
-    assert "1 temporary file(s); the trash holds 1 target(s) from 1 invalidation(s)" in (
+    assert "1 temporary file(s), 0 expired claim(s); the trash holds 1 target(s) from 1 " in (
         result.output
     )
     assert stale.exists()

@@ -206,15 +206,18 @@ def graph(entry_point: str, params: tuple[str, ...], filename: str, max_boxes: i
 @pipeline
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would be removed.")
 def clean(entry_point: str, params: tuple[str, ...], dry_run: bool) -> None:
-    """Remove temporaries a crashed run left beside ENTRY's targets, and empty the trash.
+    """Remove temporaries and expired claims a crashed run left beside ENTRY's targets, and
+    empty the trash.
 
     Do not run it while a run writes to the same folders.
     """
     found = leftovers(Graph(entry.nodes(entry_point, params)).nodes)
     verb = "would remove" if dry_run else "removing"
     output.targets(verb, found.temporaries)
+    output.targets(f"{verb} the expired claim on", [target for target, _ in found.claims])
     click.echo(
-        f"{len(found.temporaries):,} temporary file(s); the trash holds {found.trashed:,} "
+        f"{len(found.temporaries):,} temporary file(s), {len(found.claims):,} expired "
+        f"claim(s); the trash holds {found.trashed:,} "
         f"target(s) from {sum(len(e) for e in found.trash.values())} invalidation(s)."
     )
     if dry_run:

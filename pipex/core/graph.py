@@ -70,12 +70,13 @@ def to_dask(
         if len(chain) == 1:
             node = chain[0]
             inputs = [input_of(dep) for dep in node.deps]
-            dsk[key] = Task(key, worker.execute_call, call_of(node), keep_going, *inputs)
+            call = call_of(node, node.key in plan.rewrites)
+            dsk[key] = Task(key, worker.execute_call, call, keep_going, *inputs)
             continue
         inputs = [input_of(dep) for dep in chain[0].deps]
         for before, node in itertools.pairwise(chain):
             inputs.extend(input_of(dep) for dep in node.deps if dep.key != before.key)
-        chain_call = fusion.chain_of(chain, call_of)
+        chain_call = fusion.chain_of(chain, lambda n: call_of(n, n.key in plan.rewrites))
         dsk[key] = Task(key, fusion.execute_chain, chain_call, keep_going, *inputs, timed=timed)
     return dsk
 
@@ -93,10 +94,11 @@ class _Placeholders:
         return value if i is None else Input(i)
 
 
-def call_of(node: Any) -> Call:
-    """The node's call with every upstream node replaced by an :class:`Input` placeholder."""
+def call_of(node: Any, rewrite: bool = False) -> Call:
+    """The node's call with every upstream node replaced by an :class:`Input` placeholder
+    (``rewrite``: its target exists, but is to be written again)."""
     if not node.deps:
-        return Call(node.task, node.arguments, node.target, node.key)
+        return Call(node.task, node.arguments, node.target, node.key, rewrite=rewrite)
     swap = _Placeholders(node.deps)
     arguments = {}
     linked = []
@@ -105,7 +107,7 @@ def call_of(node: Any) -> Call:
         if swapped is not value:
             linked.append(name)
         arguments[name] = swapped
-    return Call(node.task, arguments, node.target, node.key, frozenset(linked))
+    return Call(node.task, arguments, node.target, node.key, frozenset(linked), rewrite)
 
 
 def is_call(value: Any) -> bool:

@@ -1,5 +1,6 @@
 """What became of each task that was to run: its :class:`Target`, a :class:`Failure`, or
-:class:`NotRun` because an input failed; the one rule that says which, and the one tally.
+:class:`NotRun` because an input failed (or :class:`Waited`, a Target another runner wrote);
+the one rule that says which, and the one tally.
 
 A task's key (``node.key``, ``"<funcname>-<target path>"``) names it in every outcome.
 """
@@ -38,6 +39,15 @@ class NotRun:
     key: str
     target: Target
     causes: frozenset[str] = field(default_factory=frozenset)
+
+
+class Waited(Target):
+    """A target another runner was writing when this one came to it: waited for, not run."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Waited, (self.path, self.store))
 
 
 Outcome = Target | Failure | NotRun
@@ -131,11 +141,13 @@ def settle(
 
 @dataclass
 class Tally:
-    """Counts of outcomes: ran (wrote its target), failed, not run."""
+    """Counts of outcomes: ran (wrote its target), failed, not run, waited (for another
+    runner that wrote the target)."""
 
     ran: int = 0
     failed: int = 0
     not_run: int = 0
+    waited: int = 0
 
     def add(self, outcome: object) -> None:
         """Count one outcome."""
@@ -143,15 +155,18 @@ class Tally:
             self.failed += 1
         elif isinstance(outcome, NotRun):
             self.not_run += 1
+        elif type(outcome) is Waited:
+            self.waited += 1
         else:
             self.ran += 1
 
     @property
     def total(self) -> int:
-        return self.ran + self.failed + self.not_run
+        return self.ran + self.failed + self.not_run + self.waited
 
     def __str__(self) -> str:
-        return f"ran {self.ran}, failed {self.failed}, not run {self.not_run}"
+        text = f"ran {self.ran}, failed {self.failed}, not run {self.not_run}"
+        return text + (f", waited {self.waited}" if self.waited else "")
 
 
 def one_line(exc: BaseException) -> str:

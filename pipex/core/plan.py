@@ -53,12 +53,14 @@ class Plan:
     """The outcome of resolution: which visited targets exist, and which nodes must run.
 
     ``done`` maps each finished node's key to its target; ``missing`` lists the nodes to run,
-    each before the nodes below it (the order they were found in).
+    each before the nodes below it (the order they were found in); ``rewrites`` holds the
+    keys of those whose targets exist but count as missing (``Stale``): they are rewritten.
     """
 
     roots: list[Any]
     done: Mapping[str, Target] = field(default_factory=dict)
     missing: list[Any] = field(default_factory=list)
+    rewrites: set[str] = field(default_factory=set)
 
     def order(self) -> list[Any]:
         """The missing nodes, every one after the missing nodes it depends on."""
@@ -76,7 +78,8 @@ class Plan:
         if not left:
             return self, []
         missing = [node for node in self.missing if node.key not in out]
-        return Plan(roots=self.roots, done=self.done, missing=missing), left
+        plan = Plan(roots=self.roots, done=self.done, missing=missing, rewrites=self.rewrites)
+        return plan, left
 
     def batches(self, size: int, finished: Mapping[str, Any]) -> Iterator[Plan]:
         """The missing nodes in plans of about ``size`` nodes, inputs before their users.
@@ -94,10 +97,10 @@ class Plan:
         for group in _placed(self.missing):
             batch.extend(group)
             if len(batch) >= size:
-                yield Plan(roots=[], done=done, missing=batch)
+                yield Plan(roots=[], done=done, missing=batch, rewrites=self.rewrites)
                 batch = []
         if batch:
-            yield Plan(roots=[], done=done, missing=batch)
+            yield Plan(roots=[], done=done, missing=batch, rewrites=self.rewrites)
 
 
 def dependency_order(nodes: Sequence[Node]) -> list[Any]:
@@ -160,14 +163,17 @@ def resolve(roots: Iterable[Node], check: bool = True, stale: Stale | None = Non
     frontier = [node for node in plan.roots if first_visit(node)]
     while frontier:
         exists = exists_many([n.target for n in frontier]) if check else [False] * len(frontier)
+        written = exists
         if stale is not None:
             exists = _fresh(frontier, exists, stale)
         below: list[Node] = []
-        for node, found in zip(frontier, exists, strict=True):
+        for node, found, was in zip(frontier, exists, written, strict=True):
             if found:
                 done[node.key] = node.target
                 continue
             plan.missing.append(node)
+            if was:
+                plan.rewrites.add(node.key)
             below.extend(dep for dep in node.deps if first_visit(dep))
         frontier = below
     return plan

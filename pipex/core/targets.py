@@ -63,7 +63,7 @@ class Target:
         return f"Target({self.path!r}, store={self.store!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is Target and other.path == self.path and other.store == self.store
+        return isinstance(other, Target) and other.path == self.path and other.store == self.store
 
     def __hash__(self) -> int:
         return hash((self.path, self.store))

@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pipex.core.outcomes import Failure, NotRun, Outcome, failed_inputs, mark_raised
+from pipex.core.outcomes import Failure, NotRun, Outcome, Waited, failed_inputs, mark_raised
 from pipex.core.targets import Target
 from pipex.core.walk import replace
 from pipex.exceptions import StoreError
+from pipex.stores.claims import held
 
 
 class Runnable(Protocol):
@@ -49,6 +50,7 @@ class Call:
     target: Target
     key: str
     linked: frozenset[str] = frozenset()  # the argument names that hold Inputs
+    rewrite: bool = False  # the target exists but is stale: its existence is not "done"
 
     def __dask_tokenize__(self) -> tuple[str, str]:
         """What dask tokenizes a task's call by: its key, which names the call's target
@@ -57,20 +59,27 @@ class Call:
 
 
 def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
-    """Run one node; with ``keep_going`` a raised exception becomes a :class:`Failure`."""
+    """Run one node; with ``keep_going`` a raised exception becomes a :class:`Failure`.
+
+    The target is claimed while the node runs: if another runner holds it, this one waits
+    and returns :class:`Waited` once the other wrote it (:mod:`pipex.stores.claims`).
+    """
     causes = failed_inputs(inputs)
     if causes:
         return NotRun(call.key, call.target, causes)
+    target = call.target
     try:
-        arguments = _resolve(call, inputs)
-        target = call.target
-        if call.task.save:
-            result = call.task.call(arguments, "")
-            _refuse_nodes(result, call)
-            target.store.save(target.path, result)
-        else:
-            with target.store.temporary(target.path) as tmp:
-                call.task.call(arguments, tmp)
+        with held(target.store, target.path, call.task.save, call.rewrite) as mine:
+            if not mine:
+                return Waited(target.path, target.store)
+            arguments = _resolve(call, inputs)
+            if call.task.save:
+                result = call.task.call(arguments, "")
+                _refuse_nodes(result, call)
+                target.store.save(target.path, result)
+            else:
+                with target.store.temporary(target.path) as tmp:
+                    call.task.call(arguments, tmp)
     except (Exception, SystemExit, KeyboardInterrupt) as exc:
         if isinstance(exc, KeyboardInterrupt) and _in_main_thread():
             raise  # Ctrl-C: the user stops the run

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from pipex.core.outcomes import Failure, NotRun, one_line
+from pipex.core.outcomes import Failure, NotRun, Waited, one_line
 from pipex.core.tokens import token
 
 logger = logging.getLogger("pipex")
@@ -240,7 +240,7 @@ class Ledger:
         by_store: dict[Any, list[tuple[Any, ...]]] = {}
         for key, outcome, finished, timing in buffer:
             node = self.nodes.get(key)
-            if node is not None:
+            if node is not None and type(outcome) is not Waited:  # the writer records it
                 row = self._row(node, outcome, finished, timing)
                 by_store.setdefault(node.target.store, []).append(row)
         for store, rows in by_store.items():

@@ -22,12 +22,15 @@ class Summary:
     seconds: float  #: wall time of the whole call
     reused: int = 0  #: finished inputs (not requested) that tasks which ran read
     skipped: int = 0  #: left alone with skip_failed: failed last time, or need one that did
+    waited: int = 0  #: claimed by another runner when this one came to them; it wrote them
 
     def __str__(self) -> str:
         text = (
             f"pipex: {self.requested} requested, {self.done} already done, ran {self.ran}, "
             f"failed {self.failed}, not run {self.not_run}"
         )
+        if self.waited:
+            text += f", waited {self.waited} (written by another runner)"
         if self.skipped:
             text += f", skipped {self.skipped} (failed last time, or need a task that did)"
         if self.reused:
@@ -74,7 +77,9 @@ class Report:
     ) -> Summary:
         """The run's counts."""
         t = self.tally
-        return Summary(requested, done, t.ran, t.failed, t.not_run, seconds, reused, skipped)
+        return Summary(
+            requested, done, t.ran, t.failed, t.not_run, seconds, reused, skipped, t.waited
+        )
 
     def error(self, summary: Summary) -> PipelineError | None:
         """One error naming every failed task, or ``None`` when nothing failed.

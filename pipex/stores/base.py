@@ -5,6 +5,10 @@ The primitives: :meth:`~Store.exists_many`, :meth:`~Store.open`, :meth:`~Store.s
 ``save=False`` task are written once, in :mod:`pipex.stores.atomic`, on top of them. (A
 store may instead override ``load``, ``save`` and ``temporary`` themselves, as stores
 written before the primitives did; only ``exists_many`` and ``delete`` are required.)
+
+Claims (:meth:`~Store.claim`, :meth:`~Store.claim_holder`, :meth:`~Store.refresh_claim`,
+:meth:`~Store.release`) are optional: a store that can create a file exclusively implements
+them and sets :attr:`~Store.exclusive_claims`; any other grants every claim.
 """
 
 from __future__ import annotations
@@ -49,6 +53,28 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete(self, path: str) -> None:
         """Remove the target at ``path``; nothing happens when there is none."""
+
+    # -- claims (optional: see pipex.stores.claims) -----------------------------------------
+
+    #: Whether :meth:`claim` is exclusive here. A store that leaves it ``False`` grants every
+    #: claim, so two runners on it may both write a target (each write stays atomic).
+    exclusive_claims: bool = False
+
+    def claim(self, path: str, owner: str) -> bool:
+        """Create the claim on ``path`` for ``owner`` unless one exists; whether it did."""
+        return True
+
+    def claim_holder(self, path: str) -> tuple[str, float] | None:
+        """The owner of the claim on ``path`` and its last heartbeat (``time.time()``)."""
+        return None
+
+    def refresh_claim(self, path: str, owner: str) -> None:
+        """Renew ``owner``'s claim on ``path`` (its heartbeat is now); nothing if it is gone."""
+        return None
+
+    def release(self, path: str, owner: str) -> None:
+        """Remove the claim on ``path`` if ``owner`` holds it."""
+        return None
 
     # -- built on them -------------------------------------------------------------------------
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import io
 import os
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
+from pipex.stores import claims
 from pipex.stores.atomic import TEMPORARY_MARK, abandoned, discard, temporary_name
 from pipex.stores.base import Store, by_folder
+from pipex.stores.claims import CLAIM_SIZE, claim_path, is_claim
 
 
 class FileStore(Store):
@@ -20,7 +23,11 @@ class FileStore(Store):
     store is made, so workers in other directories (or on other machines with the same mount)
     find the same files.
     Writes are staged in a hidden temporary sibling and renamed into place (``os.replace``).
+    A claim is a hidden sibling ``.<name>.pipex-claim`` created with ``O_EXCL``; its
+    modification time is its heartbeat.
     """
+
+    exclusive_claims = True
 
     __slots__ = ("_hash", "root")
 
@@ -57,9 +64,12 @@ class FileStore(Store):
                 found[index] = name in present
         return found
 
+    def exists(self, path: str) -> bool:
+        return os.path.exists(self.fspath(path))
+
     @staticmethod
     def _listing(full: str) -> set[str]:
-        """The finished targets in folder ``full`` (no dangling links, no temporaries).
+        """The finished targets in folder ``full`` (no dangling links, temporaries or claims).
 
         Temporary files left by writers on this host that are gone are removed on the way.
         """
@@ -68,9 +78,11 @@ class FileStore(Store):
             with os.scandir(full) as entries:
                 for entry in entries:
                     name = entry.name
-                    if TEMPORARY_MARK in name:
-                        if abandoned(name):
+                    if ".pipex-" in name:  # TEMPORARY_MARK or CLAIM_MARK: never a target
+                        if TEMPORARY_MARK in name and abandoned(name):
                             discard(entry.path)
+                        elif not (TEMPORARY_MARK in name or is_claim(name)):
+                            present.add(name)
                     elif not entry.is_symlink() or os.path.exists(entry.path):
                         present.add(name)
         except (FileNotFoundError, NotADirectoryError):
@@ -85,20 +97,78 @@ class FileStore(Store):
             yield file
 
     def stage(self, path: str) -> tuple[str, IO[bytes]]:
-        """A hidden sibling of the target (same folder, so the commit is one rename)."""
+        """A hidden sibling of the target (same folder, so the commit is one rename): the
+        target's claim when this context holds it (:func:`~pipex.stores.claims.held`)."""
+        size = claims.staged_in_claim(self, path)
+        if size is not None:
+            full = self.fspath(claim_path(path))
+            with contextlib.suppress(FileNotFoundError):  # else the claim was lost: stage anew
+                return full, _Overwriting(io.FileIO(full, "r+"), size)
         folder, name = os.path.split(self.fspath(path))
         staged = os.path.join(folder, temporary_name(name))
-        try:
-            return staged, open(staged, "xb")
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            return staged, open(staged, "xb")
+        return staged, os.fdopen(_create(staged), "wb")
 
     def commit(self, staged: str, path: str) -> None:
         os.replace(staged, self.fspath(path))
 
     def delete(self, path: str) -> None:
         discard(self.fspath(path))
+
+    # -- claims --------------------------------------------------------------------------------
+
+    def claim(self, path: str, owner: str) -> bool:
+        try:
+            descriptor = _create(self.fspath(claim_path(path)))
+        except FileExistsError:
+            return False
+        try:
+            os.write(descriptor, owner.encode())
+        finally:
+            os.close(descriptor)
+        return True
+
+    def claim_holder(self, path: str) -> tuple[str, float] | None:
+        try:
+            with open(self.fspath(claim_path(path)), "rb") as file:
+                owner = file.read(CLAIM_SIZE).decode(errors="replace")
+                return owner, os.fstat(file.fileno()).st_mtime
+        except FileNotFoundError:
+            return None
+
+    def refresh_claim(self, path: str, owner: str) -> None:
+        holder = self.claim_holder(path)
+        if holder is not None and holder[0] == owner:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(self.fspath(claim_path(path)))
+
+    def release(self, path: str, owner: str) -> None:
+        holder = self.claim_holder(path)
+        if holder is None or holder[0] != owner:
+            return
+        full = self.fspath(claim_path(path))
+        if claims.expired(holder, claims.timeout()):
+            # Taking over another runner's claim: move it aside first (one rename, so no
+            # other runner taking it over removes a claim made meanwhile).
+            aside = os.path.join(os.path.dirname(full), temporary_name(os.path.basename(full)))
+            try:
+                os.rename(full, aside)
+            except FileNotFoundError:
+                return
+            try:
+                with open(aside, "rb") as file:
+                    moved = file.read(CLAIM_SIZE).decode(errors="replace")
+                if moved != owner:  # a new claim, made after the look: put it back
+                    with contextlib.suppress(FileExistsError):
+                        os.link(aside, full)
+            finally:
+                os.remove(aside)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(full)
+            folder = os.path.dirname(full)
+            if folder != self.root:
+                with contextlib.suppress(OSError):  # a folder only the claim needed
+                    os.rmdir(folder)
 
     def glob(self, pattern: str) -> list[str]:
         """The files under the root whose path matches ``pattern``, sorted (optional listing).
@@ -110,3 +180,30 @@ class FileStore(Store):
         """
         found = glob.glob(pattern, root_dir=self.root, recursive=True)
         return sorted(p for p in found if os.path.isfile(os.path.join(self.root, p)))
+
+
+def _create(full: str) -> int:
+    """A new file ``full`` (``FileExistsError`` if there is one), its folders made as needed
+    (again if another thread removed an empty one meanwhile); its descriptor."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    for _ in range(3):
+        try:
+            return os.open(full, flags, 0o666)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+    return os.open(full, flags, 0o666)
+
+
+class _Overwriting(io.BufferedWriter):
+    """A claim file overwritten with the target's data from its start, cut at the end of
+    the data when that is shorter than the claim was (``size``): cheaper than truncating it
+    when opened (ext4 then flushes the file at its close)."""
+
+    def __init__(self, raw: io.FileIO, size: int) -> None:
+        super().__init__(raw)
+        self.size = size
+
+    def close(self) -> None:
+        if not self.closed and self.tell() < self.size:
+            self.truncate()
+        super().close()

@@ -7,17 +7,26 @@ fsspec itself is imported when a store is first made, not with pipex.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import posixpath
+import threading
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
 from pipex.stores.atomic import local_stage, require_file
 from pipex.stores.base import Store, by_folder
+from pipex.stores.claims import claim_path
 
 #: The pipex extra that installs each fsspec implementation package.
 EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
+#: Protocols whose filesystem creates an object only if none exists (``mode="create"``:
+#: ``If-None-Match: *`` on S3). On any other, claims are granted to every runner.
+EXCLUSIVE_CREATE = frozenset({"s3", "s3a", "memory"})
+logger = logging.getLogger(__name__)
+#: fsspec's memory filesystem checks and creates in two steps: claims take turns on this.
+_MEMORY_CLAIMS = threading.Lock()
 
 
 class FsspecStore(Store):
@@ -31,6 +40,8 @@ class FsspecStore(Store):
     Existence is one listing per folder (paginated by the filesystem). A write goes to a
     local temporary file, uploaded in one ``put`` once complete: object stores publish an
     object only when its upload completes, so a killed writer leaves nothing behind.
+    Claims are hidden sibling objects, created with a conditional PUT on S3 (and in memory);
+    other protocols grant every claim (:data:`EXCLUSIVE_CREATE`).
     """
 
     __slots__ = ("_fs", "_hash", "_prefix", "options", "protocol", "url")
@@ -129,6 +140,58 @@ class FsspecStore(Store):
     def delete(self, path: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.filesystem.rm(self.location(path), recursive=True)
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` holds a finished target: one request (``HEAD`` on S3)."""
+        full = self.location(path)
+        self.filesystem.invalidate_cache(full)
+        return bool(self.filesystem.isfile(full))
+
+    # -- claims --------------------------------------------------------------------------------
+
+    @property
+    def exclusive_claims(self) -> bool:  # type: ignore[override]
+        return self.protocol in EXCLUSIVE_CREATE
+
+    def claim(self, path: str, owner: str) -> bool:
+        if not self.exclusive_claims:
+            return True
+        full = self.location(claim_path(path))
+        lock = _MEMORY_CLAIMS if self.protocol == "memory" else contextlib.nullcontext()
+        try:
+            with lock:
+                self.filesystem.pipe_file(full, owner.encode(), mode="create")
+        except FileExistsError:
+            return False
+        except Exception as exc:  # a server without conditional writes: claims are granted
+            logger.warning(
+                "pipex: cannot claim %s (%s: %s); computing it without a claim",
+                self.location(path),
+                type(exc).__name__,
+                exc,
+            )
+        return True
+
+    def claim_holder(self, path: str) -> tuple[str, float] | None:
+        fs, full = self.filesystem, self.location(claim_path(path))
+        fs.invalidate_cache(full)
+        try:
+            owner = fs.cat_file(full).decode()
+            return owner, fs.modified(full).timestamp()
+        except FileNotFoundError:
+            return None
+
+    def refresh_claim(self, path: str, owner: str) -> None:
+        holder = self.claim_holder(path)
+        if holder is not None and holder[0] == owner:
+            self.filesystem.pipe_file(self.location(claim_path(path)), owner.encode())
+
+    def release(self, path: str, owner: str) -> None:
+        """Remove the claim if ``owner`` holds it (a check, then a delete: not one step)."""
+        holder = self.claim_holder(path)
+        if holder is not None and holder[0] == owner:
+            with contextlib.suppress(FileNotFoundError):
+                self.filesystem.rm_file(self.location(claim_path(path)))
 
 
 def _rebuild(cls: type[FsspecStore], url: str, options: dict[str, Any]) -> FsspecStore:

@@ -8,10 +8,12 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
+from pipex.stores import claims
 from pipex.stores.atomic import local_stage, require_file, serializer_for
 from pipex.stores.base import Store
 
@@ -19,6 +21,9 @@ from pipex.stores.base import Store
 BUSY_TIMEOUT = 600.0
 
 _SCHEMA = "CREATE TABLE IF NOT EXISTS targets (path TEXT PRIMARY KEY, data BLOB NOT NULL)"
+_CLAIMS = (
+    "CREATE TABLE IF NOT EXISTS claims (path TEXT PRIMARY KEY, owner TEXT NOT NULL, beat REAL)"
+)
 
 
 class SQLiteStore(Store):
@@ -29,8 +34,11 @@ class SQLiteStore(Store):
     store take turns on a lock; other processes wait on SQLite's lock up to
     :data:`BUSY_TIMEOUT` seconds), from any number of threads and processes on one machine
     (not over a network filesystem). A target is one row written in one transaction, so a
-    writer killed at any point leaves no row, or a whole one.
+    writer killed at any point leaves no row, or a whole one. A claim is a row of the
+    ``claims`` table, inserted unless one exists, in one transaction.
     """
+
+    exclusive_claims = True
 
     __slots__ = ("_hash", "_local", "_lock", "file")
 
@@ -65,6 +73,7 @@ class SQLiteStore(Store):
                 connection.execute("PRAGMA journal_mode=WAL")
                 connection.execute("PRAGMA synchronous=NORMAL")
                 connection.execute(_SCHEMA)
+                connection.execute(_CLAIMS)
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the SQLite store {self.file}: {exc}") from exc
             local.connection, local.pid = connection, os.getpid()
@@ -115,7 +124,13 @@ class SQLiteStore(Store):
         self._put(path, buffer.getvalue())
 
     def _put(self, path: str, data: bytes) -> None:
-        self._write("INSERT OR REPLACE INTO targets (path, data) VALUES (?, ?)", (path, data))
+        """Write the row; with the claim this context holds on ``path``, release it in the
+        same transaction (:func:`~pipex.stores.claims.staged_in_claim`)."""
+        insert = "INSERT OR REPLACE INTO targets (path, data) VALUES (?, ?)"
+        if claims.staged_in_claim(self, path) is None:
+            self._write(insert, (path, data))
+        else:
+            self._write(insert, (path, data), "DELETE FROM claims WHERE path = ?", (path,))
 
     def delete(self, path: str) -> None:
         """Remove the row at ``path``, and the rows below it as a folder."""
@@ -125,11 +140,34 @@ class SQLiteStore(Store):
             (path, below, below[:-1] + "0"),  # "0" follows "/": the range of paths below
         )
 
-    def _write(self, statement: str, parameters: tuple[Any, ...]) -> None:
+    # -- claims --------------------------------------------------------------------------------
+
+    def claim(self, path: str, owner: str) -> bool:
+        insert = "INSERT OR IGNORE INTO claims (path, owner, beat) VALUES (?, ?, ?)"
+        return self._write(insert, (path, owner, time.time())) == 1
+
+    def claim_holder(self, path: str) -> tuple[str, float] | None:
+        query = "SELECT owner, beat FROM claims WHERE path = ?"
+        row = self._connection().execute(query, (path,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def refresh_claim(self, path: str, owner: str) -> None:
+        update = "UPDATE claims SET beat = ? WHERE path = ? AND owner = ?"
+        self._write(update, (time.time(), path, owner))
+
+    def release(self, path: str, owner: str) -> None:
+        self._write("DELETE FROM claims WHERE path = ? AND owner = ?", (path, owner))
+
+    def _write(self, statement: str, parameters: tuple[Any, ...], *more: Any) -> int:
+        """Run one statement (and ``more`` statements and parameters after it) in a
+        transaction of their own; the number of rows the first changed."""
         connection = self._connection()
         try:
             with self._lock, connection:  # commits, or rolls back on error
                 connection.execute("BEGIN IMMEDIATE")  # take the write lock now, or wait
-                connection.execute(statement, parameters)
+                changed = connection.execute(statement, parameters).rowcount
+                for following, values in zip(more[::2], more[1::2], strict=True):
+                    connection.execute(following, values)
+                return changed
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the SQLite store {self.file}: {exc}") from exc

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import pipex
 from pipex.steer.clean import leftovers
 from pipex.steer.graph import Graph
 from pipex.stores.atomic import temporary_name
+from pipex.stores.claims import claim_path, new_owner
 
 
 def test_temporaries_and_trash_are_found_and_removed(chains):
@@ -29,3 +32,24 @@ def test_temporaries_and_trash_are_found_and_removed(chains):
     assert not os.path.exists(".pipex-trash")
     assert pipex.restore() == []
     assert leftovers(Graph(pipeline.roots).nodes).temporaries == []
+
+
+def test_expired_claims_are_found_and_removed_live_ones_kept(chains):
+    pipeline = chains(3)
+    pipeline.compute()
+    store = pipeline.roots[0].target.store
+    dead = json.dumps({"host": "another-host", "pid": 1, "id": "dead"})
+    live = new_owner()
+    assert store.claim("out/clean/1.pkl", dead)
+    assert store.claim("out/clean/2.pkl", live)
+    old = time.time() - 3600
+    os.utime(store.fspath(claim_path("out/clean/1.pkl")), (old, old))  # no heartbeat for 1 h
+
+    found = leftovers(Graph(pipeline.roots).nodes)
+
+    assert [(t.path, owner) for t, owner in found.claims] == [("out/clean/1.pkl", dead)]
+    assert found.temporaries == []
+    found.remove()
+    assert store.claim_holder("out/clean/1.pkl") is None
+    assert store.claim_holder("out/clean/2.pkl")[0] == live
+    assert leftovers(Graph(pipeline.roots).nodes).claims == []

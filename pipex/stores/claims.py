@@ -1,0 +1,281 @@
+"""Claims: a runner marks a target as being written, so that another runner waits for it.
+
+Before a task runs, its runner *claims* the target: the store creates a claim for it
+exclusively (a hidden sibling ``.<name>.pipex-claim`` made with ``O_EXCL`` on files, a
+conditional create on object stores, a row in SQLite). A runner that finds the claim taken
+waits until the target exists (done by the other runner) or the claim expires (the other
+runner died; then it takes the claim over and runs the task itself). The claim is removed
+once the target is committed, or when the task fails.
+
+A claim names its owner (host, process id, a random id) and is kept alive by a heartbeat:
+one daemon thread per process, started with the process's first claim, renews the claims it
+holds every ``timeout / 3``. A claim whose heartbeat is older than ``pipex.claims.timeout``
+is expired; so is, at once, a claim whose owner was a process of this host that is gone.
+
+Settings: ``pipex.claims.enabled`` and ``pipex.claims.timeout``.
+Stores that cannot create exclusively grant every claim (:attr:`Store.exclusive_claims`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import itertools
+import json
+import logging
+import os
+import posixpath
+import socket
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import psutil
+from dask.utils import parse_timedelta
+
+from pipex import settings
+from pipex.stores.atomic import NAME_MAX
+
+CLAIM_MARK = ".pipex-claim"
+#: The most bytes of a claim that are read as its owner.
+CLAIM_SIZE = 1024
+#: The first and the longest pause between two looks at a target another runner claimed.
+POLL_FIRST, POLL_LONGEST = 0.02, 1.0
+
+logger = logging.getLogger(__name__)
+
+
+class Claiming(Protocol):
+    """The claim primitives of a store (see :class:`pipex.stores.Store`)."""
+
+    @property
+    def exclusive_claims(self) -> bool: ...
+
+    def claim(self, path: str, owner: str) -> bool: ...
+
+    def claim_holder(self, path: str) -> tuple[str, float] | None: ...
+
+    def refresh_claim(self, path: str, owner: str) -> None: ...
+
+    def release(self, path: str, owner: str) -> None: ...
+
+    def exists(self, path: str) -> bool: ...
+
+
+def claim_path(path: str) -> str:
+    """The path of ``path``'s claim: a hidden sibling, ``.<name>.pipex-claim``.
+
+    A name too long for the filesystem keeps its start and gains a hash of the whole.
+    """
+    folder, _, name = path.rpartition("/")
+    claim = f".{name}{CLAIM_MARK}"
+    if len(claim.encode()) > NAME_MAX:
+        head = name.encode()[: NAME_MAX - 32].decode(errors="ignore")
+        claim = f".{head}.{zlib.crc32(name.encode()):08x}{CLAIM_MARK}"
+    return f"{folder}/{claim}" if folder else claim
+
+
+def is_claim(name: str) -> bool:
+    """Whether the file name ``name`` is a claim (never a target)."""
+    return name.endswith(CLAIM_MARK) and name.startswith(".")
+
+
+def target_of(claim: str) -> str:
+    """The target path a claim path stands for (as :func:`claim_path` wrote it)."""
+    folder, name = posixpath.split(claim)
+    return posixpath.join(folder, name[1 : -len(CLAIM_MARK)])
+
+
+def new_owner() -> str:
+    """A fresh owner record, JSON: this host and process, and an id of its own."""
+    prefix = _owners.get(os.getpid())
+    if prefix is None:
+        record = {"host": socket.gethostname(), "pid": os.getpid(), "id": uuid.uuid4().hex}
+        prefix = _owners[os.getpid()] = json.dumps(record)[:-2]  # without its closing '"}'
+    return f'{prefix}-{next(_counter)}"}}'
+
+
+_owners: dict[int, str] = {}  # process id -> the start of its owner records
+_counter = itertools.count()
+
+
+def timeout(section: Any = None) -> float:
+    """Seconds after its last heartbeat that a claim expires (``pipex.claims.timeout``;
+    ``section``: the ``pipex.claims`` setting, when already read)."""
+    section = settings.get("claims") if section is None else section
+    value = section.get("timeout") if isinstance(section, dict) else None
+    return _seconds(
+        value if value is not None else settings.DEFAULTS["pipex"]["claims"]["timeout"]
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _seconds(value: Any) -> float:
+    return float(parse_timedelta(value, default="seconds"))
+
+
+def expired(holder: tuple[str, float], seconds: float, now: float | None = None) -> bool:
+    """Whether the claim of ``holder`` (owner, last heartbeat) no longer holds.
+
+    Expired when its heartbeat is older than ``seconds``, or at once when its owner is a
+    process of this host that is gone. Clocks of hosts sharing a store must agree to well
+    within ``seconds``.
+    """
+    owner, beat = holder
+    try:
+        record: Any = json.loads(owner)
+    except ValueError:
+        record = None  # being written, or not ours to read: the heartbeat decides
+    if isinstance(record, dict) and record.get("host") == socket.gethostname():
+        pid = record.get("pid")
+        if isinstance(pid, int) and pid != os.getpid() and not _alive(pid):
+            return True
+    return (time.time() if now is None else now) - beat > seconds
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+@contextlib.contextmanager
+def held(store: Claiming, path: str, stage: bool = False, rewrite: bool = False) -> Iterator[bool]:
+    """Hold the claim on ``path`` while the block runs: ``True`` when this runner is to
+    write the target, ``False`` when another runner wrote it meanwhile (this one waited).
+
+    With ``stage``, the block's save may write the target's data into the claim itself
+    (:func:`staged_in_claim`; the commit then releases it). With ``rewrite`` (the target
+    exists, but is stale) its existence says nothing: the block runs once this runner holds
+    the claim. Without claims (the setting, or a store that cannot create exclusively):
+    ``True``.
+    """
+    section = settings.get("claims") if store.exclusive_claims else False
+    if not (section.get("enabled", True) if isinstance(section, dict) else section):
+        # pipex.claims.enabled: false (or pipex.claims: false, set with dask.config.set)
+        yield True
+        return
+    seconds = timeout(section)
+    owner = _take(store, path, new_owner(), seconds, rewrite)
+    if owner is None:
+        yield False
+        return
+    beat = heartbeat()
+    beat.add(store, path, owner, seconds / 3)
+    reset = _staging.set((store, path, len(owner.encode()))) if stage else None
+    try:
+        yield True
+    finally:
+        consumed = reset is not None and _staging.get() is None  # committed, or discarded
+        if reset is not None:
+            _staging.reset(reset)
+        beat.remove(store, path)
+        if not consumed:
+            store.release(path, owner)
+
+
+_staging: contextvars.ContextVar[tuple[Any, str, int] | None] = contextvars.ContextVar(
+    "pipex_claim_staging", default=None
+)
+
+
+def staged_in_claim(store: Any, path: str) -> int | None:
+    """The size of the claim this context holds on ``path`` when the save under way may
+    write into it (once: it becomes the staged file, and its commit is the release).
+
+    A store whose claim is a file beside the target (``FileStore``) saves one file
+    creation per task this way.
+    """
+    current = _staging.get()
+    if current is None or current[1] != path or current[0] != store:
+        return None
+    _staging.set(None)
+    return current[2]
+
+
+def _take(store: Claiming, path: str, owner: str, seconds: float, rewrite: bool) -> str | None:
+    """Claim ``path`` (waiting while another live runner holds it): ``owner``, or ``None``
+    once the target exists (unless it is to be rewritten)."""
+    pause = POLL_FIRST
+    while True:
+        if store.claim(path, owner):
+            if not rewrite and store.exists(path):  # written by another runner just now
+                store.release(path, owner)
+                return None
+            return owner
+        if not rewrite and store.exists(path):
+            return None
+        holder = store.claim_holder(path)
+        if holder is None:
+            continue  # released meanwhile without a target (its task failed): try again
+        if pause == POLL_FIRST:
+            logger.debug("pipex: %s is claimed by %s: waiting for it", path, holder[0])
+        if expired(holder, seconds):
+            logger.warning(
+                "pipex: taking over the expired claim on %s (held by %s)", path, holder[0]
+            )
+            store.release(path, holder[0])
+            continue
+        time.sleep(pause)
+        pause = min(pause * 1.5, POLL_LONGEST, seconds / 4)
+
+
+class Heartbeat:
+    """One daemon thread per process: renews every claim the process holds."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.claims: dict[tuple[Any, str], str] = {}
+        self.interval = 60.0
+        self.wake = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="pipex-claims", daemon=True)
+        self.thread.start()
+
+    def add(self, store: Claiming, path: str, owner: str, interval: float) -> None:
+        """Renew ``owner``'s claim on ``path`` every ``interval`` seconds (or sooner)."""
+        with self.lock:
+            self.claims[store, path] = owner
+            if interval < self.interval:
+                self.interval = interval
+                self.wake.set()
+
+    def remove(self, store: Claiming, path: str) -> None:
+        """Stop renewing the claim on ``path`` (a renewal under way finishes first)."""
+        with self.lock:
+            self.claims.pop((store, path), None)
+
+    def _run(self) -> None:
+        while True:
+            self.wake.wait(self.interval)
+            self.wake.clear()
+            with self.lock:
+                held = list(self.claims.items())
+            for (store, path), owner in held:
+                with self.lock:
+                    if self.claims.get((store, path)) != owner:
+                        continue  # released meanwhile
+                    try:
+                        store.refresh_claim(path, owner)
+                    except Exception as exc:  # a store error now; the next beat tries again
+                        logger.warning("pipex: cannot renew the claim on %s: %s", path, exc)
+
+
+_heartbeats: dict[int, Heartbeat] = {}  # by process id: a forked child starts its own
+_start = threading.Lock()
+
+
+def heartbeat() -> Heartbeat:
+    """This process's heartbeat thread, started on first use."""
+    pid = os.getpid()
+    beat = _heartbeats.get(pid)
+    if beat is None:
+        with _start:
+            beat = _heartbeats.get(pid)
+            if beat is None:
+                beat = _heartbeats[pid] = Heartbeat()
+    return beat
