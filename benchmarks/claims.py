@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import time
 from typing import Any
 
 import restart
-from restart import STEPS, delete_chains, pipex_tasks
+from restart import STEPS, compare, delete_chains, pipex_tasks
 
 
 def run(variant: str, root: str, chains: int) -> dict[str, Any]:
@@ -58,18 +57,6 @@ def two_runners(variant: str, root: str, chains: int) -> dict[str, Any]:
     ]
     outputs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in processes]
     return {"total": time.perf_counter() - t0, "ran": sum(o["ran"] for o in outputs)}
-
-
-def compare(title: str, base: list[dict[str, Any]], other: list[dict[str, Any]]) -> str:
-    def median(runs: list[dict[str, Any]], column: str) -> float:
-        return statistics.median(r[column] for r in runs)
-
-    wall = median(other, "total") / median(base, "total")
-    cpu = median(other, "cpu") / median(base, "cpu")
-    return (
-        f"{title:<36} {median(base, 'total'):7.3f} s -> {median(other, 'total'):7.3f} s  "
-        f"wall x{wall:.3f}  cpu x{cpu:.3f}  (ran {other[0]['ran']})"
-    )
 
 
 def main() -> None:
@@ -101,7 +88,7 @@ def main() -> None:
         f"{chains} chains x {STEPS} steps; {os.cpu_count()} cores; Python "
         f"{sys.version.split()[0]}; medians of {args.repeat}"
     )
-    print(compare("80% done: claims off -> on", runs["claims off"], runs["claims on"]))
+    print(compare("80% done: claims off -> on", runs["claims off"], runs["claims on"], 36))
     for variant, pair in pairs.items():
         print(
             f"two runners at once, {args.pair_chains * STEPS} targets, {variant}: "

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from typing import Any
 
 import restart
-from restart import STEPS, delete_chains, pipex_tasks
+from restart import STEPS, compare, delete_chains, pipex_tasks
 
 #: variant -> (the tasks' version, pipex settings)
 VARIANTS: dict[str, tuple[str | None, dict[str, Any]]] = {
@@ -54,18 +53,6 @@ def run(variant: str, root: str, chains: int) -> dict[str, Any]:
             nodes = [s4(s3(s2(s1(c), c), c), c) for c in range(chains)]
         results = pipex.compute(nodes, progress=False, scheduler="threads")
     return {"total": time.perf_counter() - t0, "ran": results.summary.ran}
-
-
-def compare(title: str, base: list[dict[str, Any]], other: list[dict[str, Any]]) -> str:
-    def median(runs: list[dict[str, Any]], column: str) -> float:
-        return statistics.median(r[column] for r in runs)
-
-    wall = median(other, "total") / median(base, "total")
-    cpu = median(other, "cpu") / median(base, "cpu")
-    return (
-        f"{title:<42} {median(base, 'total'):7.3f} s -> {median(other, 'total'):7.3f} s  "
-        f"wall x{wall:.3f}  cpu x{cpu:.3f}  (ran {other[0]['ran']})"
-    )
 
 
 def main() -> None:

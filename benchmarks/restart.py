@@ -31,6 +31,7 @@ import os
 import pickle
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -251,6 +252,22 @@ def delete_chains(root: str, chains: int, fraction: float) -> None:
 def fill(root: str, chains: int) -> None:
     """Write every target, as a finished run would have."""
     measure("pipex", root, chains)
+
+
+def compare(
+    title: str, base: list[dict[str, Any]], other: list[dict[str, Any]], width: int = 42
+) -> str:
+    """One line: the median wall and CPU time of ``other``'s runs against ``base``'s."""
+
+    def median(runs: list[dict[str, Any]], column: str) -> float:
+        return statistics.median(r[column] for r in runs)
+
+    wall = median(other, "total") / median(base, "total")
+    cpu = median(other, "cpu") / median(base, "cpu")
+    return (
+        f"{title:<{width}} {median(base, 'total'):7.3f} s -> {median(other, 'total'):7.3f} s  "
+        f"wall x{wall:.3f}  cpu x{cpu:.3f}  (ran {other[0]['ran']})"
+    )
 
 
 def table(rows: list[tuple[str, str, int, dict[str, Any]]]) -> str:
