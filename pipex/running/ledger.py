@@ -9,7 +9,8 @@ at and below it, with their versions and code) that the opt-in staleness checks 
 The ``targets`` table keeps each target's latest status and the lineage of its latest
 ``ran`` record, so that reads find what failed or is stale without a scan per target.
 
-Where it lives: ``<root>/.pipex/ledger.sqlite`` for a local folder; for other stores, a file
+Where it lives: ``<root>/.pipex/ledger.sqlite`` for a local folder (an absolute ``{path}``
+root counts as the root of the targets below it: :func:`home`); for other stores, a file
 in ``$XDG_CACHE_HOME/pipex/ledgers/`` (default ``~/.cache``) named by a token of the store's
 location, made when first written. ``MemoryStore`` targets have none (they die with the
 process). Nothing depends on the ledger for correctness except the opt-ins: deleting it
@@ -19,6 +20,7 @@ forgets history, nothing else.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -32,6 +34,7 @@ from typing import Any
 
 from pipex.core.outcomes import Failure, NotRun, Waited, one_line
 from pipex.core.tokens import token
+from pipex.stores.file import FileStore
 
 logger = logging.getLogger("pipex")
 
@@ -87,6 +90,29 @@ def location(store: Any) -> str | None:
         name = token(type(store).__name__, store.location(""))[:20]
         return os.path.join(cache, "pipex", "ledgers", f"{name}.sqlite")
     return os.path.join(root, ".pipex", "ledger.sqlite")
+
+
+def home(node: Any) -> Any:
+    """The store whose ledger records ``node``: its target's store, except for a target
+    written by absolute path below the absolute ``{path}`` root it was built under (the
+    ``pipex.context`` or ``pipex.path`` setting): that folder's, so that runs started from
+    any working directory share one ledger beside the outputs."""
+    target = node.target
+    path = target.path
+    if not os.path.isabs(path):
+        return target.store
+    root = node.context.get("path", node.origin.path)
+    if type(root) is not str or not os.path.isabs(root):
+        return target.store
+    root = os.path.normpath(root)
+    if not path.startswith(root.rstrip(os.sep) + os.sep):
+        return target.store
+    return _folder(root)
+
+
+@functools.lru_cache(maxsize=64)
+def _folder(root: str) -> FileStore:
+    return FileStore(root)
 
 
 def connect(file: str) -> sqlite3.Connection:
@@ -242,7 +268,7 @@ class Ledger:
             node = self.nodes.get(key)
             if node is not None and type(outcome) is not Waited:  # the writer records it
                 row = self._row(node, outcome, finished, timing)
-                by_store.setdefault(node.target.store, []).append(row)
+                by_store.setdefault(home(node), []).append(row)
         for store, rows in by_store.items():
             self._write(store, rows)
 

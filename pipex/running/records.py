@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipex import settings
-from pipex.running.ledger import location
+from pipex.running.ledger import home, location
 
 logger = logging.getLogger("pipex")
 
@@ -87,7 +87,7 @@ def failed_last_time(nodes: Sequence[Any]) -> list[Any]:
         return []
     by_store: dict[Any, list[Any]] = {}
     for node in nodes:
-        by_store.setdefault(node.target.store, []).append(node)
+        by_store.setdefault(home(node), []).append(node)
     failed: set[int] = set()
     for store, members in by_store.items():
         paths = where(store, "status", ["failed"])

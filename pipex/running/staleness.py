@@ -21,6 +21,7 @@ from typing import Any
 from pipex import settings
 from pipex.core.plan import Stale
 from pipex.running import records
+from pipex.running.ledger import home
 
 RERUN = (None, "code")
 
@@ -64,7 +65,7 @@ class Staleness:
         by_store: dict[Any, list[int]] = {}
         for i, node in enumerate(nodes):
             if self.code or node.versioned:
-                by_store.setdefault(node.target.store, []).append(i)
+                by_store.setdefault(home(node), []).append(i)
         stale = [False] * len(nodes)
         for store, indexes in by_store.items():
             bad = self._stale_lineages(store, [nodes[i] for i in indexes])

@@ -143,3 +143,36 @@ def test_the_first_failure_is_recorded_without_keep_going(workdir, scheduler):
     assert failed.path == "out/load/0.pkl" and failed.error == "ValueError: bad input 0"
     assert "Traceback" in failed.traceback and "bad input 0" in failed.traceback
     assert pipex.status(roots).steps["load"].failed == 1
+
+
+def test_targets_under_an_absolute_root_share_one_ledger_from_any_folder(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    calls: list[tuple[str, int]] = []
+
+    def roots():
+        @pipex.task(target="{path}/load/{i}.pkl")
+        def load(i: int) -> int:
+            calls.append(("load", i))
+            if i == 1:
+                raise ValueError("bad input 1")
+            return i
+
+        with pipex.context(path=str(out)):
+            return [load(i) for i in range(3)]
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(roots(), progress=False)
+    assert (out / ".pipex" / "ledger.sqlite").exists()  # beside the outputs
+    assert not (first / ".pipex").exists()
+
+    monkeypatch.chdir(second)  # another working directory: the same ledger
+    (failed,) = pipex.history(str(out), status="failed")
+    assert failed.error == "ValueError: bad input 1"
+    assert pipex.status(roots()).steps["load"].failed == 1
+    calls.clear()
+    results = pipex.compute(roots(), skip_failed=True, progress=False)
+    assert calls == [] and results.summary.skipped == 1
