@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 import pipex
+from tests.files import LEDGER
 
 ROOT = Path(__file__).resolve().parent.parent  # the folder holding the pipex package
 
@@ -90,7 +91,12 @@ def ran(proc: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def files_under(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    """Every file and folder below ``folder`` but the run ledger's, sorted."""
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if LEDGER not in p.relative_to(folder).parts
+    )
 
 
 @pytest.mark.slow
