@@ -139,9 +139,6 @@ class TaskFunction:
         self.binder = Binder(signature, self.name)
         self.target_parameters = target_annotated(fn, self.binder.names)
         self._reads_all = "base" in self.spec.needs or self.spec.takes_all
-        self._needs_root = self.spec.needs_root
-        self._needs_today = self.spec.needs_today
-        self._home = self.store is None  # targets in the working directory's store
 
     def __repr__(self) -> str:
         return f"<pipex.task {self.name} target={self.spec.option!r}>"
@@ -160,14 +157,13 @@ class TaskFunction:
         return (rebuilt, (ident, self.fn, self.options))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not settings.mode_set():  # the default mode, cache: build the node
-            return self._build(args, kwargs)
-        mode = settings.mode()
-        if mode == "off":
-            return self.fn(*args, **kwargs)
-        handler = settings.MODE_CALLS.get(mode)
-        if handler is not None:
-            return registry.load(handler)(self, args, kwargs)
+        if settings.mode_set():  # else the default mode, cache: build the node
+            mode = settings.mode()
+            if mode == "off":
+                return self.fn(*args, **kwargs)
+            handler = settings.MODE_CALLS.get(mode)
+            if handler is not None:
+                return registry.load(handler)(self, args, kwargs)
         return self._build(args, kwargs)
 
     def node(self, *args: Any, **kwargs: Any) -> Node:
@@ -191,25 +187,26 @@ class TaskFunction:
         render_now = False
         for name, value in arguments.items():
             kind = type(value)
-            if kind in ATOMS:
-                continue
             if kind is Node:
                 deps.append(value)
-                continue
-            found = Collect(deps, strict=True)
-            visit(value, found)
-            arguments[name] = copy(value)
-            if found.objects and (name in self.spec.needs or self._reads_all):
-                render_now = True
+            elif kind not in ATOMS:
+                found = Collect(deps, strict=True)
+                visit(value, found)
+                arguments[name] = copy(value)
+                if found.objects and (name in self.spec.needs or self._reads_all):
+                    render_now = True
         context = current()
-        root = settings.root() if self._needs_root and "path" not in context else None
+        spec = self.spec
+        root = settings.root() if spec.needs_root and "path" not in context else None
+        cwd = os.getcwdb() if self.store is None else None
+        today = datetime.date.today() if spec.needs_today else None
         node = Node(
             self,
             arguments,
-            (tuple(deps) if len(deps) < 2 else _unique(deps)) if deps else (),
+            tuple(deps) if len(deps) < 2 else _unique(deps),
             context,
-            datetime.date.today() if self._needs_today else None,
-            origin(root, os.getcwdb() if self._home else None),
+            today,
+            origin(root, cwd),
         )
         if render_now:
             _ = node.target

@@ -9,6 +9,7 @@ instances. Every place that looks for them or swaps them walks the arguments wit
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -29,11 +30,7 @@ def visit(value: Any, fn: Callable[[Any], object]) -> None:
         fn(value)
         return
     for child in children:
-        kind = type(child)
-        if kind in ATOMS or _SHAPES.get(kind) is _LEAF:  # a leaf: no call to look inside
-            fn(child)
-        else:
-            visit(child, fn)
+        visit(child, fn)
 
 
 def replace(value: Any, fn: Callable[[Any], Any]) -> Any:
@@ -48,12 +45,7 @@ def replace(value: Any, fn: Callable[[Any], Any]) -> Any:
     if kind in ATOMS:
         return fn(value)
     if kind in SEQUENCES:
-        items = [
-            fn(item)
-            if type(item) in ATOMS or _SHAPES.get(type(item)) is _LEAF
-            else replace(item, fn)
-            for item in value
-        ]
+        items = [replace(item, fn) for item in value]
         if all(new is old for new, old in zip(items, value, strict=True)):
             return value
         return kind(items)
@@ -94,21 +86,10 @@ def _children(value: Any, kind: type) -> Iterator[Any] | list[Any] | None:
 
 _LEAF, _SEQUENCE, _MAPPING, _DATACLASS = "leaf", "sequence", "mapping", "dataclass"
 
-#: :func:`_shape` of each type met so far (read directly on the hot paths: a dict lookup).
-_SHAPES: dict[type, str] = {}
 
-
+@functools.lru_cache(maxsize=1024)
 def _shape(kind: type) -> str:
     """How :func:`_children` looks inside values of type ``kind`` (decided once per type)."""
-    shape = _SHAPES.get(kind)
-    if shape is None:
-        if len(_SHAPES) >= 1024:  # types made on the fly: bound what is remembered
-            _SHAPES.clear()
-        shape = _SHAPES[kind] = _decide(kind)
-    return shape
-
-
-def _decide(kind: type) -> str:
     if kind in SEQUENCES or (issubclass(kind, tuple) and hasattr(kind, "_fields")):
         return _SEQUENCE
     if kind is dict or issubclass(kind, Mapping):
