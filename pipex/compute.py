@@ -135,9 +135,7 @@ def _record_raised(exc: Exception, missing: list[Node], ledger: Ledger | None) -
     for node in missing:
         if node.key == key:
             text = "".join(traceback.format_exception(exc))
-            recorded = BaseException.__new__(type(exc))  # the raised one keeps its note
-            recorded.args = exc.args
-            ledger.record(key, Failure(key, node.target, recorded, text))
+            ledger.record(key, Failure(key, node.target, exc, text))
             return
 
 

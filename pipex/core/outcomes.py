@@ -170,6 +170,11 @@ class Tally:
 
 
 def one_line(exc: BaseException) -> str:
-    """The last line of an exception as Python prints it (`ValueError: bad input`)."""
+    """The exception's own last line as Python prints it (`ValueError: bad input`), without
+    the notes printed after it."""
     text = "".join(traceback.format_exception_only(exc)).strip().splitlines()
+    notes = getattr(exc, "__notes__", None)
+    if isinstance(notes, list) and notes:
+        below = sum(len(str(note).splitlines()) or 1 for note in notes)
+        text = text[:-below] or text
     return text[-1] if text else type(exc).__name__

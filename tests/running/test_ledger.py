@@ -176,3 +176,16 @@ def test_targets_under_an_absolute_root_share_one_ledger_from_any_folder(tmp_pat
     calls.clear()
     results = pipex.compute(roots(), skip_failed=True, progress=False)
     assert calls == [] and results.summary.skipped == 1
+
+
+def test_a_raised_os_error_is_recorded_and_raised_as_it_is(workdir):
+    @pipex.task(target="out/read/{i}.pkl")
+    def read(i: int) -> int:
+        raise FileNotFoundError(2, "no such input", f"in-{i}.txt")
+
+    with pytest.raises(FileNotFoundError) as info:
+        pipex.compute(read(0), keep_going=False, scheduler="sync", progress=False)
+    assert info.value.filename == "in-0.txt"
+    (failed,) = pipex.history(status="failed")
+    assert failed.path == "out/read/0.pkl"
+    assert "no such input" in failed.error and "pipex task" not in failed.error
