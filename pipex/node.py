@@ -67,22 +67,23 @@ class Node:
         self.context = context
         self.today = today
         self.origin = origin
-        self._target: Target | None = None
-        self._key: str | None = None
         versioned = task.version is not None
-        if not versioned:
+        if not versioned and deps:
             for dep in deps:
                 if dep.versioned:
                     versioned = True
                     break
         self.versioned = versioned
+        # ``_target`` and ``_key`` stay unset until first asked for (one store fewer each).
 
     @property
     def target(self) -> Target:
         """Where this call's output lives (:class:`TargetError` if the template can't say)."""
-        target = self._target
-        if target is None:
-            target = self._target = self.task.render(self)
+        try:
+            return self._target
+        except AttributeError:  # not rendered yet (rendered outside: no chained error)
+            pass
+        target = self._target = self.task.render(self)
         return target
 
     @property
@@ -92,9 +93,11 @@ class Node:
         For a target outside the working directory's store, the whole location stands for
         the path: a task writing the same path in two stores makes two nodes.
         """
-        key = self._key
-        if key is None:
-            key = self._key = f"{self.task.name}-{self._where()}"
+        try:
+            return self._key
+        except AttributeError:
+            pass
+        key = self._key = f"{self.task.name}-{self._where()}"
         return key
 
     def _where(self) -> str:

@@ -139,6 +139,9 @@ class TaskFunction:
         self.binder = Binder(signature, self.name)
         self.target_parameters = target_annotated(fn, self.binder.names)
         self._reads_all = "base" in self.spec.needs or self.spec.takes_all
+        #: The last call's ``pipex.path``, working directory and their Origin (most calls
+        #: repeat them: no cache lookup per node).
+        self._origin: tuple[Any, bytes | None, Any] = (None, None, None)
 
     def __repr__(self) -> str:
         return f"<pipex.task {self.name} target={self.spec.option!r}>"
@@ -180,7 +183,7 @@ class TaskFunction:
         """:meth:`node`, on the call's packed arguments (the hot path of graph building)."""
         binder = self.binder
         if not kwargs and len(args) == binder.exact:  # the usual call: all by position
-            arguments = dict(zip(binder.names, args, strict=False))
+            arguments = binder.pack(*args)
         else:
             arguments = binder.bind(args, kwargs)
         deps: list[Node] = []
@@ -198,15 +201,23 @@ class TaskFunction:
         context = current()
         spec = self.spec
         root = settings.root() if spec.needs_root and "path" not in context else None
-        cwd = os.getcwdb() if self.store is None else None
-        today = datetime.date.today() if spec.needs_today else None
+        if self.store is None:
+            cwd = os.getcwdb()
+            last = self._origin
+            if last[1] == cwd and last[0] is root:
+                where = last[2]
+            else:
+                where = origin(root, cwd)
+                self._origin = (root, cwd, where)
+        else:
+            where = origin(root, None)
         node = Node(
             self,
             arguments,
             tuple(deps) if len(deps) < 2 else _unique(deps),
             context,
-            today,
-            origin(root, cwd),
+            datetime.date.today() if spec.needs_today else None,
+            where,
         )
         if render_now:
             _ = node.target

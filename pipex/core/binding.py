@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import keyword
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -23,6 +24,7 @@ class Binder:
         "_name_set",
         "exact",
         "names",
+        "pack",
         "signature",
         "simple",
         "task",
@@ -39,11 +41,13 @@ class Binder:
         self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
         #: How many positional arguments fill every parameter (-1: none do).
         self.exact = len(params) if self.simple and self._n_positional == len(params) else -1
+        #: ``pack(*args)``: the arguments by name of a call that gives ``exact`` positionals.
+        self.pack = _packer(self.names)
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """The call's arguments by parameter name, defaults applied."""
         if not kwargs and len(args) == self.exact:  # every parameter given by position
-            return dict(zip(self.names, args, strict=False))
+            return self.pack(*args)
         if self.simple and len(args) <= self._n_positional:
             arguments = dict(zip(self.names, args, strict=False))
             ok = True
@@ -70,6 +74,16 @@ class Binder:
             return fn(**arguments, **extra)
         bound = inspect.BoundArguments(self.signature, dict(arguments))  # type: ignore[arg-type]
         return fn(*bound.args, **bound.kwargs, **extra)
+
+
+def _packer(names: tuple[str, ...]) -> Callable[..., dict[str, Any]]:
+    """``lambda a, b: {"a": a, "b": b}`` for these parameter names: a dict display binds a
+    call given by position ~3x faster than ``dict(zip(names, args))`` (graph building's hot
+    path). Built from the names alone, which a signature guarantees are identifiers."""
+    if not all(n.isidentifier() and not keyword.iskeyword(n) for n in names):
+        return lambda *args: dict(zip(names, args, strict=True))
+    fields = ", ".join(f"{name!r}: {name}" for name in names)
+    return eval(f"lambda {', '.join(names)}: {{{fields}}}", {})
 
 
 def without_target_parameter(signature: inspect.Signature, task: str) -> inspect.Signature:
