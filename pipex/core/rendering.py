@@ -35,6 +35,7 @@ from pipex.stores import FileStore, Store, locate
 DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
 
 _ATOMS = frozenset({str, int, float, bool, bytes, type(None)})
+_NOTHING_FREE: frozenset[str] = frozenset()  # `path` given as an argument: checked like any
 
 TargetOption = str | Callable[..., "str | os.PathLike[str] | Target"]
 
@@ -129,10 +130,10 @@ class TargetSpec:
         """
         fields, given = self.fields(call)
         if self.template is not None:
-            free = ROOT_FIELDS - given if "path" in given else ROOT_FIELDS
+            free = _NOTHING_FREE if "path" in given else ROOT_FIELDS
             location: Any = self.template.render(fields, self.task, free)
         else:
-            self._check_callable_fields(fields, given)
+            self._check_callable_fields(fields, frozenset(given))
             location = render_callable(self.option, fields, self.takes_all, self.names)
             if isinstance(location, Target):
                 store, location = location.store, location.path
@@ -153,7 +154,7 @@ class TargetSpec:
             store = call.origin.store or _file_store(os.getcwd())
         return Target(path, store)
 
-    def fields(self, call: Call) -> tuple[dict[str, Any], frozenset[str]]:
+    def fields(self, call: Call) -> tuple[dict[str, Any], list[str]]:
         """The fields the target needs for one call, and which of them are arguments."""
         arguments = call.arguments
         context = call.context
@@ -193,7 +194,7 @@ class TargetSpec:
                     f"{did_you_mean(name, available)} Available: {', '.join(available)}. "
                     f"Or set it with pipex.context({name}=...)."
                 )
-        return fields, frozenset(given)
+        return fields, given
 
     def _check_callable_fields(self, fields: Mapping[str, Any], given: frozenset[str]) -> None:
         """Refuse a text argument a target callable receives that could leave the root."""

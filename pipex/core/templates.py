@@ -27,7 +27,7 @@ _ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]{4,}")
 class Template:
     """A compiled ``str.format`` target template with root-escape checks."""
 
-    __slots__ = ("fields", "pieces", "text")
+    __slots__ = ("_slashed", "fields", "pieces", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -52,6 +52,17 @@ class Template:
             pieces.append((literal, root, tuple(rest), conversion, spec or ""))
         self.pieces = tuple(pieces)
         self.fields = frozenset(p[1] for p in pieces if p[1] is not None)
+        self._slashed = {free: self._has_folder(free) for free in (ROOT_FIELDS, frozenset())}
+
+    def _has_folder(self, free: frozenset[str]) -> bool:
+        """Whether a literal ``/`` comes before the first field not in ``free``: then the
+        checked fields always sit in a named folder, whatever the values."""
+        for literal, root, *_ in self.pieces:
+            if "/" in literal:
+                return True
+            if root is not None and root not in free:
+                return False
+        return False
 
     def render(
         self, fields: Mapping[str, Any], task: str = "", free: frozenset[str] = ROOT_FIELDS
@@ -62,7 +73,7 @@ class Template:
         point anywhere; every other field must stay inside the folder the template puts it.
         """
         out = []
-        anchor = None  # what was rendered before the first checked field
+        anchor = -1  # how many pieces were rendered before the first checked field
         for literal, root, accessors, conversion, spec in self.pieces:
             out.append(literal)
             if root is None:
@@ -90,12 +101,19 @@ class Template:
             if root not in free:
                 if ".." in text or ":" in text or text[:1] in _SEPARATORS:
                     check_contained(text, root, self.text, task)
-                if anchor is None:
-                    anchor = "".join(out)
+                if anchor < 0:
+                    anchor = len(out)
             out.append(text)
         result = "".join(out)
-        if anchor is not None:
-            folder = anchor[: anchor.rfind("/") + 1]
+        if anchor >= 0 and (
+            ".." in result
+            or (
+                not (self._slashed.get(free) or self._has_folder(free))
+                and (result[:1] in "/\\" or _DRIVE.match(result) is not None)
+            )
+        ):
+            before = "".join(out[:anchor])
+            folder = before[: before.rfind("/") + 1]
             # Each field alone is contained; together they can only escape through a ".."
             # or, below a relative folder, by making the location absolute.
             if ".." in result or (not folder and (result[:1] in "/\\" or _DRIVE.match(result))):
