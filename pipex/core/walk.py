@@ -22,14 +22,10 @@ ATOMS = frozenset({str, int, float, bool, bytes, complex, type(None)})
 def visit(value: Any, fn: Callable[[Any], object]) -> None:
     """Call ``fn`` on every value inside ``value`` that is not a container."""
     kind = type(value)
-    if kind in ATOMS:
+    if kind in ATOMS or (kind not in SEQUENCES and _shape(kind) is _LEAF):
         fn(value)
         return
-    children = _children(value, kind)
-    if children is None:
-        fn(value)
-        return
-    for child in children:
+    for child in _children(value, kind):  # type: ignore[union-attr]
         visit(child, fn)
 
 
@@ -54,6 +50,8 @@ def replace(value: Any, fn: Callable[[Any], Any]) -> Any:
         if all(changed[k] is v for k, v in value.items()):
             return value
         return changed
+    if _shape(kind) is _LEAF:  # a node, a target, any other object
+        return fn(value)
     return _replace_other(value, kind, fn)
 
 
