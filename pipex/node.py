@@ -24,6 +24,7 @@ class Task(Protocol):
 
     name: str
     version: str | None
+    binder: Any  # a pipex.core.binding.Binder: ``pack(*values)`` -> arguments by name
 
     def render(self, node: Node) -> Target: ...
 
@@ -40,10 +41,9 @@ class Node:
     """
 
     __slots__ = (
-        "__weakref__",
         "_key",
         "_target",
-        "arguments",
+        "_values",
         "context",
         "deps",
         "origin",
@@ -55,14 +55,14 @@ class Node:
     def __init__(
         self,
         task: Task,
-        arguments: dict[str, Any],
+        arguments: dict[str, Any] | tuple[Any, ...],
         deps: tuple[Node, ...],
         context: Mapping[str, Any],
         today: datetime.date | None = None,
         origin: Origin = NOWHERE,
     ) -> None:
         self.task = task
-        self.arguments = arguments
+        self._values = arguments
         self.deps = deps
         self.context = context
         self.today = today
@@ -75,6 +75,15 @@ class Node:
                     break
         self.versioned = versioned
         # ``_target`` and ``_key`` stay unset until first asked for (one store fewer each).
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The call's arguments by parameter name, defaults applied (a new dict when the call
+        gave every parameter by position: the node keeps just their values, a tuple)."""
+        values = self._values
+        if type(values) is dict:
+            return values
+        return self.task.binder.pack(*values)  # type: ignore[no-any-return]
 
     @property
     def target(self) -> Target:

@@ -182,22 +182,31 @@ class TaskFunction:
     def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
         """:meth:`node`, on the call's packed arguments (the hot path of graph building)."""
         binder = self.binder
-        if not kwargs and len(args) == binder.exact:  # the usual call: all by position
-            arguments = binder.pack(*args)
-        else:
-            arguments = binder.bind(args, kwargs)
         deps: list[Node] = []
         render_now = False
-        for name, value in arguments.items():
-            kind = type(value)
-            if kind is Node:
-                deps.append(value)
-            elif kind not in ATOMS:
-                found = Collect(deps, strict=True)
-                visit(value, found)
-                arguments[name] = copy(value)
-                if found.objects and (name in self.spec.needs or self._reads_all):
-                    render_now = True
+        values: dict[str, Any] | tuple[Any, ...] = args
+        if not kwargs and len(args) == binder.exact:  # the usual call: all by position
+            for value in args:
+                kind = type(value)
+                if kind is Node:
+                    deps.append(value)
+                elif kind not in ATOMS:  # a container, or an object: looked at by name
+                    deps.clear()
+                    values = binder.pack(*args)
+                    break
+        else:
+            values = binder.bind(args, kwargs)
+        if type(values) is dict:
+            for name, value in values.items():
+                kind = type(value)
+                if kind is Node:
+                    deps.append(value)
+                elif kind not in ATOMS:
+                    found = Collect(deps, strict=True)
+                    visit(value, found)
+                    values[name] = copy(value)
+                    if found.objects and (name in self.spec.needs or self._reads_all):
+                        render_now = True
         context = current()
         spec = self.spec
         root = settings.root() if spec.needs_root and "path" not in context else None
@@ -213,7 +222,7 @@ class TaskFunction:
             where = origin(root, None)
         node = Node(
             self,
-            arguments,
+            values,
             tuple(deps) if len(deps) < 2 else _unique(deps),
             context,
             datetime.date.today() if spec.needs_today else None,
