@@ -34,6 +34,7 @@ from typing import Any
 
 from pipex.core.outcomes import Failure, NotRun, Waited, one_line
 from pipex.core.tokens import token
+from pipex.stores import sqlite
 from pipex.stores.file import FileStore
 
 logger = logging.getLogger("pipex")
@@ -118,11 +119,7 @@ def _folder(root: str) -> FileStore:
 def connect(file: str) -> sqlite3.Connection:
     """A connection to the ledger ``file``, made with its tables if it is new (WAL mode)."""
     os.makedirs(os.path.dirname(file), exist_ok=True)
-    connection = sqlite3.connect(file, timeout=30, isolation_level=None, check_same_thread=False)
-    connection.execute("PRAGMA journal_mode=WAL")
-    connection.execute("PRAGMA synchronous=NORMAL")
-    connection.executescript(SCHEMA)
-    return connection
+    return sqlite.connect(file, 30, SCHEMA, check_same_thread=False)
 
 
 def new_run_id() -> str:

@@ -69,11 +69,7 @@ class SQLiteStore(Store):
         if getattr(local, "pid", None) != os.getpid():
             os.makedirs(os.path.dirname(self.file), exist_ok=True)
             try:
-                connection = sqlite3.connect(self.file, timeout=BUSY_TIMEOUT, isolation_level=None)
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
-                connection.execute(_SCHEMA)
-                connection.execute(_CLAIMS)
+                connection = connect(self.file, BUSY_TIMEOUT, f"{_SCHEMA};\n{_CLAIMS};")
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot open the SQLite store {self.file}: {exc}") from exc
             local.connection, local.pid = connection, os.getpid()
@@ -171,3 +167,29 @@ class SQLiteStore(Store):
                 return changed
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write to the SQLite store {self.file}: {exc}") from exc
+
+
+def connect(file: str, timeout: float, script: str, **options: Any) -> sqlite3.Connection:
+    """A connection to ``file`` in WAL mode (autocommit), ``script`` run on it (its tables).
+
+    Switching a database to WAL fails at once while another connection writes (SQLite's busy
+    timeout does not apply there): that is retried for up to ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while True:
+        connection = sqlite3.connect(file, timeout=timeout, isolation_level=None, **options)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.executescript(script)
+            return connection
+        except sqlite3.OperationalError as exc:
+            connection.close()
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        except BaseException:
+            connection.close()
+            raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.5)

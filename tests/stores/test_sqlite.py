@@ -76,3 +76,25 @@ def test_a_writer_killed_inside_its_transaction_leaves_no_row(tmp_path):
     assert fresh.exists_many(["out/half.pkl", "out/other.pkl"]) == [False, True]
     fresh.save("out/half.pkl", "written after")  # the lock was released
     assert store.load("out/half.pkl") == "written after"
+
+
+def test_a_store_opened_while_another_connection_writes_waits_for_it(tmp_path):
+    """Switching a new database to WAL needs a moment with no writer: SQLite refuses it at
+    once (its busy timeout does not apply), so the store's first open waits and retries."""
+    import threading
+
+    file = tmp_path / "targets.db"
+    writer = sqlite3.connect(file, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE other (x)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO other VALUES (1)")
+    released = threading.Timer(0.5, lambda: writer.execute("COMMIT"))
+    released.start()
+    try:
+        store = pipex.SQLiteStore(file)
+        assert store.exists_many(["a.pkl"]) == [False]  # on main: "database is locked"
+        store.save("a.pkl", 1)
+        assert store.load("a.pkl") == 1
+    finally:
+        released.join()
+        writer.close()
