@@ -183,7 +183,9 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
 
     __slots__ = ("beat", "owner", "path", "reset", "rewrite", "slot", "stage", "store")
 
-    def __init__(self, store: Claiming, path: str, stage: bool = False, rewrite: bool = False):
+    def __init__(
+        self, store: Claiming, path: str, stage: bool = False, rewrite: bool = False
+    ) -> None:
         self.store = store
         self.path = path
         self.stage = stage
