@@ -146,9 +146,9 @@ def _alive(pid: int) -> bool:
 class Slot:
     """The claim this context holds on ``path`` while its save may write into it: the
     claim's size and, on stores whose claim is a file, its descriptor, kept open from its
-    creation (:func:`keep`) until the save takes it."""
+    creation (:func:`keep`) until the save takes it, and the file's path."""
 
-    __slots__ = ("descriptor", "made", "path", "seconds", "size", "store")
+    __slots__ = ("descriptor", "file", "made", "path", "seconds", "size", "store")
 
     def __init__(self, store: Any, path: str, size: int, seconds: float) -> None:
         self.store = store
@@ -156,6 +156,7 @@ class Slot:
         self.size = size
         self.seconds = seconds
         self.descriptor: int | None = None
+        self.file = ""
         self.made = 0.0
 
     def surely_held(self) -> bool:
@@ -242,14 +243,15 @@ _staging: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
 )
 
 
-def keep(store: Any, path: str, descriptor: int) -> bool:
+def keep(store: Any, path: str, descriptor: int, file: str) -> bool:
     """Whether the save this context is about to run may write into the claim just made on
-    ``path``: it then keeps ``descriptor`` (open on the claim) for :func:`staged_in_claim`
-    (one open and close of the claim fewer per task)."""
+    ``path``: it then keeps ``descriptor`` (open on the claim, the local ``file``) for
+    :func:`staged_in_claim` (one open and close of the claim fewer per task)."""
     slot = _staging.get()
     if slot is None or slot.path != path or slot.store != store or slot.descriptor is not None:
         return False
     slot.descriptor = descriptor
+    slot.file = file
     slot.made = time.monotonic()
     return True
 

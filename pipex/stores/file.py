@@ -102,7 +102,7 @@ class FileStore(Store):
         slot = claims.staged_in_claim(self, path)
         if slot is not None:
             descriptor, slot.descriptor = slot.descriptor, None
-            full = self.fspath(claim_path(path))
+            full = slot.file or self.fspath(claim_path(path))
             if descriptor is None:  # not kept since the claim was made: open it again
                 with contextlib.suppress(FileNotFoundError):  # else the claim was lost
                     return full, _Overwriting(os.open(full, os.O_WRONLY), slot.size)
@@ -123,8 +123,9 @@ class FileStore(Store):
     # -- claims --------------------------------------------------------------------------------
 
     def claim(self, path: str, owner: str) -> bool:
+        full = self.fspath(claim_path(path))
         try:
-            descriptor = _create(self.fspath(claim_path(path)))
+            descriptor = _create(full)
         except FileExistsError:
             return False
         try:
@@ -132,7 +133,7 @@ class FileStore(Store):
         except BaseException:
             os.close(descriptor)
             raise
-        if not claims.keep(self, path, descriptor):  # else its save writes the data there
+        if not claims.keep(self, path, descriptor, full):  # else its save writes the data there
             os.close(descriptor)
         return True
 
