@@ -138,7 +138,7 @@ def execute_chain(
             at = chain.previous[i]
             own = (*own[:at], prior, *own[at:])
         kept = _Keep(call.task) if i + 1 < len(chain.calls) and _exact(call) else None
-        run = call if kept is None else dataclasses.replace(call, task=kept)
+        run = call if kept is None else call.with_task(kept)
         started = time.time()
         clock = time.perf_counter()
         outcomes.append(step(run, keep_going, *own))

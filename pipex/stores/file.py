@@ -99,11 +99,17 @@ class FileStore(Store):
     def stage(self, path: str) -> tuple[str, IO[bytes]]:
         """A hidden sibling of the target (same folder, so the commit is one rename): the
         target's claim when this context holds it (:func:`~pipex.stores.claims.held`)."""
-        size = claims.staged_in_claim(self, path)
-        if size is not None:
-            full = self.fspath(claim_path(path))
-            with contextlib.suppress(FileNotFoundError):  # else the claim was lost: stage anew
-                return full, _Overwriting(io.FileIO(full, "r+"), size)
+        slot = claims.staged_in_claim(self, path)
+        if slot is not None:
+            descriptor, slot.descriptor = slot.descriptor, None
+            full = slot.file or self.fspath(claim_path(path))
+            if descriptor is None:  # not kept since the claim was made: open it again
+                with contextlib.suppress(FileNotFoundError):  # else the claim was lost
+                    return full, _Overwriting(os.open(full, os.O_WRONLY), slot.size)
+            elif slot.surely_held() or os.fstat(descriptor).st_nlink:
+                return full, _Overwriting(descriptor, slot.size)
+            else:
+                os.close(descriptor)  # the claim was lost (taken over): stage anew
         folder, name = os.path.split(self.fspath(path))
         staged = os.path.join(folder, temporary_name(name))
         return staged, os.fdopen(_create(staged), "wb")
@@ -117,13 +123,17 @@ class FileStore(Store):
     # -- claims --------------------------------------------------------------------------------
 
     def claim(self, path: str, owner: str) -> bool:
+        full = self.fspath(claim_path(path))
         try:
-            descriptor = _create(self.fspath(claim_path(path)))
+            descriptor = _create(full)
         except FileExistsError:
             return False
         try:
-            os.write(descriptor, owner.encode())
-        finally:
+            os.pwrite(descriptor, owner.encode(), 0)  # the file's position stays at its start
+        except BaseException:
+            os.close(descriptor)
+            raise
+        if not claims.keep(self, path, descriptor, full):  # else its save writes the data there
             os.close(descriptor)
         return True
 
@@ -194,16 +204,43 @@ def _create(full: str) -> int:
     return os.open(full, flags, 0o666)
 
 
-class _Overwriting(io.BufferedWriter):
-    """A claim file overwritten with the target's data from its start, cut at the end of
-    the data when that is shorter than the claim was (``size``): cheaper than truncating it
-    when opened (ext4 then flushes the file at its close)."""
+class _Overwriting(io.RawIOBase):
+    """A claim file, its descriptor open since the claim was made, overwritten with the
+    target's data from its start, and cut at the end of the data when that is shorter than
+    the claim was (``size``): cheaper than truncating it when opened (ext4 then flushes the
+    file at its close). Unbuffered: each write is one ``os.write`` (more when the kernel
+    writes a part), and nothing seeks."""
 
-    def __init__(self, raw: io.FileIO, size: int) -> None:
-        super().__init__(raw)
+    def __init__(self, descriptor: int, size: int) -> None:
+        super().__init__()
+        self.descriptor = descriptor
         self.size = size
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.descriptor
+
+    def tell(self) -> int:
+        return self.written
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        size = len(view)
+        done = os.write(self.descriptor, view)
+        while done < size:
+            done += os.write(self.descriptor, view[done:])
+        self.written += size
+        return size
 
     def close(self) -> None:
-        if not self.closed and self.tell() < self.size:
-            self.truncate()
-        super().close()
+        if self.closed:
+            return
+        try:
+            if self.written < self.size:
+                os.ftruncate(self.descriptor, self.written)
+        finally:
+            os.close(self.descriptor)
+            super().close()

@@ -196,6 +196,40 @@ def test_a_failed_save_through_a_claim_leaves_neither_claim_nor_target(tmp_path)
     assert os.listdir(tmp_path / "out/step") == []
 
 
+def test_a_claim_taken_over_while_its_task_ran_is_not_written_through(tmp_path):
+    """The claim's descriptor is kept open from its creation to the save; a claim another
+    runner took over meanwhile (its own claim now under that name) is left alone."""
+    store = pipex.FileStore(tmp_path)
+    claim = tmp_path / claims.claim_path(PATH)
+    other = new_owner()
+    with dask.config.set({"pipex.claims.timeout": "0.2s"}), held(store, PATH, stage=True):
+        time.sleep(0.15)  # older than half its timeout: the save looks whether it still holds
+        os.remove(claim)  # taken over: the other runner moved it aside and removed it...
+        assert store.claim(PATH, other)  # ...and claimed the target itself
+        store.save(PATH, list(range(100)))
+    assert store.load(PATH) == list(range(100))
+    assert store.claim_holder(PATH)[0] == other  # its claim is still its own
+    assert json.loads(claim.read_text()) == json.loads(other)
+
+
+def test_a_held_claim_leaves_no_descriptor_open(tmp_path):
+    if not os.path.isdir("/proc/self/fd"):
+        pytest.skip("needs /proc/self/fd to count open descriptors")
+    store = pipex.FileStore(tmp_path)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(RuntimeError), held(store, PATH, stage=True):
+        raise RuntimeError("the task failed before its save")
+    with held(store, PATH, stage=True) as mine:
+        store.save(PATH, 1)
+    with held(store, PATH, stage=True) as mine:
+        assert not mine  # written meanwhile: the claim just made is let go
+    with held(store, "out/step/big.pkl", stage=True):
+        store.save("out/step/big.pkl", b"x" * 3_000_000)  # many writes through the claim
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert store.load("out/step/big.pkl") == b"x" * 3_000_000
+    assert sorted(os.listdir(tmp_path / "out/step")) == ["big.pkl", "page-001.pkl"]
+
+
 def test_a_save_inside_a_held_claim_writes_the_target_and_ends_the_claim(store):
     with held(store, PATH, stage=True) as mine:
         assert mine
