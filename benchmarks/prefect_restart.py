@@ -18,6 +18,11 @@ The Prefect rows need the prefect extra. Run:
 
     python benchmarks/prefect_restart.py                  # 500 chains: 2,000 tasks
     python benchmarks/prefect_restart.py --chains 50      # a smoke run
+    python benchmarks/prefect_restart.py --rows node      # only pipex's node granularity
+
+Besides wall time it prints the CPU time of the flow process (every thread of it: the flow,
+dask's client, Prefect's event and log workers) and of the dask workers during each row, so
+that figures taken on a busy machine can still be compared.
 
 It runs against a temporary Prefect server (Prefect's test harness: its own SQLite database)
 unless PREFECT_API_URL is set, keeps Prefect's home and result storage in a temporary folder,
@@ -52,6 +57,7 @@ from prefect_dask import DaskTaskRunner  # noqa: E402
 import pipex  # noqa: E402
 
 STEPS = 4
+ROWS = ("node", "graph", "prefect", "cache")  # the rows --rows chooses from
 
 
 # --- the pipeline, as pipex tasks and as Prefect tasks -------------------------------------
@@ -153,15 +159,38 @@ def timed_flow(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
     return seconds, state
 
 
+class CPU:
+    """CPU seconds of this process and of the cluster's workers while a row runs."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def workers(self) -> float:
+        with distributed.Client(self.address) as client:
+            return sum(client.run(time.process_time).values())
+
+    def __enter__(self) -> CPU:
+        workers = self.workers()  # first: connecting costs this process CPU too
+        self.start = (time.process_time(), workers)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flow = time.process_time() - self.start[0]
+        self.cluster = self.workers() - self.start[1]
+
+    def figures(self) -> dict[str, float]:
+        return {"flow_cpu": self.flow, "workers_cpu": self.cluster}
+
+
 def warm_up(address: str) -> None:
     """Import Prefect and pipex in every worker first, so that no row pays for it."""
     with distributed.Client(address) as client:
         client.run(__import__, "pipex.executors.prefect.runtime")
 
 
-def measure(chains: int, done: int, address: str) -> list[dict[str, Any]]:
+def measure(chains: int, done: int, address: str, which: set[str]) -> list[dict[str, Any]]:
     warm_up(address)
-    rows = []
+    rows: list[dict[str, Any]] = []
     missing = (chains - done) * STEPS
 
     def runner() -> DaskTaskRunner:
@@ -169,6 +198,8 @@ def measure(chains: int, done: int, address: str) -> list[dict[str, Any]]:
 
     # pipex: each variant gets its own folder with the first `done` chains written
     for granularity in ("node", "graph"):
+        if granularity not in which:
+            continue
         root = os.path.join(WORK, f"pipex-{granularity}")
         os.environ["PIPEX"] = "cache"
         pipex.compute(pipex_nodes(root, done))
@@ -179,7 +210,7 @@ def measure(chains: int, done: int, address: str) -> list[dict[str, Any]]:
             summary = pipex.compute(pipex_nodes(root, chains)).summary
             return {"done": summary.done, "ran": summary.ran}
 
-        with dask.config.set({"pipex.prefect.granularity": granularity}):
+        with dask.config.set({"pipex.prefect.granularity": granularity}), CPU(address) as cpu:
             seconds, state = timed_flow(restart, root, chains)
         os.environ["PIPEX"] = "cache"
         result = state.result()
@@ -190,58 +221,74 @@ def measure(chains: int, done: int, address: str) -> list[dict[str, Any]]:
                 "seconds": seconds,
                 "task_runs": task_runs(state),
                 "ran": result["ran"],
+                **cpu.figures(),
             }
         )
         print(rows[-1], flush=True)
+    if "prefect" in which:
+        rows.append(prefect_caching(chains, done, address))
+        print(rows[-1], flush=True)
+    if "cache" in which:
+        rows.append(pipex_cache(chains, done, address))
+        print(rows[-1], flush=True)
+    return rows
 
+
+def prefect_caching(chains: int, done: int, address: str) -> dict[str, Any]:
     # Prefect's own caching: a first run writes the first `done` chains' results (not timed,
     # with the faster thread-pool runner), then the restart over every chain, on Dask
     @prefect.flow(name="prefect-first-run")
     def first_run(chains: int) -> dict[str, int]:
         return prefect_pipeline(chains)
 
-    @prefect.flow(name="prefect-restart", task_runner=runner())
+    @prefect.flow(name="prefect-restart", task_runner=DaskTaskRunner(address=address))
     def prefect_restart(chains: int) -> dict[str, int]:
         return prefect_pipeline(chains)
 
     timed_flow(first_run, done)
-    seconds, state = timed_flow(prefect_restart, chains)
+    with CPU(address) as cpu:
+        seconds, state = timed_flow(prefect_restart, chains)
     states = state.result()
     assert states.get("Cached", 0) == done * STEPS, states
-    rows.append(
-        {
-            "how": "Prefect caching (result_storage_key)",
-            "seconds": seconds,
-            "task_runs": task_runs(state),
-            "ran": states.get("Completed", 0),
-        }
-    )
-    print(rows[-1], flush=True)
+    return {
+        "how": "Prefect caching (result_storage_key)",
+        "seconds": seconds,
+        "task_runs": task_runs(state),
+        "ran": states.get("Completed", 0),
+        **cpu.figures(),
+    }
 
+
+def pipex_cache(chains: int, done: int, address: str) -> dict[str, Any]:
     # reference: pipex's cache mode on the same cluster, no Prefect
     root = os.path.join(WORK, "pipex-cache")
     pipex.compute(pipex_nodes(root, done))
-    with distributed.Client(address) as client:
+    with distributed.Client(address) as client, CPU(address) as cpu:
         start = time.perf_counter()
         results = pipex.compute(pipex_nodes(root, chains), scheduler=client)
         seconds = time.perf_counter() - start
-    rows.append(
-        {
-            "how": "pipex cache (no Prefect), same cluster",
-            "seconds": seconds,
-            "task_runs": 0,
-            "ran": results.summary.ran,
-        }
-    )
-    print(rows[-1], flush=True)
-    return rows
+    return {
+        "how": "pipex cache (no Prefect), same cluster",
+        "seconds": seconds,
+        "task_runs": 0,
+        "ran": results.summary.ran,
+        **cpu.figures(),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=500, help="chains of 4 tasks (500)")
     parser.add_argument("--done", type=float, default=0.8, help="fraction of chains done")
+    parser.add_argument(
+        "--rows",
+        default=",".join(ROWS),
+        help=f"which rows, comma-separated, of {','.join(ROWS)} (all)",
+    )
     args = parser.parse_args()
+    which = set(args.rows.split(","))
+    if not which <= set(ROWS):
+        parser.error(f"--rows: {args.rows!r}; choose among {','.join(ROWS)}")
     done = int(args.chains * args.done)
     try:
         with ExitStack() as stack:
@@ -261,7 +308,7 @@ def main() -> None:
                     dashboard_address=None,
                 )
             )
-            rows = measure(args.chains, done, cluster.scheduler_address)
+            rows = measure(args.chains, done, cluster.scheduler_address, which)
     finally:
         shutil.rmtree(WORK, ignore_errors=True)
     tasks = args.chains * STEPS
@@ -273,10 +320,16 @@ def main() -> None:
         f"prefect {prefect.__version__}, dask {dask.__version__}"
     )
     print()
-    print("| restart | wall time (s) | task runs created | tasks run |")
-    print("| --- | ---: | ---: | ---: |")
+    print(
+        "| restart | wall time (s) | flow process CPU (s) | workers CPU (s) "
+        "| task runs created | tasks run |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
-        print(f"| {row['how']} | {row['seconds']:.1f} | {row['task_runs']} | {row['ran']} |")
+        print(
+            f"| {row['how']} | {row['seconds']:.1f} | {row['flow_cpu']:.1f} "
+            f"| {row['workers_cpu']:.1f} | {row['task_runs']} | {row['ran']} |"
+        )
 
 
 if __name__ == "__main__":
