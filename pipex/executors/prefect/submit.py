@@ -1,21 +1,22 @@
 """Submitting task runs to a ``DaskTaskRunner`` the way prefect-dask does, but cheaper.
 
 This is the one module that leans on prefect-dask and Prefect internals (checked with
-prefect 3.8 and prefect-dask 0.3.7): ``prefect.task_engine.run_task_sync``,
-``prefect.context.serialize_context``, ``SettingsContext``, ``SyncClientContext`` and
-``AssetContext``, ``prefect.utilities.engine.collect_task_run_inputs_sync``, and
+prefect 3.8 and prefect-dask 0.3.7): ``prefect.task_engine.run_task_sync`` (with a serialized
+context), ``prefect.context.serialize_context``, ``SettingsContext`` and ``SyncClientContext``,
+``prefect.utilities.engine.collect_task_run_inputs_sync``, and
 ``prefect_dask.task_runners.PrefectDaskFuture`` wrapping a ``distributed.Future`` — what
 ``DaskTaskRunner.submit`` itself does. If any of them is missing (another Prefect version),
 task runs are submitted with ``task.submit`` instead: slower, same result.
 
-Where a task run's time goes with prefect-dask's own ``submit`` (measured, see
-docs/benchmarks.md): the flow process serializes Prefect's whole context, settings included,
-for every task run; the worker rebuilds Prefect's settings from it (every nested settings
-model re-reads the environment and dotenv/toml files) and creates two API clients (each loads
-the CA bundle into a new SSL context). Here the context is scattered to the cluster once per
-compute, and each worker rebuilds the settings once and keeps one started API client per
-thread for it; every task run still enters that same context, so Prefect sees what it sees
-under ``DaskTaskRunner.submit``.
+Where a task run's time goes with prefect-dask's own ``submit`` (docs/benchmarks.md): the
+flow process serializes Prefect's whole context, settings included, for every task run and
+sends each run to the scheduler on its own; the worker rebuilds Prefect's settings from that
+context (every nested settings model re-reads the environment and dotenv/toml files) and
+creates two API clients (each loads the CA bundle into a new SSL context). Here a compute's
+task runs go to the scheduler as one graph, the context is scattered to the cluster once,
+and each worker rebuilds the settings once and keeps one started API client per thread for
+it; every task run still enters that same context, so Prefect sees what it sees under
+``DaskTaskRunner.submit``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from __future__ import annotations
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
+
+from dask.task_spec import List, Task, TaskRef
 
 from pipex.executors.prefect.runtime import DaskTaskRunner
 
@@ -34,7 +37,6 @@ try:
 
     from distributed import Future as DaskFuture
     from prefect.context import (
-        AssetContext,
         SettingsContext,
         SyncClientContext,
         serialize_context,
@@ -44,7 +46,6 @@ try:
     from prefect_dask.task_runners import PrefectDaskFuture
 
     _fast_dask: Any = SimpleNamespace(
-        AssetContext=AssetContext,
         DaskFuture=DaskFuture,
         PrefectDaskFuture=PrefectDaskFuture,
         SettingsContext=SettingsContext,
@@ -59,61 +60,74 @@ except ImportError:  # pragma: no cover - other Prefect versions
 _SETTINGS = "settings_context"  # the part of Prefect's serialized context rebuilt once
 
 
-def submitter(task_runner: Any) -> Callable[[Any, dict[str, Any], list[Any]], Any]:
-    """How to submit one task run to ``task_runner``: ``submit(task, parameters, wait_for)``.
+def submit_all(task_runner: Any, runs: Sequence[Run]) -> list[Any]:
+    """Submit task runs to ``task_runner``, each after the earlier runs it waits for; their
+    Prefect futures, in order.
 
-    For a ``DaskTaskRunner``, as prefect-dask does it, but with Prefect's context sent to
-    the cluster once for all of a compute's task runs and hydrated once per worker, and
-    without dask hashing each run's arguments. Any other task runner: ``task.submit``.
+    For a ``DaskTaskRunner``, as prefect-dask does it, but as one dask graph (one round trip
+    to the scheduler for all of them), with Prefect's context sent to the cluster once and
+    hydrated once per worker, and without dask hashing each run's arguments. Any other task
+    runner: ``task.submit`` for each.
     """
     if isinstance(task_runner, DaskTaskRunner) and _fast_dask is not None:
-        return _DaskSubmitter(task_runner.client)
+        return _submit_graph(task_runner.client, runs)
+    futures: list[Any] = []
+    for run in runs:
+        wait_for = [futures[i] for i in run.wait_for]
+        futures.append(run.task.submit(**run.parameters, wait_for=wait_for))
+    return futures
 
-    def submit(task: Any, parameters: dict[str, Any], wait_for: list[Any]) -> Any:
-        return task.submit(**parameters, wait_for=wait_for)
 
-    return submit
+class Run(NamedTuple):
+    """One task run to submit: its Prefect task, its parameters, and the positions (in the
+    runs submitted with it) of the earlier runs it waits for."""
+
+    task: Any
+    parameters: dict[str, Any]
+    wait_for: list[int]
 
 
-class _DaskSubmitter:
-    """Submits task runs to a ``DaskTaskRunner``'s client, all sharing one scattered
-    :class:`Shared` context (released when the submitter is)."""
+def _submit_graph(client: Any, runs: Sequence[Run]) -> list[Any]:
+    """The runs as one dask graph of :func:`run_task` calls sharing one scattered context.
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.shared = client.scatter(Shared(_fast_dask.serialize_context()), hash=False)
-
-    def __call__(self, task: Any, parameters: dict[str, Any], wait_for: list[Any]) -> Any:
-        fast = _fast_dask
+    Each waits for the final states of the runs it waits for, as with prefect-dask.
+    """
+    fast = _fast_dask
+    shared = client.scatter(Shared(fast.serialize_context()), hash=False)
+    graph: dict[str, Any] = {}
+    ids: list[uuid.UUID] = []
+    keys: list[str] = []
+    for run in runs:
         task_run_id = uuid.uuid4()
-        dependencies = {
-            name: fast.collect_task_run_inputs_sync(value, future_cls=fast.DaskFuture)
-            for name, value in parameters.items()
-        }
-        asset_context = fast.AssetContext.from_task_and_inputs(
-            task=task, task_run_id=task_run_id, task_inputs=dependencies, copy_to_child_ctx=True
-        ).serialize()
-        future = self.client.submit(
+        key = f"{run.parameters['run_name']}-{task_run_id.hex[:8]}"
+        wait_for = List(*(TaskRef(keys[i]) for i in run.wait_for)) if run.wait_for else None
+        graph[key] = Task(
+            key,
             run_task,
-            self.shared,
-            asset_context,
-            key=f"{parameters['run_name']}-{task_run_id.hex[:8]}",
-            pure=False,
-            task=task,
+            shared,
+            task=run.task,
             task_run_id=task_run_id,
-            parameters=parameters,
-            wait_for=[f.wrapped_future for f in wait_for] or None,
-            dependencies=dependencies,
+            parameters=run.parameters,
+            wait_for=wait_for,
+            dependencies={
+                name: fast.collect_task_run_inputs_sync(value, future_cls=fast.DaskFuture)
+                for name, value in run.parameters.items()
+            },
         )
-        return fast.PrefectDaskFuture(wrapped_future=future, task_run_id=task_run_id)
+        ids.append(task_run_id)
+        keys.append(key)
+    futures = client.get(graph, keys, sync=False)
+    return [
+        fast.PrefectDaskFuture(wrapped_future=future, task_run_id=task_run_id)
+        for future, task_run_id in zip(futures, ids, strict=True)
+    ]
 
 
-def run_task(shared: Shared, asset_context: dict[str, Any], **kwargs: Any) -> Any:
+def run_task(shared: Shared, **kwargs: Any) -> Any:
     """On a worker: one task run, as ``DaskTaskRunner.submit`` runs it, in ``shared``'s
     context; its final state."""
-    context = {**shared.context, "asset_context": asset_context}
     with shared.entered():
-        return _fast_dask.run_task_sync(**kwargs, return_type="state", context=context)
+        return _fast_dask.run_task_sync(**kwargs, return_type="state", context=shared.context)
 
 
 class Shared:
@@ -125,6 +139,7 @@ class Shared:
 
     def __init__(self, serialized: dict[str, Any]) -> None:
         self.serialized = serialized
+        # no asset context: pipex's task runs have no assets, Prefect's engine makes an empty one
         self.context = {k: v for k, v in serialized.items() if k != _SETTINGS}
         self._lock = threading.Lock()
         self._settings: Any = None
