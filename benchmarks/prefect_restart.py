@@ -19,10 +19,14 @@ The Prefect rows need the prefect extra. Run:
     python benchmarks/prefect_restart.py                  # 500 chains: 2,000 tasks
     python benchmarks/prefect_restart.py --chains 50      # a smoke run
     python benchmarks/prefect_restart.py --rows node      # only pipex's node granularity
+    python benchmarks/prefect_restart.py --rows node --breakdown   # where its CPU goes
 
 Besides wall time it prints the CPU time of the flow process (every thread of it: the flow,
 dask's client, Prefect's event and log workers) and of the dask workers during each row, so
-that figures taken on a busy machine can still be compared.
+that figures taken on a busy machine can still be compared. With ``--breakdown`` it also
+prints where the CPU time of the node granularity's task runs goes, per task run: by thread
+of the flow process and of the workers (pipex's own call timed on the workers), and the
+Prefect server's process.
 
 It runs against a temporary Prefect server (Prefect's test harness: its own SQLite database)
 unless PREFECT_API_URL is set, keeps Prefect's home and result storage in a temporary folder,
@@ -36,6 +40,7 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -50,6 +55,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 import dask  # noqa: E402
 import distributed  # noqa: E402
 import prefect  # noqa: E402
+import psutil  # noqa: E402  (a dependency of distributed)
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId  # noqa: E402
 from prefect.futures import wait  # noqa: E402
 from prefect_dask import DaskTaskRunner  # noqa: E402
@@ -159,27 +165,135 @@ def timed_flow(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
     return seconds, state
 
 
+PREFECT_THREADS = ("GlobalEventLoopThread", "EventsWorkerThread", "APILogWorkerThread")
+
+
+def threads_cpu(dask_worker: Any = None) -> dict[str, float]:
+    """CPU seconds of this process, by kind of thread: dask's task threads, the main
+    thread (a dask worker's event loop), dask's client loop, Prefect's event and log
+    threads, others; and ``pipex``, the time of pipex's calls (see :func:`time_pipex`)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    kinds = {"pipex": sum(getattr(dask_worker, "pipex_cpu", [0.0]))}
+    for thread in psutil.Process().threads():
+        name = names.get(thread.id, "")
+        if "Dask-Default-Threads" in name:
+            kind = "tasks"
+        elif name in ("MainThread", "IO loop"):
+            kind = name
+        elif name.startswith(PREFECT_THREADS):
+            kind = "prefect"
+        else:
+            kind = "other"
+        kinds[kind] = kinds.get(kind, 0.0) + thread.user_time + thread.system_time
+    return kinds
+
+
+def time_pipex(dask_worker: Any) -> None:
+    """On a worker: add up the CPU time of pipex's own call in each task run."""
+    from pipex.core import worker
+
+    original = worker.execute_call
+    spent = dask_worker.pipex_cpu = [0.0]
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += time.thread_time() - start
+
+    worker.execute_call = timed
+
+
+def server_cpu() -> float:
+    """CPU seconds of the Prefect server this process started (the test harness's)."""
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "prefect.server" in " ".join(child.cmdline()):
+                total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
 class CPU:
-    """CPU seconds of this process and of the cluster's workers while a row runs."""
+    """CPU seconds of this process, of the cluster's workers and of the Prefect server
+    while a row runs."""
 
     def __init__(self, address: str) -> None:
         self.address = address
 
-    def workers(self) -> float:
+    def workers(self) -> dict[str, float]:
         with distributed.Client(self.address) as client:
-            return sum(client.run(time.process_time).values())
+            total: dict[str, float] = {}
+            for kinds in client.run(threads_cpu).values():
+                for kind, seconds in kinds.items():
+                    total[kind] = total.get(kind, 0.0) + seconds
+            return total
 
     def __enter__(self) -> CPU:
         workers = self.workers()  # first: connecting costs this process CPU too
-        self.start = (time.process_time(), workers)
+        self.start = (time.process_time(), threads_cpu(), workers, server_cpu())
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.flow = time.process_time() - self.start[0]
-        self.cluster = self.workers() - self.start[1]
+        flow, flow_threads = time.process_time(), threads_cpu()
+        workers, server = self.workers(), server_cpu()
+        self.flow = flow - self.start[0]
+        self.flow_threads = _minus(flow_threads, self.start[1])
+        self.cluster = _minus(workers, self.start[2])
+        self.server = server - self.start[3]
 
-    def figures(self) -> dict[str, float]:
-        return {"flow_cpu": self.flow, "workers_cpu": self.cluster}
+    def figures(self) -> dict[str, Any]:
+        cluster = sum(v for k, v in self.cluster.items() if k != "pipex")
+        return {"flow_cpu": self.flow, "workers_cpu": cluster, "cpu": self}
+
+
+def _minus(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {kind: after[kind] - before.get(kind, 0.0) for kind in after}
+
+
+def breakdown(row: dict[str, Any]) -> None:
+    """Print where the CPU time of a row's task runs went, in ms per task run."""
+    cpu, runs = row["cpu"], row["task_runs"]
+    flow, workers = cpu.flow_threads, cpu.cluster
+    lines = [
+        (
+            "flow process, main thread: pipex (resolve, submit, wait) and Prefect's flow run",
+            flow.get("MainThread", 0.0),
+        ),
+        ("flow process, dask's client loop", flow.get("IO loop", 0.0)),
+        (
+            "flow process, Prefect's event and log threads, others",
+            flow.get("prefect", 0.0) + flow.get("other", 0.0) + flow.get("tasks", 0.0),
+        ),
+        (
+            "workers, task thread: Prefect's task engine",
+            workers.get("tasks", 0.0) - workers.get("pipex", 0.0),
+        ),
+        (
+            "workers, task thread: pipex's call (claim, load inputs, run, save)",
+            workers.get("pipex", 0.0),
+        ),
+        (
+            "workers, dask's event loop (tasks in, states between workers and out)",
+            workers.get("MainThread", 0.0),
+        ),
+        (
+            "workers, Prefect's event and log threads, others",
+            workers.get("prefect", 0.0) + workers.get("other", 0.0),
+        ),
+        ("Prefect server (events and logs of the task runs)", cpu.server),
+    ]
+    print()
+    print(f"CPU time per task run, {row['how']} ({runs} task runs):")
+    print()
+    print("| where | CPU per task run (ms) |")
+    print("| --- | ---: |")
+    for where, seconds in lines:
+        print(f"| {where} | {1000 * seconds / runs:.1f} |")
+    print(f"| total | {1000 * sum(s for _, s in lines) / runs:.1f} |")
 
 
 def warm_up(address: str) -> None:
@@ -190,6 +304,8 @@ def warm_up(address: str) -> None:
 
 def measure(chains: int, done: int, address: str, which: set[str]) -> list[dict[str, Any]]:
     warm_up(address)
+    with distributed.Client(address) as client:
+        client.run(time_pipex)
     rows: list[dict[str, Any]] = []
     missing = (chains - done) * STEPS
 
@@ -224,14 +340,18 @@ def measure(chains: int, done: int, address: str, which: set[str]) -> list[dict[
                 **cpu.figures(),
             }
         )
-        print(rows[-1], flush=True)
+        show(rows[-1])
     if "prefect" in which:
         rows.append(prefect_caching(chains, done, address))
-        print(rows[-1], flush=True)
+        show(rows[-1])
     if "cache" in which:
         rows.append(pipex_cache(chains, done, address))
-        print(rows[-1], flush=True)
+        show(rows[-1])
     return rows
+
+
+def show(row: dict[str, Any]) -> None:
+    print({key: value for key, value in row.items() if key != "cpu"}, flush=True)
 
 
 def prefect_caching(chains: int, done: int, address: str) -> dict[str, Any]:
@@ -280,6 +400,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chains", type=int, default=500, help="chains of 4 tasks (500)")
     parser.add_argument("--done", type=float, default=0.8, help="fraction of chains done")
+    parser.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="print where the CPU time of the node granularity's task runs goes",
+    )
     parser.add_argument(
         "--rows",
         default=",".join(ROWS),
@@ -330,6 +455,9 @@ def main() -> None:
             f"| {row['how']} | {row['seconds']:.1f} | {row['flow_cpu']:.1f} "
             f"| {row['workers_cpu']:.1f} | {row['task_runs']} | {row['ran']} |"
         )
+    for row in rows:
+        if args.breakdown and row["how"].endswith("granularity node"):
+            breakdown(row)
 
 
 if __name__ == "__main__":

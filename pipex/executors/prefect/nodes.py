@@ -23,12 +23,11 @@ from pipex.executors.prefect.runtime import (
     NO_CACHE,
     FlowRunContext,
     Held,
-    as_completed,
     get_run_logger,
     prefect,
     retries_of,
 )
-from pipex.executors.prefect.submit import Run, submit_all
+from pipex.executors.prefect.submit import Run, finished, submit_all
 
 _TRACEBACK = "_pipex_traceback"  # attribute carrying the traceback text across processes
 
@@ -56,10 +55,9 @@ def run_nodes(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
     by_run = {future.task_run_id: node for future, node in zip(futures, order, strict=True)}
     outcomes: dict[str, Outcome] = {}
     unsettled: dict[str, NotRun] = {}  # reported once the failures they waited for are known
-    for future in as_completed(futures):
-        future.wait()
+    for future, state in finished(futures):
         node = by_run[future.task_run_id]
-        outcome = _outcome(node, future.state)
+        outcome = _outcome(node, state)
         if isinstance(outcome, NotRun):
             unsettled[node.key] = outcome
             continue

@@ -30,12 +30,14 @@ from typing import Any, NamedTuple
 
 from dask.task_spec import List, Task, TaskRef
 
-from pipex.executors.prefect.runtime import DaskTaskRunner
+from pipex.executors.prefect.runtime import DaskTaskRunner, as_completed
 
 try:
     from types import SimpleNamespace
 
     from distributed import Future as DaskFuture
+    from distributed import as_completed as dask_as_completed
+    from prefect.client.schemas.objects import State
     from prefect.context import (
         SettingsContext,
         SyncClientContext,
@@ -48,6 +50,8 @@ try:
     _fast_dask: Any = SimpleNamespace(
         DaskFuture=DaskFuture,
         PrefectDaskFuture=PrefectDaskFuture,
+        State=State,
+        as_completed=dask_as_completed,
         SettingsContext=SettingsContext,
         SyncClientContext=SyncClientContext,
         collect_task_run_inputs_sync=collect_task_run_inputs_sync,
@@ -121,6 +125,34 @@ def _submit_graph(client: Any, runs: Sequence[Run]) -> list[Any]:
         fast.PrefectDaskFuture(wrapped_future=future, task_run_id=task_run_id)
         for future, task_run_id in zip(futures, ids, strict=True)
     ]
+
+
+def finished(futures: list[Any]) -> Iterator[tuple[Any, Any]]:
+    """Each of ``futures`` with its final state, as its run finishes.
+
+    Futures of :func:`submit_all` on a ``DaskTaskRunner``: the states of the runs finished
+    meanwhile are fetched together (one gather per batch, not one per run).
+    """
+    fast = _fast_dask
+    if not futures:
+        return
+    if fast is None or not all(isinstance(f, fast.PrefectDaskFuture) for f in futures):
+        for future in as_completed(futures):
+            future.wait()
+            yield future, future.state
+        return
+    by_key = {future.wrapped_future.key: future for future in futures}
+    wrapped = [future.wrapped_future for future in futures]
+    client = wrapped[0].client
+    for batch in fast.as_completed(wrapped, loop=client.loop).batches():
+        done = [f for f in batch if f.status == "finished"]
+        states = client.gather(done) if done else []
+        for dask_future, state in zip(done, states, strict=True):
+            future = by_key[dask_future.key]
+            yield future, state if isinstance(state, fast.State) else future.state
+        for dask_future in batch:  # it raised or was cancelled: what Prefect knows of it
+            if dask_future.status != "finished":
+                yield by_key[dask_future.key], by_key[dask_future.key].state
 
 
 def run_task(shared: Shared, **kwargs: Any) -> Any:
