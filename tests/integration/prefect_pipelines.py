@@ -6,6 +6,7 @@ Importable by dask worker processes (they find the tests package on ``PYTHONPATH
 from __future__ import annotations
 
 import logging
+import os
 
 import pipex
 from tests.pipelines import calls as recorded
@@ -30,3 +31,18 @@ def flaky(name: str, calls: str) -> str:
     if first:
         raise RuntimeError(f"flaky {name}: first call fails")
     return name
+
+
+_SEEN: list[object] = []  # keeps every settings object seen alive, so their ids stay distinct
+
+
+@pipex.task(target="{path}/settings/{name}.pkl")
+def settings_seen(name: str, calls: str) -> tuple[int, int, int]:
+    """``(pid, id of Prefect's settings object, client.max_retries)`` as its task run sees
+    them."""
+    from prefect.settings import get_current_settings
+
+    record(calls, "settings_seen", name)
+    settings = get_current_settings()
+    _SEEN.append(settings)
+    return os.getpid(), id(settings), settings.client.max_retries

@@ -472,3 +472,35 @@ def test_expansions_run_after_the_first_stage_in_a_prefect_cache_flow(
     assert again.is_completed(), again
     assert task_runs(again, expected=0) == []
     assert calls(log) == {"split": 2, "ocr": 4}
+
+
+def test_node_task_runs_see_the_flow_process_settings_built_once_per_worker_and_compute(
+    prefect_cache, dask_runner, tmp_path
+):
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+
+    folder, calls = tmp_path / "out", tmp_path / "calls.log"
+
+    @pipex.flow(task_runner=dask_runner)
+    def two_computes(folder: str, calls: str):
+        seen = []
+        for retries, part in ((7, "first"), (8, "second")):
+            # set in this process only: the workers' environment does not have it
+            with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: retries}):
+                with pipex.context(path=f"{folder}/{part}"):
+                    nodes = [prefect_pipelines.settings_seen(f"n{i}", calls) for i in range(8)]
+                seen.append(pipex.compute(nodes, load=True)[0])
+        return seen
+
+    state = two_computes(str(folder), str(calls), return_state=True)
+
+    assert state.is_completed(), state
+    first, second = state.result()
+    assert [retries for _, _, retries in first] == [7] * 8
+    assert [retries for _, _, retries in second] == [8] * 8
+    for seen in (first, second):
+        assert os.getpid() not in {pid for pid, _, _ in seen}  # it ran on the dask workers
+        per_worker = {pid: {ident for p, ident, _ in seen if p == pid} for pid, _, _ in seen}
+        assert all(len(idents) == 1 for idents in per_worker.values()), per_worker
+    assert not {i for _, i, _ in first} & {i for _, i, _ in second}  # rebuilt per compute
+    assert len(task_runs(state, expected=16)) == 16

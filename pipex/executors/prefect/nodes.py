@@ -1,7 +1,8 @@
 """``PIPEX=prefect+cache``, granularity ``node``: one Prefect task run per missing node.
 
-Runs are submitted in dependency order and named from their targets. Each receives its
-inputs' Targets and waits for the runs that write them; Prefect's caching is off for them.
+Runs are submitted together, in dependency order, and named from their targets. Each
+receives its inputs' Targets and waits for the runs that write them; Prefect's caching and
+result persistence are off for them.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ from pipex.executors.prefect.runtime import (
     NO_CACHE,
     FlowRunContext,
     Held,
-    as_completed,
     get_run_logger,
     prefect,
     retries_of,
 )
-from pipex.executors.prefect.submit import submitter
+from pipex.executors.prefect.submit import Run, finished, submit_all
 
 _TRACEBACK = "_pipex_traceback"  # attribute carrying the traceback text across processes
 
@@ -36,10 +36,9 @@ def run_nodes(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
     """One Prefect task run per missing node, in dependency order; wait for all of them."""
     order = plan.order()
     names = run_names(order)
-    submit = submitter(FlowRunContext.get().task_runner)
     tasks: dict[int, Any] = {}
-    futures: dict[str, Any] = {}
-    by_run: dict[Any, Any] = {}
+    position: dict[str, int] = {}
+    runs: list[Run] = []
     for node in order:
         prefect_task = tasks.get(id(node.task))
         if prefect_task is None:
@@ -49,15 +48,16 @@ def run_nodes(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
             "call": Held(call_of(node, node.key in plan.rewrites)),
             "inputs": [dep.target for dep in node.deps],  # Targets are known before running
         }
-        wait_for = [futures[dep.key] for dep in node.deps if dep.key in futures]
-        futures[node.key] = submit(prefect_task, parameters, wait_for)
-        by_run[futures[node.key].task_run_id] = node
+        wait_for = [position[dep.key] for dep in node.deps if dep.key in position]
+        position[node.key] = len(runs)
+        runs.append(Run(prefect_task, parameters, wait_for))
+    futures = submit_all(FlowRunContext.get().task_runner, runs)
+    by_run = {future.task_run_id: node for future, node in zip(futures, order, strict=True)}
     outcomes: dict[str, Outcome] = {}
     unsettled: dict[str, NotRun] = {}  # reported once the failures they waited for are known
-    for future in as_completed(list(futures.values())):
-        future.wait()
+    for future, state in finished(futures):
         node = by_run[future.task_run_id]
-        outcome = _outcome(node, future.state)
+        outcome = _outcome(node, state)
         if isinstance(outcome, NotRun):
             unsettled[node.key] = outcome
             continue
