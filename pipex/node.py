@@ -74,7 +74,8 @@ class Node:
                     versioned = True
                     break
         self.versioned = versioned
-        # ``_target`` and ``_key`` stay unset until first asked for (one store fewer each).
+        self._target: Target | None = None
+        self._key: str | None = None
 
     @property
     def arguments(self) -> dict[str, Any]:
@@ -88,11 +89,9 @@ class Node:
     @property
     def target(self) -> Target:
         """Where this call's output lives (:class:`TargetError` if the template can't say)."""
-        try:
-            return self._target
-        except AttributeError:  # not rendered yet (rendered outside: no chained error)
-            pass
-        target = self._target = self.task.render(self)
+        target = self._target
+        if target is None:
+            target = self._target = self.task.render(self)
         return target
 
     @property
@@ -102,11 +101,9 @@ class Node:
         For a target outside the working directory's store, the whole location stands for
         the path: a task writing the same path in two stores makes two nodes.
         """
-        try:
-            return self._key
-        except AttributeError:
-            pass
-        key = self._key = f"{self.task.name}-{self._where()}"
+        key = self._key
+        if key is None:
+            key = self._key = f"{self.task.name}-{self._where()}"
         return key
 
     def _where(self) -> str:
