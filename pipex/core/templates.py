@@ -54,6 +54,13 @@ class Template:
         self.fields = frozenset(p[1] for p in pieces if p[1] is not None)
         self._slashed = {free: self._has_folder(free) for free in (ROOT_FIELDS, frozenset())}
 
+    def _in_folder(self, free: frozenset[str]) -> bool:
+        """:meth:`_has_folder`, decided once per ``free``."""
+        known = self._slashed.get(free)
+        if known is None:
+            known = self._slashed[free] = self._has_folder(free)
+        return known
+
     def _has_folder(self, free: frozenset[str]) -> bool:
         """Whether a literal ``/`` comes before the first field not in ``free``: then the
         checked fields always sit in a named folder, whatever the values."""
@@ -108,7 +115,7 @@ class Template:
         if anchor >= 0 and (
             ".." in result
             or (
-                not (self._slashed.get(free) or self._has_folder(free))
+                not self._in_folder(free)
                 and (result[:1] in "/\\" or _DRIVE.match(result) is not None)
             )
         ):
