@@ -12,12 +12,14 @@ import fnmatch
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipex import settings
 from pipex.core.plan import exists_many
 from pipex.core.targets import Target
+from pipex.exceptions import TargetError
 from pipex.node import Node
 from pipex.steer import trash
 from pipex.steer.graph import Graph, collect
@@ -42,21 +44,14 @@ class Invalidation:
         nodes, targets, patterns = _split(selection)
         chosen: dict[Target, str] = {}
         if within is not None:
-            graph = Graph(collect([within]))
-            if patterns:
-                matches = _matcher(patterns)
-                nodes += [n for n in graph.nodes if matches(n.target)]
-            if targets:
-                wanted = set(targets)
-                nodes += [n for n in graph.nodes if n.target in wanted]
-            for node in graph.downstream(nodes):
+            for node in _downstream(Graph(collect([within])), nodes, targets, patterns):
                 chosen.setdefault(node.target, node.task.name)
         else:
             for node in nodes:
                 chosen.setdefault(node.target, node.task.name)
             store = FileStore()
             for pattern in patterns:
-                for path in store.glob(pattern):
+                for path in store.glob(_inside_a_root(pattern, store)):
                     chosen.setdefault(Target(path, store), "?")
         for target in targets:
             chosen.setdefault(target, "?")
@@ -87,9 +82,12 @@ def invalidate(selection: Selection, *, within: Any = None, dry_run: bool = Fals
 
     ``selection``: nodes, :class:`Target` objects or location globs (one, or an iterable of
     them). With ``within`` (the roots of the graph, anything ``pipex.compute`` takes), every
-    target of that graph that depends on a selected one goes too, and a glob selects the
-    graph's targets whose path matches it (``fnmatch`` rules); without it a glob matches the
-    files of the working directory's store (``glob`` rules; stores that can list). Only
+    target of that graph that depends on a selected one goes too; a node is found in the
+    graph by its key (task and target), so nodes built again by the same calls select the
+    graph's own, and a glob selects the graph's targets whose path matches it (``fnmatch``
+    rules). Without ``within`` a glob matches the files of the working directory's store
+    (``glob`` rules), and one that may reach outside the working directory and the
+    ``pipex.path`` root is a :class:`TargetError`. Only
     targets that exist are removed; they move to their store's trash, and
     :func:`restore` undoes the last invalidation. Returns the removed targets (with
     ``dry_run``, the ones that would be, and nothing is touched). No output is loaded.
@@ -118,6 +116,55 @@ def restore(*stores: Store | str | os.PathLike[str]) -> list[Target]:
         if entry.id == newest:
             restored += [Target(path, store) for path in trash.restore(store, entry)]
     return restored
+
+
+def _downstream(
+    graph: Graph, nodes: list[Any], targets: list[Target], patterns: list[str]
+) -> Iterator[Any]:
+    """The nodes of ``graph`` selected, by identity or by key (task and target: a node built
+    again by the same call is the same node, as in resolution), and every node that depends
+    on one of them (on any node object of its call). Renders every target of the graph."""
+    keys = {node.key for node in nodes}
+    wanted = set(targets)
+    matches = _matcher(patterns) if patterns else lambda target: False
+    by_key: defaultdict[str, list[Any]] = defaultdict(list)
+    todo: list[str] = []
+    for node in graph.nodes:
+        key = node.key
+        by_key[key].append(node)
+        if key in keys or node.target in wanted or matches(node.target):
+            todo.append(key)
+    index = graph.dependants
+    seen: set[str] = set()
+    while todo:
+        key = todo.pop()
+        if key in seen:
+            continue
+        seen.add(key)
+        yield by_key[key][0]
+        for node in by_key[key]:
+            todo.extend(user.key for user in index[id(node)])
+
+
+def _inside_a_root(pattern: str, store: FileStore) -> str:
+    """``pattern``, a glob for ``store`` (the working directory's), if every path it can
+    match lies under the working directory or the ``pipex.path`` root; else a TargetError."""
+    roots = [store.root]
+    configured = settings.root()
+    if isinstance(configured, str) and "://" not in configured:
+        roots.append(os.path.abspath(configured))
+    where = os.path.normpath(os.path.join(store.root, pattern))
+    parts = pattern.replace(os.sep, "/").split("/")
+    if "://" not in pattern and ".." not in parts:
+        for root in roots:
+            if where == root or where.startswith(root.rstrip(os.sep) + os.sep):
+                return pattern
+    raise TargetError(
+        f"pipex.invalidate({pattern!r}): the glob may reach outside every pipex root "
+        f"({', '.join(roots)}), and pipex removes only its own targets. Pass "
+        "within=roots (the nodes of your pipeline) to select targets of the graph, or run "
+        "from the folder of the outputs (or set pipex.path to it) and glob below it."
+    )
 
 
 def _split(selection: Selection) -> tuple[list[Any], list[Target], list[str]]:

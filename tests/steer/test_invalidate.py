@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import dask
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,43 @@ def test_reset_with_downstream_reruns_exactly_that(chains):
     assert sorted(pipeline.calls) == sorted(
         (step, i) for step in ("load", "clean", "score") for i in (1, 2)
     )
+
+
+def test_nodes_built_again_select_their_downstream_by_key(chains):
+    pipeline = chains(6)
+    pipeline.compute()
+    before = files("out")
+    pipeline.calls.clear()
+    again = [pipeline.clean(pipeline.load(i), i) for i in (1, 4)]  # the same calls, new nodes
+
+    removed = pipex.invalidate(again, within=pipeline.roots)
+
+    assert sorted(t.path for t in removed) == sorted(
+        f"out/{step}/{i}.pkl" for step in ("clean", "score") for i in (1, 4)
+    )
+    pipeline.compute()
+    assert sorted(pipeline.calls) == sorted((s, i) for s in ("clean", "score") for i in (1, 4))
+    pipex.invalidate(again, within=pipeline.roots)
+    assert sorted(t.path for t in pipex.restore()) == sorted(t.path for t in removed)
+    assert files("out") == before
+
+
+@pipex.task(target="out/report/{i}.pkl")
+def report(x: int, i: int) -> int:
+    return x
+
+
+def test_downstream_follows_every_node_object_of_one_call(chains):
+    pipeline = chains(2)
+    again = pipeline.clean(pipeline.load(0), 0)  # the same call as chain 0's clean
+    roots = [*pipeline.roots, report(again, 0)]
+    pipex.compute(roots, scheduler="sync", progress=False)
+
+    removed = pipex.invalidate(pipeline.nodes("load")[0], within=roots)
+
+    assert sorted(t.path for t in removed) == [
+        f"out/{s}/0.pkl" for s in ("clean", "load", "report", "score")
+    ]
 
 
 def test_without_within_only_the_selection_goes(chains):
@@ -82,6 +120,33 @@ def test_a_glob_without_within_lists_the_working_directory(chains):
     assert os.listdir("out/clean") == []
     assert len(pipex.restore()) == 4
     assert Path("out/clean/stray.pkl").read_bytes() == b"not a target of the graph"
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["{outside}/*.txt", "{outside}/**", "../*.txt", "out/../../*.txt", "file://{outside}/*.txt"],
+)
+def test_a_glob_outside_every_pipex_root_is_refused(pattern, chains, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("other")
+    (outside / "keep.txt").write_text("not pipex's")
+    Path("../keep.txt").write_text("not pipex's either")
+    pattern = pattern.format(outside=outside)
+    with pytest.raises(pipex.TargetError, match="outside") as error:
+        pipex.invalidate(pattern)
+    assert pattern in str(error.value) and "within=" in str(error.value)
+    assert (outside / "keep.txt").read_text() == "not pipex's"
+    assert Path("../keep.txt").exists()
+
+
+def test_a_glob_under_the_pipex_path_root_is_allowed(chains, tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    (root / "a.txt").write_text("a")
+    with dask.config.set({"pipex.path": str(root)}):
+        removed = pipex.invalidate(f"{root}/*.txt")
+    assert [t.name for t in removed] == ["a.txt"]
+    assert not (root / "a.txt").exists()
+    assert [t.name for t in pipex.restore()] == ["a.txt"]
+    assert (root / "a.txt").read_text() == "a"
 
 
 def test_restore_round_trips_byte_for_byte_even_over_a_rerun(chains):
