@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import dask
@@ -13,6 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pipex
+from pipex.steer.clean import leftovers
+from pipex.steer.graph import Graph
 from tests.steer.conftest import Chains, files
 from tests.stores.conftest import STORES
 
@@ -172,6 +178,61 @@ def test_restore_undoes_the_last_invalidation_only(chains):
     assert [t.path for t in pipex.restore()] == ["out/score/1.pkl"]
     assert not os.path.exists("out/score/0.pkl")
     assert [t.path for t in pipex.restore()] == ["out/score/0.pkl"]
+
+
+RACER = """
+import os, sys, time
+import pipex
+
+first, count = int(sys.argv[1]), int(sys.argv[2])
+while not os.path.exists("go"):
+    time.sleep(0.001)
+for i in range(first, first + count):
+    pipex.invalidate(f"out/{i}.txt")
+"""
+
+
+def test_two_invalidations_at_once_lose_no_trash_entry(workdir):
+    count = 25
+    os.mkdir("out")
+    for i in range(2 * count):
+        Path(f"out/{i}.txt").write_text(f"file {i}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    racers = [
+        subprocess.Popen([sys.executable, "-c", RACER, str(first), str(count)], env=env)
+        for first in (0, count)
+    ]
+    time.sleep(2)  # both processes import pipex, then wait for the start
+    Path("go").touch()
+    assert [racer.wait(timeout=120) for racer in racers] == [0, 0]
+    assert os.listdir("out") == []
+
+    index = json.loads(Path(".pipex-trash/index.json").read_text())
+    assert len(index["invalidations"]) == 2 * count
+    restored = [t.name for _ in range(2 * count) for t in pipex.restore()]
+    assert sorted(restored) == sorted(f"{i}.txt" for i in range(2 * count))
+    assert all(Path(f"out/{i}.txt").read_text() == f"file {i}" for i in range(2 * count))
+
+
+def test_a_damaged_trash_index_is_a_clear_error_and_clean_still_empties_the_trash(chains):
+    pipeline = chains(3)
+    pipeline.compute()
+    pipex.invalidate(pipeline.roots[:2])
+    Path(".pipex-trash/index.json").write_text('{"invalidations": [{"id": ')  # cut short
+
+    for attempt in (pipex.restore, lambda: pipex.invalidate(pipeline.roots[2])):
+        with pytest.raises(pipex.StoreError) as error:
+            attempt()
+        message = str(error.value)
+        assert ".pipex-trash/index.json" in message and "pipex clean" in message
+    assert os.path.exists("out/score/2.pkl")  # the refused invalidation removed nothing
+
+    found = leftovers(Graph(pipeline.roots).nodes)
+    assert found.trashed == 2
+    found.remove()
+    assert not os.path.exists(".pipex-trash")
+    assert pipex.restore() == []
+    assert [t.path for t in pipex.invalidate(pipeline.roots[2])] == ["out/score/2.pkl"]
 
 
 def test_selection_of_the_wrong_type_is_refused():
