@@ -21,6 +21,7 @@ from pipex.core.plan import exists_many
 from pipex.core.targets import Target
 from pipex.exceptions import TargetError
 from pipex.node import Node
+from pipex.running import recorded
 from pipex.steer import trash
 from pipex.steer.graph import Graph, collect
 from pipex.stores import FileStore, Store, store_for
@@ -73,7 +74,7 @@ class Invalidation:
             by_store[target.store].append(target.path)
         entry_id = trash.new_id()
         for store, paths in by_store.items():
-            trash.move(store, paths, entry_id)
+            trash.move(store, paths, entry_id, recorded.rows(store, paths))
         return list(self.targets)
 
 
@@ -100,7 +101,9 @@ def restore(*stores: Store | str | os.PathLike[str]) -> list[Target]:
     """Undo the last invalidation: put its targets back, byte for byte; returns them.
 
     ``stores`` (stores or their locations) are where to look, the working directory's by
-    default. A target written again since is replaced by the one the invalidation removed.
+    default. A target written again since is replaced by the one the invalidation removed,
+    and the run ledger's record of it too: a target restored after a ``version`` bump is
+    stale, as it was before the invalidation.
     """
     found = [store_for(s) for s in stores] if stores else [FileStore()]
     last: dict[Store, trash.Entry] = {}
@@ -114,7 +117,9 @@ def restore(*stores: Store | str | os.PathLike[str]) -> list[Target]:
     restored: list[Target] = []
     for store, entry in last.items():
         if entry.id == newest:
-            restored += [Target(path, store) for path in trash.restore(store, entry)]
+            paths = trash.restore(store, entry)
+            recorded.put_back(store, {p: entry.ledger[p] for p in paths if p in entry.ledger})
+            restored += [Target(path, store) for path in paths]
     return restored
 
 

@@ -4,7 +4,8 @@ Written on the :class:`~pipex.stores.base.Store` interface only (``exists_many``
 ``delete``, and ``save`` and ``temporary``, which stage and commit), so every store has
 one, without a method of its own. Under the store root::
 
-    .pipex-trash/index.json             the invalidations, oldest first: id, time, paths
+    .pipex-trash/index.json             the invalidations, oldest first: id, time, paths,
+                                        the run ledger's row of each path
     .pipex-trash/<id>/<target path>     the bytes each one removed
 
 Moving a target copies its bytes into the trash, records the invalidation in the index, and
@@ -26,7 +27,8 @@ import os
 import shutil
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pipex.exceptions import StoreError
 from pipex.stores import claims
@@ -43,6 +45,8 @@ class Entry:
     id: str
     time: float
     paths: list[str]
+    #: the run ledger's row of each path when it was moved (see pipex.running.recorded)
+    ledger: dict[str, Any] = field(default_factory=dict)
 
     def trashed(self, path: str) -> str:
         """Where ``path``'s bytes are kept in the trash."""
@@ -60,7 +64,10 @@ def entries(store: Store) -> list[Entry]:
     try:
         with store.open(INDEX) as file:
             data = json.load(file)
-        return [Entry(e["id"], e["time"], e["paths"]) for e in data["invalidations"]]
+        return [
+            Entry(e["id"], e["time"], e["paths"], e.get("ledger", {}))
+            for e in data["invalidations"]
+        ]
     except FileNotFoundError:
         return []
     except (ValueError, TypeError, KeyError) as exc:
@@ -86,9 +93,12 @@ def salvage(store: Store) -> list[Entry]:
     return [Entry(entry_id, 0.0, paths) for entry_id, paths in sorted(found.items())]
 
 
-def move(store: Store, paths: Sequence[str], entry_id: str) -> Entry:
-    """Move the targets at ``paths`` into the trash as one invalidation."""
-    entry = Entry(entry_id, time.time(), list(paths))
+def move(
+    store: Store, paths: Sequence[str], entry_id: str, ledger: dict[str, Any] | None = None
+) -> Entry:
+    """Move the targets at ``paths`` into the trash as one invalidation (``ledger``: what
+    to keep with it of their run ledger rows)."""
+    entry = Entry(entry_id, time.time(), list(paths), ledger or {})
     copied: list[str] = []
     try:
         for path in paths:

@@ -158,7 +158,7 @@ def test_a_glob_under_the_pipex_path_root_is_allowed(chains, tmp_path_factory):
 def test_restore_round_trips_byte_for_byte_even_over_a_rerun(chains):
     pipeline = chains(4)
     pipeline.compute()
-    before = files(".")
+    before = files("out")
     removed = pipex.invalidate(pipeline.nodes("load")[:2], within=pipeline.roots)
     assert len(removed) == 6
     Path("out/clean/0.pkl").write_bytes(b"written again since")
@@ -166,8 +166,49 @@ def test_restore_round_trips_byte_for_byte_even_over_a_rerun(chains):
     restored = pipex.restore()
 
     assert sorted(restored, key=str) == sorted(removed, key=str)
-    assert files(".") == before  # the trash is gone too
+    assert files("out") == before
+    assert not os.path.exists(".pipex-trash")  # the trash is gone too
     assert pipex.restore() == []
+
+
+def versioned(version: str, calls: list[int]) -> list[pipex.Node]:
+    """Two calls of a task of this ``version`` (the same targets whatever the version)."""
+
+    @pipex.task(target="out/v/{i}.pkl", version=version, name="step")
+    def step(i: int) -> tuple[str, int]:
+        calls.append(i)
+        return version, i
+
+    return [step(i) for i in range(2)]
+
+
+def test_a_target_restored_after_a_version_bump_keeps_its_old_version(workdir):
+    calls: list[int] = []
+    pipex.compute(versioned("1", calls), scheduler="sync", progress=False)
+    pipex.invalidate(versioned("1", calls)[0])
+    pipex.compute(versioned("2", calls), scheduler="sync", progress=False)  # 0 missing, 1 stale
+    assert Path("out/v/0.pkl").exists()
+    calls.clear()
+
+    assert [t.path for t in pipex.restore()] == ["out/v/0.pkl"]
+    assert pipex.Target("out/v/0.pkl").load() == ("1", 0)  # version 1's bytes, back
+    assert pipex.status(versioned("2", calls)).to_run == [pipex.Target("out/v/0.pkl")]
+    pipex.compute(versioned("2", calls), scheduler="sync", progress=False)
+
+    assert calls == [0]
+    assert pipex.Target("out/v/0.pkl").load() == ("2", 0)
+
+
+def test_a_target_restored_without_a_ledger_record_stays_done(workdir):
+    calls: list[int] = []
+    with dask.config.set({"pipex.ledger": False}):  # written with no record
+        pipex.compute(versioned("1", calls), scheduler="sync", progress=False)
+    pipex.invalidate(versioned("1", calls)[0])
+    pipex.compute(versioned("2", calls), scheduler="sync", progress=False)  # 0 recorded now
+    pipex.restore()
+    calls.clear()
+    pipex.compute(versioned("2", calls), scheduler="sync", progress=False)
+    assert calls == []  # as before the invalidation: no record, Make's rule
 
 
 def test_restore_undoes_the_last_invalidation_only(chains):
