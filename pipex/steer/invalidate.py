@@ -126,29 +126,31 @@ def restore(*stores: Store | str | os.PathLike[str]) -> list[Target]:
 def _downstream(
     graph: Graph, nodes: list[Any], targets: list[Target], patterns: list[str]
 ) -> Iterator[Any]:
-    """The nodes of ``graph`` selected, by identity or by key (task and target: a node built
-    again by the same call is the same node, as in resolution), and every node that depends
-    on one of them (on any node object of its call). Renders every target of the graph."""
-    keys = {node.key for node in nodes}
-    wanted = set(targets)
-    matches = _matcher(patterns) if patterns else lambda target: False
-    by_key: defaultdict[str, list[Any]] = defaultdict(list)
-    todo: list[str] = []
-    for node in graph.nodes:
-        key = node.key
-        by_key[key].append(node)
-        if key in keys or node.target in wanted or matches(node.target):
-            todo.append(key)
-    index = graph.dependants
-    seen: set[str] = set()
-    while todo:
-        key = todo.pop()
-        if key in seen:
-            continue
-        seen.add(key)
-        yield by_key[key][0]
-        for node in by_key[key]:
-            todo.extend(user.key for user in index[id(node)])
+    """The nodes of ``graph`` selected and every node that depends on one of them.
+
+    A node of the graph is selected by identity; a node built again by the same call (not
+    in the graph) selects the graph's nodes with its key (task and target, as resolution
+    matches calls), and so every copy of that call the graph holds. Only the targets of the
+    graph's nodes of the same tasks are rendered (all of them for targets and globs).
+    """
+    start = [node for node in nodes if node in graph]
+    strangers = [node for node in nodes if node not in graph]
+    if strangers or targets or patterns:
+        everything = bool(targets or patterns)
+        keys = {node.key for node in (nodes if everything else strangers)}
+        names = {node.task.name for node in strangers}
+        wanted = set(targets)
+        matches = _matcher(patterns) if patterns else None
+        for node in graph.nodes:
+            if not everything and node.task.name not in names:
+                continue
+            if (
+                node.key in keys
+                or node.target in wanted
+                or (matches is not None and matches(node.target))
+            ):
+                start.append(node)
+    return graph.downstream(start)
 
 
 def _inside_a_root(pattern: str, store: FileStore) -> str:
