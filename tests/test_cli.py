@@ -156,10 +156,72 @@ def test_invalidate_dry_run_then_for_real_then_restore(cli):
     assert calls() == [f"second {i}" for i in range(4)]
 
 
+def test_invalidate_selectors_narrow_each_other(cli):
+    cli("run", "pipeline.py:build", "-p", "chains=6", "--no-progress")
+    calls()
+
+    result = cli(
+        "invalidate", "pipeline.py:build", "-p", "chains=6", "--step", "second",
+        "--match", "*/[13].pkl", "-y",
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert "Moved 2 target(s) to the trash" in result.output
+    assert sorted(p.name for p in Path("out/second").iterdir()) == [
+        "0.pkl",
+        "2.pkl",
+        "4.pkl",
+        "5.pkl",
+    ]
+    assert len(list(Path("out/first").iterdir())) == 6
+    cli("run", "pipeline.py:build", "-p", "chains=6", "--no-progress")
+    assert calls() == ["second 1", "second 3"]
+
+
+def test_invalidate_from_a_file_or_stdin_shows_the_count_then_asks(cli):
+    cli("run", "pipeline.py:build", "-p", "chains=60", "--no-progress")
+    calls()
+    picked = [3, 17, 42]
+    Path("redo.txt").write_text(
+        "# pages to redo\n"
+        + "".join(f"out/first/{i}.pkl\n" for i in picked[:2])
+        + f"\n{Path('out/first/42.pkl').resolve()}\nout/first/nothing-*.pkl\n"
+    )
+
+    result = cli(
+        "invalidate", "pipeline.py:build", "-p", "chains=60", "--from", "redo.txt",
+        "--ask-above", "3", input="n\n",
+    )  # fmt: skip
+
+    assert result.exit_code == 2
+    assert "out/first/nothing-*.pkl" in result.output  # a line that matched nothing is named
+    table = result.output.index("total")
+    prompt = result.output.index("Move 6 targets to the trash?")
+    assert table < prompt and result.output[table:prompt].split()[1] == "6"
+    assert len(list(Path("out").rglob("*.pkl"))) == 120
+
+    lines = "".join(f"out/first/{i}.pkl\n" for i in picked)
+    result = cli(
+        "invalidate", "pipeline.py:build", "-p", "chains=60", "--from", "-", "--step", "second",
+        "-y", input=lines,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Moved 0" not in result.output and "Nothing to reset" in result.output  # AND
+    result = cli(
+        "invalidate", "pipeline.py:build", "-p", "chains=60", "--from", "-", "-y", input=lines
+    )
+    assert "Moved 6 target(s) to the trash" in result.output
+    cli("run", "pipeline.py:build", "-p", "chains=60", "--no-progress")
+    assert calls() == sorted(f"{s} {i}" for s in ("first", "second") for i in picked)
+
+
 def test_invalidate_usage_errors(cli):
     result = cli("invalidate", "pipeline.py:build")
     assert result.exit_code == 2
-    assert "--step STEP or --match GLOB" in result.output
+    assert "--step STEP, --match GLOB or --from FILE" in result.output
+    result = cli("invalidate", "pipeline.py:build", "--from", "-", input="# nothing\n\n")
+    assert result.exit_code == 2
+    assert "Invalid value for --from: <stdin> names no target" in result.output
     result = cli("invalidate", "pipeline.py:build", "--step", "third")
     assert result.exit_code == 2
     assert "the steps are first, second" in result.output

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import click
 
 from pipex.cli import entry, output
+from pipex.cli.selectors import Selectors, read_lines
 from pipex.compute import compute
 from pipex.exceptions import PipelineError, TargetError
 from pipex.steer.clean import leftovers
@@ -96,9 +97,17 @@ def status(entry_point: str, params: tuple[str, ...], listed: bool) -> None:
 
 @click.command()
 @pipeline
-@click.option("--step", "steps", multiple=True, help="Reset every target of this step.")
+@click.option("--step", "steps", multiple=True, help="Select the targets of this step.")
 @click.option(
-    "--match", "patterns", multiple=True, metavar="GLOB", help="Reset the targets matching GLOB."
+    "--match", "patterns", multiple=True, metavar="GLOB", help="Select the targets matching GLOB."
+)
+@click.option(
+    "--from",
+    "listing",
+    type=click.File("r"),
+    metavar="FILE",
+    help="Select the targets named in FILE (- for stdin): a target path, location or glob "
+    "per line.",
 )
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would be removed; remove nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask, however many targets go.")
@@ -114,17 +123,25 @@ def invalidate(
     params: tuple[str, ...],
     steps: tuple[str, ...],
     patterns: tuple[str, ...],
+    listing: IO[str] | None,
     dry_run: bool,
     yes: bool,
     ask_above: int,
 ) -> None:
     """Reset targets of ENTRY and everything that depends on them, so `pipex run` reruns them.
 
-    Select with --step and --match (fnmatch globs on target paths). Removed targets go to
-    a trash under their store's root; `pipex restore ENTRY` undoes the last invalidation.
+    Select with --step, --match (fnmatch globs on target paths) and --from: each one given
+    narrows the others (a target must be of a --step, match a --match and be named in the
+    --from file); repeat --step or --match for alternatives. Removed targets go to a trash
+    under their store's root; `pipex restore ENTRY` undoes the last invalidation.
     """
-    if not steps and not patterns:
-        raise click.UsageError("select what to reset with --step STEP or --match GLOB")
+    selectors = Selectors(steps, patterns, read_lines(listing))
+    if listing is not None and not selectors.lines:
+        raise click.BadParameter(f"{listing.name} names no target", param_hint="--from")
+    if not selectors:
+        raise click.UsageError(
+            "select what to reset with --step STEP, --match GLOB or --from FILE"
+        )
     roots = entry.nodes(entry_point, params)
     graph = Graph(roots)
     known = set(graph.steps())
@@ -134,9 +151,16 @@ def invalidate(
             f"{', '.join(unknown)} (the steps are {', '.join(graph.steps())})",
             param_hint="--step",
         )
-    wanted = set(steps)
-    selected = [n for n in graph.nodes if n.task.name in wanted]
-    found = Invalidation.of([*selected, *patterns], within=roots)
+    selected = selectors.select(graph.nodes)
+    if selectors.unmatched:
+        shown = ", ".join(selectors.unmatched[:10])
+        more = len(selectors.unmatched) - 10
+        click.echo(
+            f"pipex: {len(selectors.unmatched):,} line(s) of --from name no target of "
+            f"{entry_point}: {shown}" + (f" and {more:,} more" if more > 0 else ""),
+            err=True,
+        )
+    found = Invalidation.of(selected, within=roots)
     if not found:
         click.echo("Nothing to reset: no existing target is selected.")
         return

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipex.core.targets import Target
+from pipex.exceptions import StoreError
 from pipex.steer import trash
 from pipex.stores import claims
 from pipex.stores.atomic import TEMPORARY_MARK
@@ -64,7 +65,10 @@ def leftovers(nodes: Iterable[Any]) -> Leftovers:
                 found.temporaries += [Target(path, store) for path in listing(pattern)]
                 pattern = posixpath.join(glob.escape(parent), f".*{claims.CLAIM_MARK}")
                 found.claims += _expired(store, listing(pattern))
-        entries = trash.entries(store)
+        try:
+            entries = trash.entries(store)
+        except StoreError:  # a damaged index: the trashed files are still there
+            entries = trash.salvage(store)
         if entries:
             found.trash[store] = entries
     return found

@@ -12,13 +12,16 @@ import fnmatch
 import os
 import re
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipex import settings
 from pipex.core.plan import exists_many
 from pipex.core.targets import Target
+from pipex.exceptions import TargetError
 from pipex.node import Node
+from pipex.running import recorded
 from pipex.steer import trash
 from pipex.steer.graph import Graph, collect
 from pipex.stores import FileStore, Store, store_for
@@ -42,21 +45,14 @@ class Invalidation:
         nodes, targets, patterns = _split(selection)
         chosen: dict[Target, str] = {}
         if within is not None:
-            graph = Graph(collect([within]))
-            if patterns:
-                matches = _matcher(patterns)
-                nodes += [n for n in graph.nodes if matches(n.target)]
-            if targets:
-                wanted = set(targets)
-                nodes += [n for n in graph.nodes if n.target in wanted]
-            for node in graph.downstream(nodes):
+            for node in _downstream(Graph(collect([within])), nodes, targets, patterns):
                 chosen.setdefault(node.target, node.task.name)
         else:
             for node in nodes:
                 chosen.setdefault(node.target, node.task.name)
             store = FileStore()
             for pattern in patterns:
-                for path in store.glob(pattern):
+                for path in store.glob(_inside_a_root(pattern, store)):
                     chosen.setdefault(Target(path, store), "?")
         for target in targets:
             chosen.setdefault(target, "?")
@@ -78,7 +74,7 @@ class Invalidation:
             by_store[target.store].append(target.path)
         entry_id = trash.new_id()
         for store, paths in by_store.items():
-            trash.move(store, paths, entry_id)
+            trash.move(store, paths, entry_id, recorded.rows(store, paths))
         return list(self.targets)
 
 
@@ -87,9 +83,12 @@ def invalidate(selection: Selection, *, within: Any = None, dry_run: bool = Fals
 
     ``selection``: nodes, :class:`Target` objects or location globs (one, or an iterable of
     them). With ``within`` (the roots of the graph, anything ``pipex.compute`` takes), every
-    target of that graph that depends on a selected one goes too, and a glob selects the
-    graph's targets whose path matches it (``fnmatch`` rules); without it a glob matches the
-    files of the working directory's store (``glob`` rules; stores that can list). Only
+    target of that graph that depends on a selected one goes too; a node is found in the
+    graph by its key (task and target), so nodes built again by the same calls select the
+    graph's own, and a glob selects the graph's targets whose path matches it (``fnmatch``
+    rules). Without ``within`` a glob matches the files of the working directory's store
+    (``glob`` rules), and one that may reach outside the working directory and the
+    ``pipex.path`` root is a :class:`TargetError`. Only
     targets that exist are removed; they move to their store's trash, and
     :func:`restore` undoes the last invalidation. Returns the removed targets (with
     ``dry_run``, the ones that would be, and nothing is touched). No output is loaded.
@@ -102,7 +101,9 @@ def restore(*stores: Store | str | os.PathLike[str]) -> list[Target]:
     """Undo the last invalidation: put its targets back, byte for byte; returns them.
 
     ``stores`` (stores or their locations) are where to look, the working directory's by
-    default. A target written again since is replaced by the one the invalidation removed.
+    default. A target written again since is replaced by the one the invalidation removed,
+    and the run ledger's record of it too: a target restored after a ``version`` bump is
+    stale, as it was before the invalidation.
     """
     found = [store_for(s) for s in stores] if stores else [FileStore()]
     last: dict[Store, trash.Entry] = {}
@@ -116,8 +117,61 @@ def restore(*stores: Store | str | os.PathLike[str]) -> list[Target]:
     restored: list[Target] = []
     for store, entry in last.items():
         if entry.id == newest:
-            restored += [Target(path, store) for path in trash.restore(store, entry)]
+            paths = trash.restore(store, entry)
+            recorded.put_back(store, {p: entry.ledger[p] for p in paths if p in entry.ledger})
+            restored += [Target(path, store) for path in paths]
     return restored
+
+
+def _downstream(
+    graph: Graph, nodes: list[Any], targets: list[Target], patterns: list[str]
+) -> Iterator[Any]:
+    """The nodes of ``graph`` selected and every node that depends on one of them.
+
+    A node of the graph is selected by identity; a node built again by the same call (not
+    in the graph) selects the graph's nodes with its key (task and target, as resolution
+    matches calls), and so every copy of that call the graph holds. Only the targets of the
+    graph's nodes of the same tasks are rendered (all of them for targets and globs).
+    """
+    start = [node for node in nodes if node in graph]
+    strangers = [node for node in nodes if node not in graph]
+    if strangers or targets or patterns:
+        everything = bool(targets or patterns)
+        keys = {node.key for node in (nodes if everything else strangers)}
+        names = {node.task.name for node in strangers}
+        wanted = set(targets)
+        matches = _matcher(patterns) if patterns else None
+        for node in graph.nodes:
+            if not everything and node.task.name not in names:
+                continue
+            if (
+                node.key in keys
+                or node.target in wanted
+                or (matches is not None and matches(node.target))
+            ):
+                start.append(node)
+    return graph.downstream(start)
+
+
+def _inside_a_root(pattern: str, store: FileStore) -> str:
+    """``pattern``, a glob for ``store`` (the working directory's), if every path it can
+    match lies under the working directory or the ``pipex.path`` root; else a TargetError."""
+    roots = [store.root]
+    configured = settings.root()
+    if isinstance(configured, str) and "://" not in configured:
+        roots.append(os.path.abspath(configured))
+    where = os.path.normpath(os.path.join(store.root, pattern))
+    parts = pattern.replace(os.sep, "/").split("/")
+    if "://" not in pattern and ".." not in parts:
+        for root in roots:
+            if where == root or where.startswith(root.rstrip(os.sep) + os.sep):
+                return pattern
+    raise TargetError(
+        f"pipex.invalidate({pattern!r}): the glob may reach outside every pipex root "
+        f"({', '.join(roots)}), and pipex removes only its own targets. Pass "
+        "within=roots (the nodes of your pipeline) to select targets of the graph, or run "
+        "from the folder of the outputs (or set pipex.path to it) and glob below it."
+    )
 
 
 def _split(selection: Selection) -> tuple[list[Any], list[Target], list[str]]:

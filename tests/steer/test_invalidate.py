@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
+import dask
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pipex
+from pipex.steer.clean import leftovers
+from pipex.steer.graph import Graph
 from tests.steer.conftest import Chains, files
 from tests.stores.conftest import STORES
 
@@ -32,6 +39,43 @@ def test_reset_with_downstream_reruns_exactly_that(chains):
     assert sorted(pipeline.calls) == sorted(
         (step, i) for step in ("load", "clean", "score") for i in (1, 2)
     )
+
+
+def test_nodes_built_again_select_their_downstream_by_key(chains):
+    pipeline = chains(6)
+    pipeline.compute()
+    before = files("out")
+    pipeline.calls.clear()
+    again = [pipeline.clean(pipeline.load(i), i) for i in (1, 4)]  # the same calls, new nodes
+
+    removed = pipex.invalidate(again, within=pipeline.roots)
+
+    assert sorted(t.path for t in removed) == sorted(
+        f"out/{step}/{i}.pkl" for step in ("clean", "score") for i in (1, 4)
+    )
+    pipeline.compute()
+    assert sorted(pipeline.calls) == sorted((s, i) for s in ("clean", "score") for i in (1, 4))
+    pipex.invalidate(again, within=pipeline.roots)
+    assert sorted(t.path for t in pipex.restore()) == sorted(t.path for t in removed)
+    assert files("out") == before
+
+
+@pipex.task(target="out/report/{i}.pkl")
+def report(x: int, i: int) -> int:
+    return x
+
+
+def test_downstream_follows_every_node_object_of_one_call(chains):
+    pipeline = chains(2)
+    again = pipeline.clean(pipeline.load(0), 0)  # the same call as chain 0's clean
+    roots = [*pipeline.roots, report(again, 0)]
+    pipex.compute(roots, scheduler="sync", progress=False)
+
+    removed = pipex.invalidate(pipeline.load(0), within=roots)  # built again: every copy
+
+    assert sorted(t.path for t in removed) == [
+        f"out/{s}/0.pkl" for s in ("clean", "load", "report", "score")
+    ]
 
 
 def test_without_within_only_the_selection_goes(chains):
@@ -84,10 +128,37 @@ def test_a_glob_without_within_lists_the_working_directory(chains):
     assert Path("out/clean/stray.pkl").read_bytes() == b"not a target of the graph"
 
 
+@pytest.mark.parametrize(
+    "pattern",
+    ["{outside}/*.txt", "{outside}/**", "../*.txt", "out/../../*.txt", "file://{outside}/*.txt"],
+)
+def test_a_glob_outside_every_pipex_root_is_refused(pattern, chains, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("other")
+    (outside / "keep.txt").write_text("not pipex's")
+    Path("../keep.txt").write_text("not pipex's either")
+    pattern = pattern.format(outside=outside)
+    with pytest.raises(pipex.TargetError, match="outside") as error:
+        pipex.invalidate(pattern)
+    assert pattern in str(error.value) and "within=" in str(error.value)
+    assert (outside / "keep.txt").read_text() == "not pipex's"
+    assert Path("../keep.txt").exists()
+
+
+def test_a_glob_under_the_pipex_path_root_is_allowed(chains, tmp_path_factory):
+    root = tmp_path_factory.mktemp("root")
+    (root / "a.txt").write_text("a")
+    with dask.config.set({"pipex.path": str(root)}):
+        removed = pipex.invalidate(f"{root}/*.txt")
+    assert [t.name for t in removed] == ["a.txt"]
+    assert not (root / "a.txt").exists()
+    assert [t.name for t in pipex.restore()] == ["a.txt"]
+    assert (root / "a.txt").read_text() == "a"
+
+
 def test_restore_round_trips_byte_for_byte_even_over_a_rerun(chains):
     pipeline = chains(4)
     pipeline.compute()
-    before = files(".")
+    before = files("out")
     removed = pipex.invalidate(pipeline.nodes("load")[:2], within=pipeline.roots)
     assert len(removed) == 6
     Path("out/clean/0.pkl").write_bytes(b"written again since")
@@ -95,8 +166,49 @@ def test_restore_round_trips_byte_for_byte_even_over_a_rerun(chains):
     restored = pipex.restore()
 
     assert sorted(restored, key=str) == sorted(removed, key=str)
-    assert files(".") == before  # the trash is gone too
+    assert files("out") == before
+    assert not os.path.exists(".pipex-trash")  # the trash is gone too
     assert pipex.restore() == []
+
+
+def versioned(version: str, calls: list[int]) -> list[pipex.Node]:
+    """Two calls of a task of this ``version`` (the same targets whatever the version)."""
+
+    @pipex.task(target="out/v/{i}.pkl", version=version, name="step")
+    def step(i: int) -> tuple[str, int]:
+        calls.append(i)
+        return version, i
+
+    return [step(i) for i in range(2)]
+
+
+def test_a_target_restored_after_a_version_bump_keeps_its_old_version(workdir):
+    calls: list[int] = []
+    pipex.compute(versioned("1", calls), scheduler="sync", progress=False)
+    pipex.invalidate(versioned("1", calls)[0])
+    pipex.compute(versioned("2", calls), scheduler="sync", progress=False)  # 0 missing, 1 stale
+    assert Path("out/v/0.pkl").exists()
+    calls.clear()
+
+    assert [t.path for t in pipex.restore()] == ["out/v/0.pkl"]
+    assert pipex.Target("out/v/0.pkl").load() == ("1", 0)  # version 1's bytes, back
+    assert pipex.status(versioned("2", calls)).to_run == [pipex.Target("out/v/0.pkl")]
+    pipex.compute(versioned("2", calls), scheduler="sync", progress=False)
+
+    assert calls == [0]
+    assert pipex.Target("out/v/0.pkl").load() == ("2", 0)
+
+
+def test_a_target_restored_without_a_ledger_record_stays_done(workdir):
+    calls: list[int] = []
+    with dask.config.set({"pipex.ledger": False}):  # written with no record
+        pipex.compute(versioned("1", calls), scheduler="sync", progress=False)
+    pipex.invalidate(versioned("1", calls)[0])
+    pipex.compute(versioned("2", calls), scheduler="sync", progress=False)  # 0 recorded now
+    pipex.restore()
+    calls.clear()
+    pipex.compute(versioned("2", calls), scheduler="sync", progress=False)
+    assert calls == []  # as before the invalidation: no record, Make's rule
 
 
 def test_restore_undoes_the_last_invalidation_only(chains):
@@ -107,6 +219,61 @@ def test_restore_undoes_the_last_invalidation_only(chains):
     assert [t.path for t in pipex.restore()] == ["out/score/1.pkl"]
     assert not os.path.exists("out/score/0.pkl")
     assert [t.path for t in pipex.restore()] == ["out/score/0.pkl"]
+
+
+RACER = """
+import os, sys, time
+import pipex
+
+first, count = int(sys.argv[1]), int(sys.argv[2])
+while not os.path.exists("go"):
+    time.sleep(0.001)
+for i in range(first, first + count):
+    pipex.invalidate(f"out/{i}.txt")
+"""
+
+
+def test_two_invalidations_at_once_lose_no_trash_entry(workdir):
+    count = 25
+    os.mkdir("out")
+    for i in range(2 * count):
+        Path(f"out/{i}.txt").write_text(f"file {i}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    racers = [
+        subprocess.Popen([sys.executable, "-c", RACER, str(first), str(count)], env=env)
+        for first in (0, count)
+    ]
+    time.sleep(2)  # both processes import pipex, then wait for the start
+    Path("go").touch()
+    assert [racer.wait(timeout=120) for racer in racers] == [0, 0]
+    assert os.listdir("out") == []
+
+    index = json.loads(Path(".pipex-trash/index.json").read_text())
+    assert len(index["invalidations"]) == 2 * count
+    restored = [t.name for _ in range(2 * count) for t in pipex.restore()]
+    assert sorted(restored) == sorted(f"{i}.txt" for i in range(2 * count))
+    assert all(Path(f"out/{i}.txt").read_text() == f"file {i}" for i in range(2 * count))
+
+
+def test_a_damaged_trash_index_is_a_clear_error_and_clean_still_empties_the_trash(chains):
+    pipeline = chains(3)
+    pipeline.compute()
+    pipex.invalidate(pipeline.roots[:2])
+    Path(".pipex-trash/index.json").write_text('{"invalidations": [{"id": ')  # cut short
+
+    for attempt in (pipex.restore, lambda: pipex.invalidate(pipeline.roots[2])):
+        with pytest.raises(pipex.StoreError) as error:
+            attempt()
+        message = str(error.value)
+        assert ".pipex-trash/index.json" in message and "pipex clean" in message
+    assert os.path.exists("out/score/2.pkl")  # the refused invalidation removed nothing
+
+    found = leftovers(Graph(pipeline.roots).nodes)
+    assert found.trashed == 2
+    found.remove()
+    assert not os.path.exists(".pipex-trash")
+    assert pipex.restore() == []
+    assert [t.path for t in pipex.invalidate(pipeline.roots[2])] == ["out/score/2.pkl"]
 
 
 def test_selection_of_the_wrong_type_is_refused():
