@@ -218,6 +218,35 @@ def test_a_bad_entry_point_is_one_line_and_exit_code_2(cli, args, message):
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_a_syntax_error_in_the_entry_file_shows_file_line_and_the_line(cli):
+    Path("broken.py").write_text("import pipex\n\n\ndef build(:\n    return []\n")
+    result = cli("run", "broken.py:build")
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert (
+        lines[0] == "Error: importing broken.py failed: broken.py:4: SyntaxError: invalid syntax"
+    )
+    assert lines[1].strip() == "def build(:"
+    assert lines[2].strip() == "^"
+    assert "Traceback" not in result.output and "pipex/" not in result.output
+
+
+def test_an_error_raised_by_the_entry_file_names_the_users_line(cli):
+    Path("raising.py").write_text(
+        "import os\n\nLIMIT = os.nope\n\n\ndef build():\n    return []\n"
+    )
+    result = cli("status", "raising.py:build")
+    assert result.exit_code == 2
+    assert result.output == (
+        "Error: importing raising.py failed: AttributeError: module 'os' has no attribute 'nope' "
+        "(at raising.py:3: LIMIT = os.nope)\n"
+    )
+    result = cli("status", "pipeline.py:build", "-p", "chains=5000")
+    assert result.output.rstrip().endswith(
+        '(at pipeline.py:29: raise ValueError("too many chains"))'
+    )
+
+
 def test_a_module_entry_point_with_converted_params(cli):
     result = cli("run", "pipeline:build", "--param", "chains=2", "-p", "path=elsewhere")
     assert result.exit_code == 0, result.output
