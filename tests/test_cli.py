@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 from pathlib import Path
 
@@ -281,3 +284,34 @@ def test_the_console_script_in_a_subprocess(workdir):
     bad = pipex("status", "nowhere.py:build")
     assert bad.returncode == 2
     assert bad.stderr == "Error: no file nowhere.py (entry point nowhere.py:build)\n"
+
+
+@pytest.mark.slow
+def test_on_a_terminal_run_prints_the_bar_and_the_summary_once(workdir):
+    (workdir / "pipeline.py").write_text(PIPELINE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    with subprocess.Popen(
+        [sys.executable, "-m", "pipex", "run", "pipeline.py:build", "-p", "chains=2"],
+        cwd=workdir,
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    ) as proc:
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(timeout=120) == 0, shown
+    os.close(leader)
+    text = shown.decode()
+    assert "pipex (0 already done)" in text and "4/4" in text  # the bar, on a terminal
+    assert text.count("pipex: 2 requested, 0 already done, ran 4, failed 0") == 1
