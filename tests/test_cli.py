@@ -80,7 +80,7 @@ def calls(folder: Path = Path()) -> list[str]:
 def test_status_then_run_runs_what_status_said(cli):
     result = cli("status", "pipeline.py:build", "-p", "chains=3", "--list")
     assert result.exit_code == 0, result.output
-    assert "total      0       6       0" in result.output
+    assert "total      0       6       0            0" in result.output
     to_run = sorted(line.split()[-1] for line in result.output.splitlines() if "to run /" in line)
     assert calls() == []
 
@@ -95,6 +95,13 @@ def test_status_then_run_runs_what_status_said(cli):
 
     result = cli("status", "pipeline.py:build", "-p", "chains=3")
     assert "Nothing to run" in result.output
+    assert result.output.splitlines()[:5] == [
+        "step    done  to run  failed  not checked",
+        "first      0       0       0            3",  # below the done second ones
+        "second     3       0       0            0",
+        "-----------------------------------------",
+        "total      3       0       0            3",
+    ]
 
 
 def test_run_exits_1_on_task_failures(cli):
@@ -276,7 +283,7 @@ def test_the_console_script_in_a_subprocess(workdir):
     assert "ran 4, failed 0" in first.stdout
     piped = pipex("status", "pipeline.py:build", "-p", "chains=2")
     assert piped.returncode == 0, piped.stderr
-    assert piped.stdout.splitlines()[0] == "step    done  to run  failed"  # plain when piped
+    assert piped.stdout.splitlines()[0] == "step    done  to run  failed  not checked"  # plain
     assert "\x1b[" not in piped.stdout
     log = pipex("log")
     assert log.returncode == 0, log.stderr
