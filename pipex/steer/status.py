@@ -75,8 +75,8 @@ def status(*nodes: Any) -> Status:
 
     Takes what ``pipex.compute`` takes (nodes, or lists, tuples and dicts of them). Costs what
     resolution costs: one listing per folder, no output loaded, nothing below a done target
-    visited; those below done targets are counted as not checked, from a walk of the graph
-    in memory). With the opt-ins of the run ledger (a task's ``version``, ``pipex.rerun:
+    visited (the targets there are counted as not checked, from a walk of the graph in
+    memory). With the opt-ins of the run ledger (a task's ``version``, ``pipex.rerun:
     code``), stale targets count as to run, as in compute.
     """
     roots = collect(nodes)
