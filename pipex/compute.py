@@ -52,11 +52,10 @@ def compute(
     the setting) is false. With ``skip_failed``, tasks whose latest run (in the run ledger)
     failed, and everything that depends on them, are left alone: not run, not reported as
     failures, counted as ``skipped`` in the summary; each gives its (absent) Target, or
-    ``None`` with ``load=True``. Every
-    outcome goes to the run ledger unless ``pipex.ledger`` is false. Scheduler options go to
-    the scheduler (``num_workers=`` for dask's local ones; ``workers=``, ``resources=``,
-    ``priority=``... for a cluster); any other keyword is a ``TypeError``, before anything
-    runs.
+    ``None`` with ``load=True``. Every outcome goes to the run ledger unless ``pipex.ledger``
+    is false. Scheduler options go to the scheduler (``num_workers=`` for dask's local ones;
+    ``workers=``, ``resources=``, ``priority=``... for a cluster); any other keyword is a
+    ``TypeError``, before anything runs.
     """
     try:
         results = run(
