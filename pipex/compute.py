@@ -14,14 +14,14 @@ from pipex.core.outcomes import Failure, Outcome, raised_by
 from pipex.core.plan import resolve
 from pipex.core.targets import Target
 from pipex.core.walk import replace, visit
-from pipex.exceptions import StoreError
+from pipex.exceptions import PipelineError, StoreError
 from pipex.executors import check_options, select
 from pipex.expand import Expansion
 from pipex.node import Collect, Node
 from pipex.running import Observers, records, staleness
 from pipex.running.expansion import Expanding
 from pipex.running.ledger import Ledger
-from pipex.running.progress import Progress, enabled
+from pipex.running.progress import Progress, announced
 from pipex.running.report import Report, Results
 
 logger = logging.getLogger("pipex")
@@ -47,15 +47,46 @@ def compute(
     if there is one, else dask's threads. With ``keep_going`` (default: ``pipex.keep-going``,
     true) independent work goes on after a failure and one :class:`PipelineError` lists every
     failed and unrun task at the end; otherwise the first failure is raised at once.
-    ``progress`` shows a bar (default: ``pipex.progress``, on when stderr is a terminal). With
-    ``skip_failed``, tasks whose latest run (in the run ledger) failed, and everything that
-    depends on them, are left alone: not run, not reported as failures, counted as ``skipped``
-    in the summary; each gives its (absent) Target, or ``None`` with ``load=True``. Every
-    outcome goes to the run ledger unless ``pipex.ledger`` is false. Scheduler options go to
-    the scheduler (``num_workers=`` for dask's local ones; ``workers=``, ``resources=``,
-    ``priority=``... for a cluster); any other keyword is a ``TypeError``, before anything
-    runs.
+    ``progress`` shows a bar (default: ``pipex.progress``, on when stderr is a terminal); the
+    run's one-line summary goes to stderr at the end, terminal or not, unless ``progress`` (or
+    the setting) is false. With ``skip_failed``, tasks whose latest run (in the run ledger)
+    failed, and everything that depends on them, are left alone: not run, not reported as
+    failures, counted as ``skipped`` in the summary; each gives its (absent) Target, or
+    ``None`` with ``load=True``. Every outcome goes to the run ledger unless ``pipex.ledger``
+    is false. Scheduler options go to the scheduler (``num_workers=`` for dask's local ones;
+    ``workers=``, ``resources=``, ``priority=``... for a cluster); any other keyword is a
+    ``TypeError``, before anything runs.
     """
+    try:
+        results = run(
+            *args,
+            load=load,
+            scheduler=scheduler,
+            keep_going=keep_going,
+            progress=progress,
+            skip_failed=skip_failed,
+            **kwargs,
+        )
+    except PipelineError as error:
+        if announced(progress) and getattr(error, "summary", None) is not None:
+            print(error.summary, file=sys.stderr)
+        raise
+    if announced(progress) and isinstance(results, Results):
+        print(results.summary, file=sys.stderr)
+    return results
+
+
+def run(
+    *args: Any,
+    load: bool = False,
+    scheduler: Any = None,
+    keep_going: bool | None = None,
+    progress: bool | None = None,
+    skip_failed: bool = False,
+    **kwargs: Any,
+) -> tuple[Any, ...]:
+    """:func:`compute` without the summary line on stderr: for callers that show the
+    :class:`Summary` themselves (``pipex run``); ``progress`` is the bar alone."""
     start = time.perf_counter()
     check_options(kwargs)
     nodes: list[Node] = []
@@ -76,13 +107,15 @@ def compute(
     expanding.check(plan.done)
     outcomes: dict[str, Outcome] = {}
     report = Report()
+    requested = {n.key for n in nodes}
+    done = sum(key in requested for key in plan.done)  # "already done", as in the summary
     if plan.missing or expanding.pending:
         ledger = Ledger(plan.missing) if settings.get("ledger") else None
         try:
             with (
                 resumed(),  # the tasks' own code: the usual garbage collection
                 select(scheduler) as executor,
-                Progress(len(plan.missing), len(plan.done), progress) as bar,
+                Progress(len(plan.missing), done + expanding.done, progress) as bar,
             ):
                 observers = Observers((bar, report, ledger))
                 with expanding.streaming(executor, observers, keep_going, kwargs) as execute:
@@ -91,6 +124,7 @@ def compute(
                         if ledger is not None:
                             ledger.flush()
                 outcomes.update(expanding.outcomes)
+                bar.found(done + expanding.done)  # with what the expansions found done
         except Exception as exc:  # no keep-going: the first failure, raised
             _record_raised(exc, plan.missing, ledger)
             raise
@@ -104,8 +138,6 @@ def compute(
         finally:
             if ledger is not None:
                 ledger.close()
-    requested = {n.key for n in nodes}
-    done = sum(key in requested for key in plan.done)
     seconds = time.perf_counter() - start
     summary = report.summary(
         len(requested) + expanding.requested,
@@ -115,8 +147,6 @@ def compute(
         skipped=len(skipped),
     )
     logger.info("%s", summary)
-    if progress if progress is not None else enabled():
-        print(summary, file=sys.stderr)
     error = report.error(summary)
     if error is not None:
         raise error

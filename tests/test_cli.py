@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import struct
 import subprocess
 import sys
+import termios
 import textwrap
 from pathlib import Path
 
@@ -77,7 +80,7 @@ def calls(folder: Path = Path()) -> list[str]:
 def test_status_then_run_runs_what_status_said(cli):
     result = cli("status", "pipeline.py:build", "-p", "chains=3", "--list")
     assert result.exit_code == 0, result.output
-    assert "total      0       6       0" in result.output
+    assert "total      0       6       0            0" in result.output
     to_run = sorted(line.split()[-1] for line in result.output.splitlines() if "to run /" in line)
     assert calls() == []
 
@@ -92,6 +95,13 @@ def test_status_then_run_runs_what_status_said(cli):
 
     result = cli("status", "pipeline.py:build", "-p", "chains=3")
     assert "Nothing to run" in result.output
+    assert result.output.splitlines()[:5] == [
+        "step    done  to run  failed  not checked",
+        "first      0       0       0            3",  # below the done second ones
+        "second     3       0       0            0",
+        "-----------------------------------------",
+        "total      3       0       0            3",
+    ]
 
 
 def test_run_exits_1_on_task_failures(cli):
@@ -280,6 +290,35 @@ def test_a_bad_entry_point_is_one_line_and_exit_code_2(cli, args, message):
     assert len(result.output.strip().splitlines()) == 1
 
 
+def test_a_syntax_error_in_the_entry_file_shows_file_line_and_the_line(cli):
+    Path("broken.py").write_text("import pipex\n\n\ndef build(:\n    return []\n")
+    result = cli("run", "broken.py:build")
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    assert (
+        lines[0] == "Error: importing broken.py failed: broken.py:4: SyntaxError: invalid syntax"
+    )
+    assert lines[1].strip() == "def build(:"
+    assert lines[2].strip() == "^"
+    assert "Traceback" not in result.output and "pipex/" not in result.output
+
+
+def test_an_error_raised_by_the_entry_file_names_the_users_line(cli):
+    Path("raising.py").write_text(
+        "import os\n\nLIMIT = os.nope\n\n\ndef build():\n    return []\n"
+    )
+    result = cli("status", "raising.py:build")
+    assert result.exit_code == 2
+    assert result.output == (
+        "Error: importing raising.py failed: AttributeError: module 'os' has no attribute 'nope' "
+        "(at raising.py:3: LIMIT = os.nope)\n"
+    )
+    result = cli("status", "pipeline.py:build", "-p", "chains=5000")
+    assert result.output.rstrip().endswith(
+        '(at pipeline.py:29: raise ValueError("too many chains"))'
+    )
+
+
 def test_a_module_entry_point_with_converted_params(cli):
     result = cli("run", "pipeline:build", "--param", "chains=2", "-p", "path=elsewhere")
     assert result.exit_code == 0, result.output
@@ -306,7 +345,7 @@ def test_the_console_script_in_a_subprocess(workdir):
     assert "ran 4, failed 0" in first.stdout
     piped = pipex("status", "pipeline.py:build", "-p", "chains=2")
     assert piped.returncode == 0, piped.stderr
-    assert piped.stdout.splitlines()[0] == "step    done  to run  failed"  # plain when piped
+    assert piped.stdout.splitlines()[0] == "step    done  to run  failed  not checked"  # plain
     assert "\x1b[" not in piped.stdout
     log = pipex("log")
     assert log.returncode == 0, log.stderr
@@ -314,3 +353,34 @@ def test_the_console_script_in_a_subprocess(workdir):
     bad = pipex("status", "nowhere.py:build")
     assert bad.returncode == 2
     assert bad.stderr == "Error: no file nowhere.py (entry point nowhere.py:build)\n"
+
+
+@pytest.mark.slow
+def test_on_a_terminal_run_prints_the_bar_and_the_summary_once(workdir):
+    (workdir / "pipeline.py").write_text(PIPELINE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    with subprocess.Popen(
+        [sys.executable, "-m", "pipex", "run", "pipeline.py:build", "-p", "chains=2"],
+        cwd=workdir,
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    ) as proc:
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(timeout=120) == 0, shown
+    os.close(leader)
+    text = shown.decode()
+    assert "pipex (0 already done)" in text and "4/4" in text  # the bar, on a terminal
+    assert text.count("pipex: 2 requested, 0 already done, ran 4, failed 0") == 1

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
+import textwrap
 import threading
 import traceback
 from collections import Counter
@@ -301,6 +305,60 @@ def test_progress_bar_counts_only_tasks_that_run_and_failures(workdir, capsys):
     pipex.compute(nodes, progress=False)
     assert capsys.readouterr().err == ""
     assert os.path.exists(nodes[0].target)  # it did run, quietly
+
+
+ALREADY_DONE = re.compile(r"pipex \((\d+) already done\)")
+
+
+def test_the_progress_label_counts_what_the_summary_counts_as_already_done(workdir, capsys):
+    # A finished input shared by every task to run, chains fused, a partly done graph.
+    load, scale = two_steps(Counter(), set())
+
+    @pipex.task(target="{path}/model.pkl")
+    def model():
+        return 1
+
+    @pipex.task(target="{path}/fit/{x.stem}.pkl")
+    def fit(x, m):
+        return x + m
+
+    nodes = [fit(scale(load(i)), model()) for i in range(6)]
+    pipex.compute(nodes[:3])
+    os.remove("pipex-out/fit/00.pkl")
+    os.remove("pipex-out/scale/00.pkl")
+    capsys.readouterr()
+
+    summary = pipex.compute(nodes, progress=True).summary
+    err = capsys.readouterr().err
+    assert (summary.done, summary.ran, summary.reused) == (2, 11, 2)
+    assert {int(n) for n in ALREADY_DONE.findall(err)} == {summary.done}
+    assert "11/11" in err  # every task that ran counted once, fused or not
+    assert err.count(str(summary)) == 1
+
+
+@pytest.mark.slow
+def test_a_script_not_on_a_terminal_prints_the_summary_line_to_stderr(workdir):
+    script = textwrap.dedent(
+        """
+        import pipex
+
+        @pipex.task(target="out/{i}.pkl")
+        def square(i):
+            return i * i
+
+        print(pipex.compute([square(i) for i in range(3)], load=True))
+        """
+    )
+    (workdir / "script.py").write_text(script)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    for done in (0, 3):
+        proc = subprocess.run(
+            [sys.executable, "script.py"], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == "([0, 1, 4],)\n"
+        (line,) = proc.stderr.splitlines()  # the summary, no progress bar
+        assert line.startswith(f"pipex: 3 requested, {done} already done, ran {3 - done}, ")
 
 
 class Blob:

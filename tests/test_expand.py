@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -298,6 +299,19 @@ def test_the_progress_bar_counts_the_expanded_tasks(workdir, log, capsys):
     bar = capsys.readouterr().err
     assert "5/5" in bar  # two splits, then three pages added as their expansions ran
     assert "ran 5" in bar
+
+
+def test_the_progress_label_ends_on_the_summarys_already_done(workdir, log, capsys):
+    expansions = pipeline(log, [("a", 2, 0), ("b", 3, 0)])
+    pipex.compute(expansions)
+    os.remove("out/ocr/b-p1.pkl")  # b expands again; a finishes from its record
+    capsys.readouterr()
+
+    summary = pipex.compute(expansions, progress=True).summary
+    bar = capsys.readouterr().err
+    assert (summary.requested, summary.done, summary.ran) == (5, 4, 1)
+    labels = re.findall(r"pipex \((\d+) already done\)", bar)
+    assert int(labels[-1]) == summary.done  # a's two pages at first, b's two once found
 
 
 def test_a_bumped_version_of_a_produced_task_reruns_it_through_its_expansion(workdir, log):

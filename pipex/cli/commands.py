@@ -11,7 +11,7 @@ import click
 
 from pipex.cli import entry, output
 from pipex.cli.selectors import Selectors, read_lines
-from pipex.compute import compute
+from pipex.compute import run as run_pipeline
 from pipex.exceptions import PipelineError, TargetError
 from pipex.steer.clean import leftovers
 from pipex.steer.graph import Graph
@@ -62,7 +62,7 @@ def run(
     """Run what is missing in the pipeline ENTRY (exit code 1 if a task fails)."""
     nodes = entry.nodes(entry_point, params)
     try:
-        results = compute(
+        results = run_pipeline(  # the summary is printed below, on stdout
             nodes,
             scheduler=scheduler,
             keep_going=keep_going,

@@ -8,6 +8,8 @@ import importlib.util
 import inspect
 import os
 import sys
+import sysconfig
+import traceback
 import typing
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,7 +43,7 @@ def nodes(spec: str, params: Sequence[str]) -> list[Any]:
     try:
         returned = function(**kwargs)
     except Exception as exc:
-        raise UsageError(f"{spec} failed while building the pipeline: {one_line(exc)}") from None
+        raise UsageError(f"{spec} failed while building the pipeline: {described(exc)}") from None
     found = collect([returned])
     if not found:
         raise UsageError(
@@ -115,7 +117,7 @@ def _from_file(path: str, spec: str) -> Any:
         found.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise UsageError(f"importing {path} failed: {one_line(exc)}") from None
+        raise UsageError(f"importing {path} failed: {described(exc)}") from None
     return module
 
 
@@ -129,6 +131,49 @@ def _from_module(name: str, spec: str) -> Any:
             raise UsageError(
                 f"no module {name} (entry point {spec}); for a file, write FILE.py:FUNCTION"
             ) from None
-        raise UsageError(f"importing {name} failed: {one_line(exc)}") from None
+        raise UsageError(f"importing {name} failed: {described(exc)}") from None
     except Exception as exc:
-        raise UsageError(f"importing {name} failed: {one_line(exc)}") from None
+        raise UsageError(f"importing {name} failed: {described(exc)}") from None
+
+
+def described(exc: BaseException) -> str:
+    """The error of the user's code in one line, ending with the line of the user's code
+    that raised it (``(at file.py:12: the line)``); a syntax error as Python shows it, the
+    file and line first, then the offending line and a caret under the fault."""
+    if isinstance(exc, SyntaxError) and exc.filename and exc.lineno:
+        shown = "".join(traceback.format_exception_only(exc)).splitlines()[1:]
+        source = [line for line in shown if line.startswith("    ")]  # the line, the caret
+        return "\n".join([f"{_relative(exc.filename)}:{exc.lineno}: {one_line(exc)}", *source])
+    frame = _users_frame(exc)
+    if frame is None:
+        return one_line(exc)
+    where = f"{_relative(frame.filename)}:{frame.lineno}"
+    return (
+        f"{one_line(exc)} (at {where}: {frame.line})"
+        if frame.line
+        else f"{one_line(exc)} ({where})"
+    )
+
+
+def _users_frame(exc: BaseException) -> traceback.FrameSummary | None:
+    """The innermost frame of ``exc`` in the user's own files: not pipex's, not the import
+    machinery's, not an installed library's (if none, the innermost that is not pipex's)."""
+    pipex = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+    paths = sysconfig.get_paths()
+    libraries = tuple(
+        os.path.abspath(paths[k]) + os.sep for k in ("stdlib", "platstdlib", "purelib", "platlib")
+    )
+    outside = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith("<")
+        and not os.path.abspath(frame.filename).startswith(pipex)
+    ]
+    own = [f for f in outside if not os.path.abspath(f.filename).startswith(libraries)]
+    return (own or outside or [None])[-1]
+
+
+def _relative(filename: str) -> str:
+    """``filename`` from the working directory when it lies below it."""
+    path = os.path.relpath(os.path.abspath(filename))
+    return filename if path.startswith(os.pardir) else path

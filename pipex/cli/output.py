@@ -11,7 +11,7 @@ from pipex.steer.status import HEADER, Status
 from pipex.steer.table import plain
 
 #: colour of each status column on a terminal
-COLOURS = {"done": "green", "to run": "yellow", "failed": "red"}
+COLOURS = {"done": "green", "to run": "yellow", "failed": "red", "not checked": "dim"}
 
 
 def terminal() -> bool:

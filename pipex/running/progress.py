@@ -1,7 +1,8 @@
 """The progress bar of :func:`pipex.compute`: only tasks that will run, failures counted.
 
 A tqdm bar (quiet when stderr is not a terminal, or when ``pipex.progress`` is false).
-Finished targets found during resolution are shown as already done, not as progress.
+Requested targets found done are shown as already done (the summary's figure), not as
+progress. Whether the summary line is printed is decided here too.
 """
 
 from __future__ import annotations
@@ -22,18 +23,28 @@ def enabled() -> bool:
     return bool(setting)
 
 
+def announced(progress: bool | None = None) -> bool:
+    """Whether :func:`pipex.compute` prints its summary line on stderr: unless ``progress``
+    is false, or it is ``None`` and ``pipex.progress`` is false (terminal or not)."""
+    if progress is not None:
+        return bool(progress)
+    setting = settings.get("progress")
+    return (isinstance(setting, str) and setting.lower() == "auto") or bool(setting)
+
+
 class Progress:
     """Counts tasks as they finish; draws a bar when enabled. An observer of a run."""
 
     def __init__(self, total: int, done: int, show: bool | None = None) -> None:
         self.tally = Tally()
+        self.done = done
         self._bar = None
         if enabled() if show is None else show:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(
                 total=total,
-                desc=f"pipex ({done} already done)",
+                desc=self._label(),
                 unit="task",
                 file=sys.stderr,
                 dynamic_ncols=True,
@@ -53,6 +64,16 @@ class Progress:
         if self._bar is not None and nodes:
             self._bar.total += len(nodes)
             self._bar.refresh()
+
+    def found(self, done: int) -> None:
+        """Show ``done`` requested targets as already done (the expansions' found since)."""
+        if done != self.done:
+            self.done = done
+            if self._bar is not None:
+                self._bar.set_description(self._label())
+
+    def _label(self) -> str:
+        return f"pipex ({self.done} already done)"
 
     def close(self) -> None:
         if self._bar is not None:

@@ -2,30 +2,32 @@
 
 It is resolution and nothing more: the same listings, no output loaded, nothing below a
 finished target visited; plus one read of the run ledger for the targets to run (which of
-them failed last time).
+them failed last time), and a walk of the graph in memory to count the targets below done
+ones, which no run checks ("not checked").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from pipex.core.plan import Plan, resolve
 from pipex.core.targets import Target
 from pipex.running import records, staleness
-from pipex.steer.graph import collect, step_order
+from pipex.steer.graph import Graph, collect, step_order
 from pipex.steer.table import plain
 
-HEADER = ("step", "done", "to run", "failed")
+HEADER = ("step", "done", "to run", "failed", "not checked")
 
 
 @dataclass(frozen=True)
 class StepCounts:
-    """How many of one step's visited targets are done, to run, failed last time."""
+    """How many of one step's targets are done, to run, failed last time, not checked."""
 
     done: int = 0
     to_run: int = 0
     failed: int = 0  #: of those to run, how many failed in their latest run
+    not_checked: int = 0  #: below done targets: resolution stops above them
 
 
 @dataclass(frozen=True)
@@ -35,24 +37,33 @@ class Status:
     ``done``: the targets it would find written (nothing below them is visited); ``to_run``:
     the targets of the tasks it would run, inputs first; ``steps``: step (task name) ->
     :class:`StepCounts`, inputs' steps first; ``failed``: the targets of ``to_run`` whose
-    latest run failed, by the run ledger (empty when ``pipex.ledger`` is false).
+    latest run failed, by the run ledger (empty when ``pipex.ledger`` is false);
+    ``not_checked``: how many targets lie below done ones only (not visited, so not
+    rendered: a count). ``total`` has the four counts of the whole pipeline.
     """
 
     done: list[Target]
     to_run: list[Target]
     steps: dict[str, StepCounts]
     failed: list[Target] = field(default_factory=list)
+    not_checked: int = 0
+
+    @property
+    def total(self) -> StepCounts:
+        """The counts of every step together: ``len(done)``, ``len(to_run)``..."""
+        return StepCounts(len(self.done), len(self.to_run), len(self.failed), self.not_checked)
 
     def __repr__(self) -> str:
         return (
             f"<pipex.Status {len(self.done)} done, {len(self.to_run)} to run, "
-            f"{len(self.failed)} failed last time, {len(self.steps)} step(s)>"
+            f"{len(self.failed)} failed last time, {self.not_checked} not checked, "
+            f"{len(self.steps)} step(s)>"
         )
 
-    def rows(self) -> list[tuple[str, int, int, int]]:
-        """One ``(step, done, to run, failed)`` row per step, then the ``total`` row."""
-        rows = [(name, c.done, c.to_run, c.failed) for name, c in self.steps.items()]
-        rows.append(("total", len(self.done), len(self.to_run), len(self.failed)))
+    def rows(self) -> list[tuple[str, int, int, int, int]]:
+        """One ``(step, done, to run, failed, not checked)`` row per step, then ``total``."""
+        rows = [(name, *astuple(counts)) for name, counts in self.steps.items()]
+        rows.append(("total", *astuple(self.total)))
         return rows
 
     def __str__(self) -> str:
@@ -64,19 +75,22 @@ def status(*nodes: Any) -> Status:
 
     Takes what ``pipex.compute`` takes (nodes, or lists, tuples and dicts of them). Costs what
     resolution costs: one listing per folder, no output loaded, nothing below a done target
-    visited (its steps are not counted). With the opt-ins of the run ledger (a task's
-    ``version``, ``pipex.rerun: code``), stale targets count as to run, as in compute.
+    visited (the targets there are counted as not checked, from a walk of the graph in
+    memory). With the opt-ins of the run ledger (a task's ``version``, ``pipex.rerun:
+    code``), stale targets count as to run, as in compute.
     """
     roots = collect(nodes)
-    return of_plan(resolve(roots, stale=staleness.check(roots)))
+    return of_plan(resolve(roots, stale=staleness.check(roots)), Graph(roots))
 
 
-def of_plan(plan: Plan) -> Status:
-    """The :class:`Status` of a resolved plan."""
+def of_plan(plan: Plan, graph: Graph | None = None) -> Status:
+    """The :class:`Status` of a resolved plan; with the ``graph`` of its roots, the steps
+    and targets below done targets too (not checked)."""
     done_nodes = _done_nodes(plan)
     visited = [*plan.missing, *done_nodes]
-    present = {node.task.name for node in visited}
-    counts = {name: [0, 0, 0] for name in step_order(visited) if name in present}
+    every = visited if graph is None else graph.nodes
+    present = {node.task.name for node in every}
+    counts = {name: [0, 0, 0, 0] for name in step_order(every) if name in present}
     for node in done_nodes:
         counts[node.task.name][0] += 1
     for node in plan.missing:
@@ -85,6 +99,9 @@ def of_plan(plan: Plan) -> Status:
     failed = records.failed_last_time(order)
     for node in failed:
         counts[node.task.name][2] += 1
+    unchecked = _not_checked(graph, plan) if graph is not None else []
+    for node in unchecked:
+        counts[node.task.name][3] += 1
     steps = {name: StepCounts(*numbers) for name, numbers in counts.items()}
     to_run = [node.target for node in order]
     return Status(
@@ -92,7 +109,18 @@ def of_plan(plan: Plan) -> Status:
         to_run=to_run,
         steps=steps,
         failed=[node.target for node in failed],
+        not_checked=len(unchecked),
     )
+
+
+def _not_checked(graph: Graph, plan: Plan) -> list[Any]:
+    """The nodes of ``graph`` resolution did not check: neither roots nor inputs of missing
+    nodes (found by identity: no target is rendered for them)."""
+    checked = {id(node) for node in plan.roots}
+    for node in plan.missing:
+        checked.add(id(node))
+        checked.update(id(dep) for dep in node.deps)
+    return [node for node in graph.nodes if id(node) not in checked]
 
 
 def _done_nodes(plan: Plan) -> list[Any]:

@@ -36,9 +36,9 @@ def test_status_before_a_run_is_what_the_run_does(chains):
         "out/score/4.pkl",
         "out/score/5.pkl",
     ]
-    assert status.steps == {
-        "load": StepCounts(done=1, to_run=1),
-        "clean": StepCounts(done=1, to_run=2),
+    assert status.steps == {  # load 0, 2, 4, 5 and clean 2, 4, 5 lie below done targets
+        "load": StepCounts(done=1, to_run=1, not_checked=4),
+        "clean": StepCounts(done=1, to_run=2, not_checked=3),
         "score": StepCounts(done=3, to_run=3),
     }
     assert pipex.status(pipeline.roots).to_run == []
@@ -72,13 +72,16 @@ def test_str_is_a_table_and_repr_is_short(chains):
     os.remove("out/score/2.pkl")
     status = pipex.status(pipeline.roots)
     assert str(status).splitlines() == [
-        "step   done  to run  failed",
-        "clean     1       0       0",
-        "score     2       1       0",
-        "---------------------------",
-        "total     3       1       0",
+        "step   done  to run  failed  not checked",
+        "load      0       0       0            3",
+        "clean     1       0       0            2",
+        "score     2       1       0            0",
+        "----------------------------------------",
+        "total     3       1       0            5",
     ]
-    assert repr(status) == ("<pipex.Status 3 done, 1 to run, 0 failed last time, 2 step(s)>")
+    assert repr(status) == (
+        "<pipex.Status 3 done, 1 to run, 0 failed last time, 5 not checked, 3 step(s)>"
+    )
 
 
 def test_status_takes_what_compute_takes(chains):
@@ -87,3 +90,22 @@ def test_status_takes_what_compute_takes(chains):
     assert len(status.to_run) == 6
     assert status.failed == []  # no run ledger yet: nothing is known to have failed
     assert pipex.status().steps == {}
+
+
+def test_status_counts_what_lies_below_done_targets_as_not_checked(chains):
+    pipeline = chains(6)
+    pipeline.compute()
+    os.remove("out/score/0.pkl")
+
+    status = pipex.status(pipeline.roots)
+
+    assert status.steps == {
+        "load": StepCounts(not_checked=6),
+        "clean": StepCounts(done=1, not_checked=5),
+        "score": StepCounts(done=5, to_run=1),
+    }
+    assert status.not_checked == 11
+    assert status.total == StepCounts(done=6, to_run=1, failed=0, not_checked=11)
+    assert (len(status.done), len(status.to_run)) == (6, 1)  # Targets, as compute finds them
+    assert status.total.done == len(status.done) and status.total.to_run == len(status.to_run)
+    assert str(status).splitlines()[-1].split() == ["total", "6", "1", "0", "11"]
