@@ -78,7 +78,10 @@ def compute(
     report = Report()
     if plan.missing or expanding.pending:
         ledger = Ledger(plan.missing) if settings.get("ledger") else None
+        ended = "finished"
         try:
+            if ledger is not None:
+                ledger.start()  # before anything runs: what a crash would leave unrecorded
             with (
                 resumed(),  # the tasks' own code: the usual garbage collection
                 select(scheduler) as executor,
@@ -93,8 +96,10 @@ def compute(
                 outcomes.update(expanding.outcomes)
         except Exception as exc:  # no keep-going: the first failure, raised
             _record_raised(exc, plan.missing, ledger)
+            ended = "stopped"
             raise
         except KeyboardInterrupt:
+            ended = "interrupted"
             print(
                 f"pipex: interrupted; {report.tally.ran} task(s) saved their targets. "
                 "Rerun to continue from there.",
@@ -103,7 +108,7 @@ def compute(
             raise
         finally:
             if ledger is not None:
-                ledger.close()
+                ledger.close(ended)
     requested = {n.key for n in nodes}
     done = sum(key in requested for key in plan.done)
     seconds = time.perf_counter() - start

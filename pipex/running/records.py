@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pipex import settings
+from pipex.running import runs as run_rows
 from pipex.running.ledger import home, location
 
 logger = logging.getLogger("pipex")
@@ -106,6 +107,21 @@ def where(store: Any, column: str, values: Sequence[str]) -> set[str]:
             return set()
         return {path for (path,) in connection.execute(query, (json.dumps(list(values)),))}
     return set()
+
+
+def orphaned(store: Any) -> set[str]:
+    """The paths of ``store``'s targets that a run which never recorded their outcome may
+    have written: their version is unknown (one query; none in a ledger older than that)."""
+    with reading(location(store)) as connection:
+        if connection is None or not _has(connection, "pending"):
+            return set()
+        return run_rows.orphans(connection)
+    return set()
+
+
+def _has(connection: sqlite3.Connection, table: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return connection.execute(query, (table,)).fetchone() is not None
 
 
 def lineages(store: Any, steps: Sequence[str]) -> list[tuple[str, str, list[Any]]]:
