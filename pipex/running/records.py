@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.request import pathname2url
 
 from pipex import settings
 from pipex.running import runs as run_rows
@@ -50,12 +51,13 @@ FIELDS = ", ".join(Record.__dataclass_fields__)
 
 @contextlib.contextmanager
 def reading(file: str | None) -> Iterator[sqlite3.Connection | None]:
-    """A connection to an existing ledger ``file``; ``None`` if there is none or it is broken."""
+    """A read-only connection to an existing ledger ``file``; ``None`` if there is none or
+    it is broken. A ledger in a folder that cannot be written is read too."""
     if file is None or not os.path.exists(file):
         yield None
         return
     try:
-        connection = sqlite3.connect(file, timeout=30)
+        connection = _read_only(file)
     except sqlite3.Error as exc:
         _warn(file, exc)
         yield None
@@ -66,6 +68,19 @@ def reading(file: str | None) -> Iterator[sqlite3.Connection | None]:
         _warn(file, exc)
     finally:
         connection.close()
+
+
+def _read_only(file: str) -> sqlite3.Connection:
+    """``file`` opened read-only; ``immutable`` when SQLite cannot make the index file a
+    WAL database's readers need (a folder that cannot be written: then nobody writes it)."""
+    uri = "file:" + pathname2url(os.path.abspath(file))
+    connection = sqlite3.connect(uri + "?mode=ro", timeout=30, uri=True)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+    return sqlite3.connect(uri + "?immutable=1", uri=True)
 
 
 def _warn(file: str, exc: BaseException) -> None:
