@@ -111,7 +111,10 @@ def run(
     done = sum(key in requested for key in plan.done)  # "already done", as in the summary
     if plan.missing or expanding.pending:
         ledger = Ledger(plan.missing) if settings.get("ledger") else None
+        ended = "finished"
         try:
+            if ledger is not None:
+                ledger.start()  # before anything runs: what a crash would leave unrecorded
             with (
                 resumed(),  # the tasks' own code: the usual garbage collection
                 select(scheduler) as executor,
@@ -127,8 +130,10 @@ def run(
                 bar.found(done + expanding.done)  # with what the expansions found done
         except Exception as exc:  # no keep-going: the first failure, raised
             _record_raised(exc, plan.missing, ledger)
+            ended = "stopped"
             raise
         except KeyboardInterrupt:
+            ended = "interrupted"
             print(
                 f"pipex: interrupted; {report.tally.ran} task(s) saved their targets. "
                 "Rerun to continue from there.",
@@ -137,7 +142,7 @@ def run(
             raise
         finally:
             if ledger is not None:
-                ledger.close()
+                ledger.close(ended)
     seconds = time.perf_counter() - start
     summary = report.summary(
         len(requested) + expanding.requested,

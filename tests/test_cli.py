@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import signal
 import struct
 import subprocess
 import sys
 import termios
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -128,10 +130,76 @@ def test_run_skip_failed_then_log_shows_runs_failures_and_slow_steps(cli):
         lines = shown.output.splitlines()
         assert lines[0] == "Recent runs"  # plain when piped: no colours, no boxes
         assert "\x1b[" not in shown.output and "┃" not in shown.output
-        assert lines[1].split() == ["run", "started", "seconds", "ran", "failed", "not", "run"]
+        assert lines[1].split() == [
+            *("run", "ended", "started", "seconds", "ran", "failed", "not", "run")
+        ]
+        assert lines[2].split()[1] == "finished"
         assert lines[2].split()[-3:] == ["6", "1", "1"]
         assert "ValueError: bad input 2        1  first" in shown.output
         assert "Slowest steps" in shown.output
+
+
+def test_log_of_an_entry_shows_only_that_pipelines_runs(cli):
+    cli("run", "pipeline.py:build", "--no-progress")
+    cli("run", "pipeline.py:build", "-p", "path=elsewhere", "-p", "chains=2", "--no-progress")
+
+    def ran(*args: str) -> list[str]:
+        lines = cli("log", *args).output.split("Failing now")[0].splitlines()[2:]
+        return [line.split()[-3] for line in lines]
+
+    assert ran() == ["4", "8"]  # the working directory's ledger: both pipelines
+    assert ran("pipeline.py:build") == ["8"]
+    assert ran("pipeline.py:build", "-p", "path=elsewhere", "-p", "chains=2") == ["4"]
+
+
+HANGING = textwrap.dedent(
+    """
+    import os, time
+    import pipex
+
+    @pipex.task(target="out/quick/{i}.pkl")
+    def quick(i):
+        return i
+
+    @pipex.task(target="out/slow/{i}.pkl")
+    def slow(x, i):
+        open("started", "w").close()
+        while not os.path.exists("release"):
+            time.sleep(0.05)
+        return x
+
+    pipex.compute([slow(quick(i), i) for i in range(2)], scheduler="threads", progress=False)
+    """
+)
+
+
+def test_log_shows_a_killed_run_and_an_interrupted_one(cli, workdir):
+    (workdir / "hanging.py").write_text(HANGING)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def stop(how: int) -> None:
+        Path("started").unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "hanging.py"], cwd=workdir, env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while not Path("started").exists():
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.05)
+            proc.send_signal(how)
+            if how == signal.SIGINT:  # Ctrl-C: it records that, then waits for its threads
+                time.sleep(1)
+                Path("release").touch()
+            proc.wait(timeout=120)
+        finally:
+            proc.kill()
+            proc.wait()
+            Path("release").unlink(missing_ok=True)
+
+    stop(signal.SIGKILL)
+    stop(signal.SIGINT)
+    lines = cli("log").output.split("Failing now")[0].splitlines()
+    assert lines[1].split()[:2] == ["run", "ended"]
+    assert [line.split()[1] for line in lines[2:]] == ["interrupted", "killed"]
 
 
 def test_invalidate_dry_run_then_for_real_then_restore(cli):

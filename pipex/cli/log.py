@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from pipex.cli import entry, output
 from pipex.running import records
-from pipex.running.ledger import location
+from pipex.running.ledger import home, location
 from pipex.steer.graph import Graph
 from pipex.stores import FileStore
 
@@ -21,43 +22,48 @@ from pipex.stores import FileStore
 @click.option("--runs", "-n", default=5, show_default=True, help="How many recent runs.")
 @click.option("--limit", default=10, show_default=True, help="Rows of the other tables.")
 def log(entry_point: str | None, params: tuple[str, ...], runs: int, limit: int) -> None:
-    """What the run ledger remembers of ENTRY's stores (default: the working directory's).
+    """What the run ledger remembers of ENTRY (default: of the working directory's ledger).
 
-    Shows the recent runs, the targets whose latest run failed grouped by error, and the
-    slowest steps (tasks run on dask's local schedulers have durations). Loads no output.
+    Shows the recent runs and how each ended (finished, interrupted, stopped by an error,
+    killed, running), the targets whose latest run failed grouped by error, and the slowest
+    steps (tasks run on dask's local schedulers have durations). With ENTRY, only the runs
+    and targets of ENTRY's pipeline. Loads no output.
     """
-    files = _ledgers(entry_point, params)
+    ledgers = _ledgers(entry_point, params)
     shown = False
-    for file in files:
+    for file, paths in ledgers.items():
         if file is None or not os.path.exists(file):
             continue
         shown = True
-        if len(files) > 1:
+        if len(ledgers) > 1:
             click.echo(f"ledger {file}")
-        _show(file, runs, limit)
+        _show(file, runs, limit, paths)
     if not shown:
         click.echo("No run ledger yet: nothing has run here (or pipex.ledger is false).")
 
 
-def _ledgers(entry_point: str | None, params: tuple[str, ...]) -> list[str | None]:
+def _ledgers(
+    entry_point: str | None, params: tuple[str, ...]
+) -> Mapping[str | None, list[str] | None]:
+    """Each ledger file to show, with the paths of ENTRY's targets it records (``None``:
+    all of them)."""
     if entry_point is None:
-        return [location(FileStore(os.getcwd()))]
-    stores = {node.target.store for node in Graph(entry.nodes(entry_point, params)).nodes}
-    return sorted({location(store) for store in stores}, key=str)
+        return {location(FileStore(os.getcwd())): None}
+    paths: dict[str | None, list[str]] = {}
+    for node in Graph(entry.nodes(entry_point, params)).nodes:
+        paths.setdefault(location(home(node)), []).append(node.target.path)
+    return {file: paths[file] for file in sorted(paths, key=str)}
 
 
-def _show(file: str, runs: int, limit: int) -> None:
-    recent = records.runs(file, runs)
+def _show(file: str, runs: int, limit: int, paths: list[str] | None) -> None:
+    recent = records.runs(file, runs, paths)
     output.table(
-        ("run", "started", "seconds", "ran", "failed", "not run"),
-        [
-            (r.run, _when(r.started), f"{r.finished - r.started:.1f}", r.ran, r.failed, r.not_run)
-            for r in recent
-        ],
+        ("run", "ended", "started", "seconds", "ran", "failed", "not run"),
+        [_run(r) for r in recent],
         title="Recent runs",
         total=False,
     )
-    failing = records.failing(file, limit)
+    failing = records.failing(file, limit, paths)
     if failing:
         output.table(
             ("error", "targets", "step", "for example"),
@@ -67,7 +73,7 @@ def _show(file: str, runs: int, limit: int) -> None:
         )
     else:
         click.echo("Failing now: none.")
-    slow = records.slowest(file, limit)
+    slow = records.slowest(file, limit, paths)
     if slow:
         output.table(
             ("step", "runs", "mean s", "longest s", "total s"),
@@ -75,6 +81,11 @@ def _show(file: str, runs: int, limit: int) -> None:
             title="Slowest steps",
             total=False,
         )
+
+
+def _run(r: records.Run) -> tuple[Any, ...]:
+    seconds = f"{r.finished - r.started:.1f}"
+    return (r.run, r.ended, _when(r.started), seconds, r.ran, r.failed, r.not_run)
 
 
 def _when(seconds: float) -> str:

@@ -8,6 +8,8 @@ traceback, the task's ``version``, a fingerprint of its code, and the lineage (t
 at and below it, with their versions and code) that the opt-in staleness checks compare.
 The ``targets`` table keeps each target's latest status and the lineage of its latest
 ``ran`` record, so that reads find what failed or is stale without a scan per target.
+Outcomes are buffered; what a crash would lose of them is covered by the run's ``runs`` and
+``pending`` rows, written before its tasks run (:mod:`pipex.running.runs`).
 
 Where it lives: ``<root>/.pipex/ledger.sqlite`` for a local folder (an absolute ``{path}``
 root counts as the root of the targets below it: :func:`home`); for other stores, a file
@@ -21,26 +23,28 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pipex.core.outcomes import Failure, NotRun, Waited, one_line
 from pipex.core.tokens import token
+from pipex.running import runs
+from pipex.running.lineages import Lineages
 from pipex.stores import sqlite
 from pipex.stores.file import FileStore
 
 logger = logging.getLogger("pipex")
 
-SCHEMA = """
-PRAGMA user_version = 1;
+SCHEMA = (
+    """
+PRAGMA user_version = 2;
 CREATE TABLE IF NOT EXISTS tasks (
     id INTEGER PRIMARY KEY,
     run TEXT NOT NULL,
@@ -63,6 +67,8 @@ CREATE TABLE IF NOT EXISTS lineages (id TEXT PRIMARY KEY, step TEXT NOT NULL, st
 CREATE INDEX IF NOT EXISTS lineages_by_step ON lineages (step);
 CREATE TABLE IF NOT EXISTS targets (path TEXT PRIMARY KEY, status TEXT NOT NULL, lineage TEXT);
 """
+    + runs.SCHEMA
+)
 
 #: Each target's latest status, and the lineage of its latest run that wrote it.
 LATEST = (
@@ -78,6 +84,9 @@ INSERT = (
 #: Buffered outcomes are written once this many have arrived, or this many seconds passed.
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 5.0
+
+#: Seconds a write waits for a lock another process holds on the ledger, then gives up.
+LOCK_SECONDS = 5.0
 
 
 def location(store: Any) -> str | None:
@@ -117,9 +126,12 @@ def _folder(root: str) -> FileStore:
 
 
 def connect(file: str) -> sqlite3.Connection:
-    """A connection to the ledger ``file``, made with its tables if it is new (WAL mode)."""
+    """A connection to the ledger ``file``, made with its tables if it is new (WAL mode).
+
+    Waits up to :data:`LOCK_SECONDS` for another process's lock, then raises.
+    """
     os.makedirs(os.path.dirname(file), exist_ok=True)
-    return sqlite.connect(file, 30, SCHEMA, check_same_thread=False)
+    return sqlite.connect(file, LOCK_SECONDS, SCHEMA, check_same_thread=False)
 
 
 def new_run_id() -> str:
@@ -127,77 +139,15 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
-Steps = frozenset[tuple[str, str | None, str]]
-
-
-class Lineages:
-    """The lineage of each node: its step and every step below it, with version and code.
-
-    Computed by walking below nodes by identity (no target is rendered), each node once; a
-    node whose task and inputs' lineages were seen before costs one lookup. A lineage is
-    identified by a token of the node's step and the sorted steps.
-    """
-
-    def __init__(self) -> None:
-        self._of: dict[int, str] = {}  # id(node) -> lineage id
-        self._combined: dict[tuple[int, tuple[str, ...]], str] = {}  # task, inputs' lineages
-        self._ids: dict[tuple[str, Steps], str] = {}
-        self._steps: dict[str, tuple[str, Steps]] = {}
-
-    def id(self, node: Any) -> str:
-        """The lineage id of ``node``."""
-        memo = self._of
-        found = memo.get(id(node))
-        if found is not None:
-            return found
-        stack = [node]
-        while stack:
-            top = stack[-1]
-            if id(top) in memo:
-                stack.pop()
-                continue
-            pending = [dep for dep in top.deps if id(dep) not in memo]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
-            key = (id(top.task), tuple([memo[id(dep)] for dep in top.deps]))
-            lineage = self._combined.get(key)
-            if lineage is None:
-                lineage = self._combined[key] = self._new(top.task, key[1])
-            memo[id(top)] = lineage
-        return memo[id(node)]
-
-    def rows(self, ids: Iterable[str]) -> list[tuple[str, str, str]]:
-        """``(id, step, steps as JSON)`` for the lineage ``ids``."""
-        return [
-            (i, self._steps[i][0], json.dumps(sorted(self._steps[i][1], key=_name_first)))
-            for i in ids
-        ]
-
-    def _new(self, task: Any, inputs: tuple[str, ...]) -> str:
-        steps = {(task.name, task.version, task.code)}
-        for lineage in inputs:
-            steps.update(self._steps[lineage][1])
-        key = (task.name, frozenset(steps))
-        found = self._ids.get(key)
-        if found is None:
-            found = self._ids[key] = token(key[0], sorted(key[1], key=_name_first))[:20]
-            self._steps[found] = key
-        return found
-
-
-def _name_first(step: tuple[str, str | None, str]) -> tuple[str, str, str]:
-    return (step[0], step[1] or "", step[2])
-
-
 class Ledger:
     """An observer of one :func:`pipex.compute` call that writes its outcomes to the ledgers.
 
-    ``nodes`` are the nodes that may run (the plan's missing nodes). Outcomes are buffered and
-    written in one transaction per batch (``executemany``), on :meth:`flush` and every
-    :data:`FLUSH_ROWS` outcomes or :data:`FLUSH_SECONDS`. A ledger that cannot be written is
-    reported once, as a warning, and the run goes on.
+    ``nodes`` are the nodes that may run (the plan's missing nodes). :meth:`start` records,
+    before they run, that this run writes their targets; outcomes are buffered and written in
+    one transaction per batch (``executemany``), on :meth:`flush` and every
+    :data:`FLUSH_ROWS` outcomes or :data:`FLUSH_SECONDS`; :meth:`close` records how the run
+    ended. A ledger that cannot be written is reported once, as a warning, and the run goes
+    on.
     """
 
     def __init__(self, nodes: Sequence[Any], run: str | None = None) -> None:
@@ -212,10 +162,24 @@ class Ledger:
         self._written: dict[str, set[str]] = {}  # file -> lineage ids already written
         self._writer: ThreadPoolExecutor | None = None  # SQLite is written on this thread
         self._pending: list[Future[None]] = []
+        self._started: set[Any] = set()  # the stores whose ledger has this run's row
+
+    def start(self) -> None:
+        """Record durably, before anything runs, that this run writes its nodes' targets."""
+        self._mark(list(self.nodes.values()))
 
     def planned(self, nodes: Sequence[Any]) -> None:
-        """Record the outcomes of these nodes too (an expansion's)."""
+        """Record the outcomes of these nodes too (an expansion's), and, before they run,
+        that this run writes their targets."""
         self.nodes.update({node.key: node for node in nodes})
+        self._mark(nodes)
+
+    def _mark(self, nodes: Sequence[Any]) -> None:
+        by_store: dict[Any, list[str]] = {}
+        for node in nodes:
+            by_store.setdefault(home(node), []).append(node.target.path)
+        if by_store:
+            self._submit(self._begin, by_store).result()
 
     def timing(self, key: str, started: float, duration: float, worker: str) -> None:
         """When a task started (seconds since the epoch), how long it ran, and where."""
@@ -240,32 +204,61 @@ class Ledger:
         for future in pending:
             future.result()
 
-    def close(self) -> None:
-        """Write what is buffered, close the files and stop the writer thread."""
+    def close(self, ended: str = "finished") -> None:
+        """Write what is buffered and how the run ``ended`` (one of
+        :data:`~pipex.running.runs.ENDINGS`), close the files and stop the writer thread."""
         self.flush()
         if self._writer is not None:
+            self._writer.submit(self._end, ended).result()
             self._writer.submit(self._close_files).result()
             self._writer.shutdown(wait=True)
             self._writer = None
+
+    def _submit(self, fn: Any, *args: Any) -> Future[None]:
+        with self._lock:
+            return self._thread().submit(fn, *args)
+
+    def _thread(self) -> ThreadPoolExecutor:
+        """The writer thread, started when first needed (call with the lock held)."""
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="pipex-ledger")
+        return self._writer
 
     def _hand_over(self) -> None:
         with self._lock:
             buffer, self._buffer = self._buffer, []
             self._last = time.monotonic()
-            if not buffer:
-                return
-            if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="pipex-ledger")
-            self._pending.append(self._writer.submit(self._write_buffer, buffer))
+            if buffer:
+                self._pending.append(self._thread().submit(self._write_buffer, buffer))
+
+    def _begin(self, by_store: dict[Any, list[str]]) -> None:
+        """On the writer thread: this run's row and its targets' pending rows, one
+        transaction per ledger file."""
+        for store, paths in by_store.items():
+            connection = self._connection(store)
+            if connection is not None:
+                with self._guard(location(store) or ""), _transaction(connection):
+                    runs.begin(connection, self.run, paths)
+                self._started.add(store)
+
+    def _end(self, ended: str) -> None:
+        for store in self._started:
+            connection = self._files.get(store)
+            if connection is not None:
+                with self._guard(location(store) or ""), _transaction(connection):
+                    runs.end(connection, self.run, ended)
 
     def _write_buffer(self, buffer: list[tuple[str, Any, float, Any]]) -> None:
         """On the writer thread: one transaction per ledger file."""
         by_store: dict[Any, list[tuple[Any, ...]]] = {}
         for key, outcome, finished, timing in buffer:
             node = self.nodes.get(key)
-            if node is not None and type(outcome) is not Waited:  # the writer records it
-                row = self._row(node, outcome, finished, timing)
-                by_store.setdefault(home(node), []).append(row)
+            if node is not None:
+                rows = by_store.setdefault(home(node), [])
+                if type(outcome) is Waited:  # the writer records it; only its mark goes
+                    rows.append((None, node.target.path))
+                else:
+                    rows.append(self._row(node, outcome, finished, timing))
         for store, rows in by_store.items():
             self._write(store, rows)
 
@@ -312,17 +305,23 @@ class Ledger:
             self.lineages.id(node),
         )
 
-    def _write(self, store: Any, rows: list[tuple[Any, ...]]) -> None:
+    def _connection(self, store: Any) -> sqlite3.Connection | None:
+        """The writer's connection to ``store``'s ledger (``None``: none, or not writable)."""
         if store not in self._files:
             file = location(store)
             self._files[store] = None
             if file is not None:
                 with self._guard(file):
                     self._files[store] = connect(file)
-        connection = self._files[store]
+        return self._files[store]
+
+    def _write(self, store: Any, rows: list[tuple[Any, ...]]) -> None:
+        connection = self._connection(store)
         if connection is None:
             return
         file = location(store) or ""
+        waited = [(row[1], self.run) for row in rows if row[0] is None]
+        rows = [row for row in rows if row[0] is not None]
         written = self._written.setdefault(file, set())
         new = {row[-1] for row in rows} - written
         with self._guard(file):
@@ -336,6 +335,7 @@ class Ledger:
                 connection.executemany(
                     LATEST, [(r[1], r[4], r[-1] if r[4] == "ran" else None) for r in rows]
                 )
+                connection.executemany(runs.DONE, [(r[1], self.run) for r in rows] + waited)
             written.update(new)
 
     @contextlib.contextmanager
@@ -344,17 +344,40 @@ class Ledger:
         try:
             yield
         except (sqlite3.Error, OSError) as exc:
-            logger.warning(
-                "pipex: cannot write the run ledger %s (%s: %s); the run goes on without "
-                "it. Set pipex.ledger: false to stop trying.",
-                file,
-                type(exc).__name__,
-                exc,
-            )
+            logger.warning("pipex: %s", unwritable(file, exc))
             for store, connection in list(self._files.items()):
                 if connection is not None and location(store) == file:
                     connection.close()
                     self._files[store] = None
+
+
+def unwritable(file: str, exc: BaseException) -> str:
+    """Why the ledger ``file`` cannot be written, and what to do."""
+    text = f"{type(exc).__name__}: {exc}"
+    if "locked" in str(exc):
+        return (
+            f"the run ledger {file} is locked by another process ({text}, after "
+            f"{LOCK_SECONDS:g} s): this run goes on without recording to it. Close the "
+            "program that holds it (an sqlite3 shell, a database browser, a stuck process); "
+            "a pipex run writing it holds it for a moment only."
+        )
+    if "readonly" in str(exc) or isinstance(exc, PermissionError) or not _writable(file):
+        return (
+            f"the run ledger {file} is read-only ({text}): this run goes on without recording "
+            "to it. Make the file and its folder writable to record runs, or set "
+            "pipex.ledger: false."
+        )
+    return (
+        f"cannot write the run ledger {file} ({text}); the run goes on without it. Set "
+        "pipex.ledger: false to stop trying."
+    )
+
+
+def _writable(file: str) -> bool:
+    folder = os.path.dirname(file)
+    if os.path.exists(file):
+        return os.access(file, os.W_OK) and os.access(folder, os.W_OK)
+    return not os.path.exists(folder) or os.access(folder, os.W_OK)
 
 
 @contextlib.contextmanager

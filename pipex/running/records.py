@@ -16,8 +16,10 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.request import pathname2url
 
 from pipex import settings
+from pipex.running import runs as run_rows
 from pipex.running.ledger import home, location
 
 logger = logging.getLogger("pipex")
@@ -49,12 +51,13 @@ FIELDS = ", ".join(Record.__dataclass_fields__)
 
 @contextlib.contextmanager
 def reading(file: str | None) -> Iterator[sqlite3.Connection | None]:
-    """A connection to an existing ledger ``file``; ``None`` if there is none or it is broken."""
+    """A read-only connection to an existing ledger ``file``; ``None`` if there is none or
+    it is broken. A ledger in a folder that cannot be written is read too."""
     if file is None or not os.path.exists(file):
         yield None
         return
     try:
-        connection = sqlite3.connect(file, timeout=30)
+        connection = _read_only(file)
     except sqlite3.Error as exc:
         _warn(file, exc)
         yield None
@@ -65,6 +68,19 @@ def reading(file: str | None) -> Iterator[sqlite3.Connection | None]:
         _warn(file, exc)
     finally:
         connection.close()
+
+
+def _read_only(file: str) -> sqlite3.Connection:
+    """``file`` opened read-only; ``immutable`` when SQLite cannot make the index file a
+    WAL database's readers need (a folder that cannot be written: then nobody writes it)."""
+    uri = "file:" + pathname2url(os.path.abspath(file))
+    connection = sqlite3.connect(uri + "?mode=ro", timeout=30, uri=True)
+    try:
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return connection
+    except sqlite3.OperationalError:
+        connection.close()
+    return sqlite3.connect(uri + "?immutable=1", uri=True)
 
 
 def _warn(file: str, exc: BaseException) -> None:
@@ -106,6 +122,21 @@ def where(store: Any, column: str, values: Sequence[str]) -> set[str]:
             return set()
         return {path for (path,) in connection.execute(query, (json.dumps(list(values)),))}
     return set()
+
+
+def orphaned(store: Any) -> set[str]:
+    """The paths of ``store``'s targets that a run which never recorded their outcome may
+    have written: their version is unknown (one query; none in a ledger older than that)."""
+    with reading(location(store)) as connection:
+        if connection is None or not _has(connection, "pending"):
+            return set()
+        return run_rows.orphans(connection)
+    return set()
+
+
+def _has(connection: sqlite3.Connection, table: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return connection.execute(query, (table,)).fetchone() is not None
 
 
 def lineages(store: Any, steps: Sequence[str]) -> list[tuple[str, str, list[Any]]]:
@@ -150,21 +181,71 @@ class Run:
     """What one run did, from the ledger."""
 
     run: str
-    started: float  #: the earliest start (or arrival) among its tasks
-    finished: float  #: the last arrival
+    started: float  #: when it started (or its earliest task did)
+    finished: float  #: when it ended, else the last outcome it recorded
     ran: int
     failed: int
     not_run: int
+    #: "finished", "interrupted" (Ctrl-C), "stopped" (by an error it raised), "killed" (its
+    #: process is gone without saying), "running", or "-" (a ledger older than that record)
+    ended: str = "-"
 
 
-def runs(file: str | None, limit: int = 10) -> list[Run]:
-    """The latest ``limit`` runs recorded in ``file``, newest first."""
-    query = (
-        "SELECT run, min(coalesce(started, finished)), max(finished), sum(status = 'ran'), "
-        "sum(status = 'failed'), sum(status = 'not run') FROM tasks GROUP BY run "
-        "ORDER BY max(id) DESC LIMIT ?"
-    )
-    return _rows(file, query, (limit,), Run)
+TALLY = (
+    "SELECT run, min(coalesce(started, finished)) AS first, max(finished) AS last, "
+    "sum(status = 'ran') AS ran, sum(status = 'failed') AS failed, "
+    "sum(status = 'not run') AS not_run FROM tasks GROUP BY run"
+)
+
+#: The runs of the ``runs`` table with their tallies, and the runs of the tasks without one
+#: (those of a ledger older than that table).
+RUNS = f"""
+WITH t AS ({TALLY}) SELECT * FROM (
+    SELECT r.id AS run, min(r.started, coalesce(t.first, r.started)) AS started,
+        coalesce(r.ended, t.last, r.started) AS finished, coalesce(t.ran, 0) AS ran,
+        coalesce(t.failed, 0) AS failed, coalesce(t.not_run, 0) AS not_run,
+        r.status AS status, r.host AS host, r.pid AS pid, r.first AS first
+    FROM runs r LEFT JOIN t ON t.run = r.id
+    UNION ALL
+    SELECT run, first, last, ran, failed, not_run, '-', NULL, NULL, NULL FROM t
+    WHERE t.run NOT IN (SELECT id FROM runs)
+)
+"""
+
+#: The runs of a ledger older than the ``runs`` table, as :data:`RUNS` gives them.
+OLD_RUNS = f"""
+SELECT * FROM (
+    SELECT run, first AS started, last AS finished, ran, failed, not_run, '-' AS status,
+        NULL AS host, NULL AS pid, NULL AS first
+    FROM ({TALLY})
+)
+"""
+
+#: Only the runs that wrote, or meant to write, one of the targets in the JSON list ``?``.
+AMONG = (
+    " WHERE run IN (SELECT run FROM tasks WHERE path IN (SELECT value FROM json_each(?)))"
+    " OR first IN (SELECT value FROM json_each(?))"
+)
+
+
+def runs(file: str | None, limit: int = 10, paths: Sequence[str] | None = None) -> list[Run]:
+    """The latest ``limit`` runs recorded in ``file``, newest first; with ``paths``, only
+    those that wrote (or, killed, were writing) one of those targets."""
+    with reading(file) as connection:
+        if connection is None:
+            return []
+        query = RUNS if _has(connection, "runs") else OLD_RUNS
+        parameters: list[Any] = []
+        if paths is not None:
+            query += AMONG
+            parameters += [json.dumps(list(paths))] * 2
+        query += " ORDER BY started DESC LIMIT ?"
+        found = connection.execute(query, [*parameters, limit]).fetchall()
+        return [
+            Run(*row[:6], run_rows.ending(status, host, pid) if status != "-" else "-")
+            for *row, status, host, pid, _ in found
+        ]
+    return []
 
 
 @dataclass(frozen=True)
@@ -177,14 +258,27 @@ class Failing:
     step: str  #: its step
 
 
-def failing(file: str | None, limit: int = 10) -> list[Failing]:
-    """The errors of targets whose latest record is a failure, most frequent first."""
+def failing(
+    file: str | None, limit: int = 10, paths: Sequence[str] | None = None
+) -> list[Failing]:
+    """The errors of targets whose latest record is a failure, most frequent first; with
+    ``paths``, of those targets only."""
     query = (
         "SELECT t.error, count(*), min(t.target), min(t.step) FROM tasks t JOIN "
         "(SELECT max(id) AS id FROM tasks GROUP BY path) m ON t.id = m.id "
-        "WHERE t.status = 'failed' GROUP BY t.error ORDER BY count(*) DESC LIMIT ?"
+        f"WHERE t.status = 'failed'{_among(paths, 't.path')} GROUP BY t.error "
+        "ORDER BY count(*) DESC LIMIT ?"
     )
-    return _rows(file, query, (limit,), Failing)
+    return _rows(file, query, (*_paths(paths), limit), Failing)
+
+
+def _among(paths: Sequence[str] | None, column: str) -> str:
+    """The condition that ``column`` is one of ``paths`` (none without them)."""
+    return "" if paths is None else f" AND {column} IN (SELECT value FROM json_each(?))"
+
+
+def _paths(paths: Sequence[str] | None) -> tuple[str, ...]:
+    return () if paths is None else (json.dumps(list(paths)),)
 
 
 @dataclass(frozen=True)
@@ -198,11 +292,12 @@ class Timing:
     total: float
 
 
-def slowest(file: str | None, limit: int = 10) -> list[Timing]:
-    """The steps whose runs took longest on average (runs with a known duration only)."""
+def slowest(file: str | None, limit: int = 10, paths: Sequence[str] | None = None) -> list[Timing]:
+    """The steps whose runs took longest on average (runs with a known duration only); with
+    ``paths``, the runs of those targets only."""
     query = (
         "SELECT step, count(*), avg(duration), max(duration), sum(duration) FROM tasks "
-        "WHERE status = 'ran' AND duration IS NOT NULL GROUP BY step "
+        f"WHERE status = 'ran' AND duration IS NOT NULL{_among(paths, 'path')} GROUP BY step "
         "ORDER BY avg(duration) DESC LIMIT ?"
     )
-    return _rows(file, query, (limit,), Timing)
+    return _rows(file, query, (*_paths(paths), limit), Timing)

@@ -4,13 +4,16 @@ With ``@pipex.task(version=...)``, a target whose latest ``ran`` record was writ
 its step, or a step below it, had another version is stale. With the setting
 ``pipex.rerun: code``, so is one written while one of those steps had other code. Steps
 are matched by name; a step of the record no longer below the node is not compared. A
-target the ledger has no record of is done (Make semantics). Stale targets count as missing
-during resolution: they run again, and so does everything above them, whose lineage
-names the step that changed.
+target that a run may have written but never recorded (a run killed before its buffered
+outcomes reached the ledger: :mod:`pipex.running.runs`) has no known version: it is stale
+too. A target the ledger has no record of at all is done (Make semantics). Stale targets
+count as missing during resolution: they run again, and so does everything above them,
+whose lineage names the step that changed.
 
 The ledger is read once or twice per resolution level and ledger file (the lineages of the
-level's steps; the targets of stale lineages, only when there are some), never target by
-target, and not at all when neither opt-in is in use.
+level's steps; the targets of stale lineages, only when there are some), plus once per
+resolution and ledger file for the targets of unknown version, never target by target, and
+not at all when neither opt-in is in use.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ class Staleness:
         self.steps = Steps()
         self.lineages: dict[Any, dict[str, list[tuple[str, list[Any]]]]] = {}
         self.verdicts: dict[str, bool] = {}  # lineage id -> stale
+        self.orphans: dict[Any, set[str]] = {}  # store -> paths of unknown version
 
     def __call__(self, nodes: Sequence[Any]) -> list[bool]:
         by_store: dict[Any, list[int]] = {}
@@ -69,10 +73,14 @@ class Staleness:
         stale = [False] * len(nodes)
         for store, indexes in by_store.items():
             bad = self._stale_lineages(store, [nodes[i] for i in indexes])
-            if bad:
-                paths = records.where(store, "lineage", bad)
+            paths = records.where(store, "lineage", bad) if bad else set()
+            orphans = self.orphans.get(store)
+            if orphans is None:
+                orphans = self.orphans[store] = records.orphaned(store)
+            if paths or orphans:
                 for i in indexes:
-                    stale[i] = nodes[i].target.path in paths
+                    path = nodes[i].target.path
+                    stale[i] = path in paths or path in orphans
         return stale
 
     def _stale_lineages(self, store: Any, nodes: list[Any]) -> list[str]:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import dask
 import pytest
@@ -11,6 +15,8 @@ import pytest
 import pipex
 from pipex.running.ledger import location
 from pipex.stores import MemoryStore, SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def chains(calls: list[tuple[str, int]], bad: set[int], store=None):
@@ -189,3 +195,94 @@ def test_a_raised_os_error_is_recorded_and_raised_as_it_is(workdir):
     (failed,) = pipex.history(status="failed")
     assert failed.path == "out/read/0.pkl"
     assert "no such input" in failed.error and "pipex task" not in failed.error
+
+
+READ_ONLY = """
+import sys
+from click.testing import CliRunner
+import pipex
+from pipex.cli import main
+
+print(len(pipex.history(status="failed")))
+print(CliRunner().invoke(main, ["log"]).output)
+
+@pipex.task(target="more/{i}.pkl")
+def more(i):
+    return i
+
+print(pipex.compute([more(i) for i in range(3)], progress=False).summary.ran)
+"""
+
+
+def test_a_read_only_ledger_is_read_and_a_run_beside_it_warns_once(workdir):
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(chains([], bad={2}), progress=False)
+    folder = workdir / ".pipex"
+    for file in folder.iterdir():
+        file.chmod(0o444)
+    folder.chmod(0o555)
+    (workdir / "read_only.py").write_text(READ_ONLY)
+    # root ignores permissions: a user namespace of its own makes it an ordinary owner
+    prefix = ["unshare", "--user"] if os.geteuid() == 0 else []
+    if prefix and subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
+        pytest.skip("running as root, and no user namespace to drop that in")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        proc = subprocess.run(
+            [*prefix, sys.executable, "read_only.py"],
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        folder.chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    failed, *log, ran = proc.stdout.strip().splitlines()
+    assert failed == "1"  # pipex.history reads it
+    assert "ValueError: bad input 2" in "\n".join(log)  # so does pipex log
+    assert ran == "3"  # the run goes on
+    assert proc.stderr.count("run ledger") == 1, proc.stderr  # one warning, which says why
+    assert f"the run ledger {folder / 'ledger.sqlite'} is read-only" in proc.stderr
+
+
+HOLD = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+print("holding", flush=True)
+time.sleep(300)
+"""
+
+
+def test_a_ledger_locked_by_another_process_is_said_at_once(workdir, caplog):
+    pipex.compute(chains([], bad=set()), progress=False)
+    file = workdir / ".pipex" / "ledger.sqlite"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(file)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        (workdir / "out" / "scale" / "1.pkl").unlink()
+        start = time.monotonic()
+        results = pipex.compute(chains([], bad=set()), progress=False)
+        assert time.monotonic() - start < 20  # not SQLite's busy timeout of 30 s
+    finally:
+        holder.kill()
+        holder.wait()
+    assert results.summary.ran == 1
+    assert f"the run ledger {file} is locked by another process" in caplog.text
+    assert caplog.text.count("run ledger") == 1
+
+
+def test_a_run_records_how_it_ended_and_clears_its_marks(workdir):
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(chains([], bad={2}), progress=False)
+    with pytest.raises(ValueError):
+        pipex.compute(chains([], bad={2}), keep_going=False, scheduler="sync", progress=False)
+    with sqlite3.connect(workdir / ".pipex" / "ledger.sqlite") as connection:
+        ended = connection.execute("SELECT status, pid FROM runs ORDER BY started").fetchall()
+        marks = connection.execute("SELECT path FROM pending").fetchall()
+    assert ended == [("finished", os.getpid()), ("stopped", os.getpid())]
+    assert marks == [("out/scale/2.pkl",)]  # never run: the run stopped first

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dask
@@ -114,6 +115,7 @@ def build():
 
 RUN = """
 import sys
+import time
 import pipex
 import steps
 print(pipex.compute(steps.build(), progress=False).summary.ran)
@@ -177,3 +179,61 @@ def test_the_fingerprint_ignores_layout_and_sees_code():
     with pytest.raises(TypeError, match="version"):
         pipex.task(version=2.5)(_plain())
     assert pipex.task(version=2)(_plain()).version == "2"
+
+
+KILLED = """
+import sys, time
+import pipex
+from pipex.running import ledger
+
+ledger.FLUSH_SECONDS = 600  # the outcomes stay buffered until the run ends: it never does
+
+@pipex.task(target="out/made/{i}.pkl", version=sys.argv[1])
+def made(i):
+    with open("calls.log", "a") as log:
+        log.write(f"made {i}\\n")
+    return i
+
+@pipex.task(target="out/hang/{i}.pkl")
+def hang(i):
+    if sys.argv[2] == "hang":
+        time.sleep(600)
+    return i
+
+pipex.compute([made(0), hang(0)], scheduler="threads", progress=False)
+"""
+
+
+def run_killed_midway(folder: Path, version: str) -> None:
+    """Run :data:`KILLED` in a subprocess, ``kill -9`` it once ``made``'s target committed
+    (its outcome still buffered, not in the ledger)."""
+    (folder / "killed.py").write_text(KILLED)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PIPEX", None)
+    proc = subprocess.Popen([sys.executable, "killed.py", version, "hang"], cwd=folder, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (folder / "out" / "made" / "0.pkl").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        proc.kill()  # SIGKILL: no cleanup, no flush
+        proc.wait()
+
+
+def test_a_target_written_by_a_killed_run_reruns_after_a_version_bump(workdir):
+    run_killed_midway(workdir, "1")
+    assert (workdir / "calls.log").read_text() == "made 0\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PIPEX", None)
+
+    def again(version: str) -> str:
+        (workdir / "calls.log").unlink(missing_ok=True)
+        args = [sys.executable, "killed.py", version, "no"]
+        proc = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        log = workdir / "calls.log"
+        return log.read_text() if log.exists() else ""
+
+    assert again("2") == "made 0\n"  # unknown version: stale, not silently current
+    assert again("2") == ""  # recorded now
