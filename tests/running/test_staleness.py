@@ -237,3 +237,23 @@ def test_a_target_written_by_a_killed_run_reruns_after_a_version_bump(workdir):
 
     assert again("2") == "made 0\n"  # unknown version: stale, not silently current
     assert again("2") == ""  # recorded now
+
+
+def test_a_target_of_a_killed_run_restored_after_a_rerun_has_no_known_version_again(workdir):
+    run_killed_midway(workdir, "1")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PIPEX", None)
+
+    def again() -> str:
+        (workdir / "calls.log").unlink(missing_ok=True)
+        args = [sys.executable, "killed.py", "1", "no"]
+        proc = subprocess.run(args, cwd=workdir, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        log = workdir / "calls.log"
+        return log.read_text() if log.exists() else ""
+
+    (removed,) = pipex.invalidate("out/made/0.pkl")
+    assert again() == "made 0\n"  # missing: written again, and recorded under version 1
+    assert [t.path for t in pipex.restore()] == [removed.path]
+    assert again() == "made 0\n"  # the restored bytes are the killed run's: version unknown
+    assert again() == ""
