@@ -22,7 +22,7 @@ from distributed import as_completed
 
 from pipex import settings
 from pipex.core import fusion, worker
-from pipex.core.graph import dask_key, is_call, is_chain, new_run_id, to_dask
+from pipex.core.graph import is_call, is_chain, new_run_id, task_key, to_dask
 from pipex.core.outcomes import Failure, NotRun, Outcome, portable, settle, unmark_raised
 from pipex.core.plan import Plan, exists_many
 from pipex.core.targets import Target
@@ -61,7 +61,7 @@ class DistributedExecutor(Executor):
         fuse = keep_going and settings.get("fuse")
         tasks = fusion.chains(plan, fusable=lambda node: not _annotations(node)) if fuse else None
         chains = tasks or [[node] for node in plan.missing]
-        steps = {dask_key(chain[-1], run_id): chain for chain in chains}
+        steps = {task_key(chain, run_id): chain for chain in chains}
         dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=False)
         graph = _annotated_graph(dsk, {key: chain[-1] for key, chain in steps.items()})
         futures = self.client.get(graph, list(steps), sync=False, **options)
