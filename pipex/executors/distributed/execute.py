@@ -11,6 +11,7 @@ import contextlib
 import functools
 import operator
 import pickle
+import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -99,8 +100,44 @@ def _sealed(task: Task) -> Task:
     """
     keys = sorted(task.dependencies)
     results = Task(None, dict, Task(None, zip, tuple(keys), List(*map(TaskRef, keys))))
-    return Task(
-        task.key, operator.call, Task(None, pickle.loads, cloudpickle.dumps(task)), results
+    opener = Task(None, pickle.loads, _UNSEALED)
+    return Task(task.key, operator.call, opener, cloudpickle.dumps(task), results)
+
+
+class _Unreachable(Exception):
+    """Raised on a worker that cannot unpickle a task: it cannot import what the task's code
+    needs. The client turns it into the ``ImportError`` of :func:`_unreachable`."""
+
+
+def _unsealed(sealed: bytes, results: Mapping[Any, Any]) -> Any:
+    """Run on a worker: unpickle a task sealed by :func:`_sealed`, and run it."""
+    try:
+        task = pickle.loads(sealed)
+    except (ImportError, AttributeError) as exc:  # a module, or a function in it, not found
+        raise _Unreachable(f"{type(exc).__name__}: {exc}", getattr(exc, "name", None)) from None
+    return task(results)
+
+
+_UNSEALED = pickle.dumps(_unsealed)  # by reference: every worker has pipex
+
+
+def _unreachable(exc: BaseException, node: Any) -> BaseException:
+    """``exc``, or, for :class:`_Unreachable`, an ``ImportError`` naming the task, the module
+    its worker could not import and how to put it on the workers' path."""
+    if not isinstance(exc, _Unreachable):
+        return exc
+    what, name = exc.args
+    module = name or getattr(node.task.fn, "__module__", None) or "?"
+    file = getattr(sys.modules.get(module), "__file__", None)
+    here = f" (here, on the client: {file})" if file else ""
+    upload = f"client.upload_file({file!r})" if file else "client.upload_file(path)"
+    return ImportError(
+        f"pipex task {node.key} could not start on its dask worker, which cannot import "
+        f"module {module!r}{here} that the task's code needs ({what}). Workers import a "
+        "task's function from its module: put that module on the workers' path: set "
+        f"PYTHONPATH for the workers to the folder holding it, send it with {upload} (a .py "
+        "file, or a .zip of a package), or install it on the workers as a package.",
+        name=module,
     )
 
 
@@ -179,6 +216,8 @@ class _Follow:
                         raise self._scheduler_gone()
                     nodes = self.steps[future.key]
                     if not keep_going:
+                        if isinstance(future.exception(), _Unreachable):
+                            raise _unreachable(future.exception(), nodes[0]) from None
                         future.result()  # raises the task's exception
                         raise RuntimeError(f"pipex task {nodes[-1].key}: {future.status}")
                     self._erred(nodes, _failure(future, nodes[0]))
@@ -247,7 +286,7 @@ def _failure(future: Any, node: Any) -> Failure | NotRun:
             f"pipex task {node.key} was cancelled on the cluster before it finished"
         )
         return Failure(node.key, node.target, exc, f"{type(exc).__name__}: {exc}\n")
-    exc = future.exception()
+    exc = _unreachable(future.exception(), node)
     tb = future.traceback()
     unmark_raised(exc)  # execute_call's note for a raised failure; the report adds its own
     text = "".join(traceback.format_exception(type(exc), exc, tb))
