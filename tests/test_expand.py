@@ -382,6 +382,32 @@ def test_two_expansions_producing_one_target_are_a_collision_naming_both_calls(w
     assert len(ran) == 1
 
 
+def test_an_expansion_colliding_with_one_finished_on_an_earlier_run_is_a_collision(workdir, log):
+    split, _, _ = documents(log)
+
+    @pipex.task(target="{path}/cover.pkl")
+    def cover(page: str) -> str:
+        return page.upper()
+
+    def covers(texts):
+        return [cover(texts[0])]
+
+    with pipex.context(path="out"):
+        first = pipex.expand(split("a", 2), covers)
+        pipex.compute(first)  # recorded: a restart reads only its record
+        added = pipex.expand(split("b", 2), covers)  # a document added later
+
+    with pytest.raises(pipex.TargetCollisionError, match=r"out/cover\.pkl") as caught:
+        pipex.compute(first, added)
+
+    message = str(caught.value)
+    assert first.key in message and "cover(page='b-p0')" in message
+    assert pipex.Target("out/cover.pkl").load() == "A-P0"
+    assert not first.record.exists() and not added.record.exists()
+    with pytest.raises(pipex.TargetCollisionError, match="cover\\(page='a-p0'\\)"):
+        pipex.compute(first, added)  # both fns called again: the calls named
+
+
 def test_an_expansion_producing_a_target_of_the_graph_is_a_collision(workdir, log):
     split, _, _ = documents(log)
 

@@ -194,18 +194,31 @@ def exists_many(targets: Sequence[Target]) -> list[bool]:
     return found
 
 
-def refuse_collision(seen: Node, node: Node, seen_in: str = "", node_in: str = "") -> None:
+def refuse_collision(seen: Node | str, node: Node, seen_in: str = "", node_in: str = "") -> None:
     """A :class:`TargetCollisionError` if ``seen`` and ``node``, which render the same target,
-    are different calls (``seen_in``, ``node_in``: where each came from, if not the graph)."""
-    if seen is node or _same_call(seen, node):
+    are different calls (``seen_in``, ``node_in``: where each came from, if not the graph).
+
+    ``seen`` may be the :func:`call_token` of a call that is no longer at hand (recorded).
+    """
+    if isinstance(seen, str):
+        if seen == call_token(node):
+            return
+    elif seen is node or _same_call(seen, node):
         return
+    shown = "a call" if isinstance(seen, str) else _describe(seen)
     raise TargetCollisionError(
         f"two different calls render the same target {node.target}: "
-        f"{_describe(seen)}{seen_in} and {_describe(node)}{node_in}. Each would overwrite "
+        f"{shown}{seen_in} and {_describe(node)}{node_in}. Each would overwrite "
         "the other's output. Make the template tell them apart (add an argument or "
         "pipex.context variable to it), or leave `base` unset so pipex derives it "
         "from the arguments."
     )
+
+
+def call_token(node: Node, memo: dict[int, str] | None = None) -> str:
+    """A token of ``node``'s whole call: its function, arguments and upstream calls
+    (``memo``: tokens already made, by node id, shared by the calls of many nodes)."""
+    return _call_token(node, {} if memo is None else memo)
 
 
 def _same_call(a: Node, b: Node) -> bool:

@@ -50,7 +50,10 @@ class Expanding:
         self.waiting: dict[str, list[Expansion]] = {}  # node key -> expansions of that node
         self.ready: list[tuple[Expansion, Target]] = []  # node done, record not enough
         self.graph: Plan | None = None  # the plan of the run's first stage
-        self.claims: dict[tuple[Any, str], tuple[Node, Expansion | None]] | None = None
+        #: By target: the call that renders it (a node, or a recorded token of its call)
+        #: and the expansion that returned it (``None``: the graph).
+        self.claims: dict[tuple[Any, str], tuple[Node | str, Expansion | None]] | None = None
+        self.recorded: list[tuple[Expansion, Any, Mapping[str, str]]] = []  # finished early
         self.spoiled: set[str] = set()  # expansions in a collision: they keep no record
 
     @property
@@ -86,15 +89,18 @@ class Expanding:
         for e, ok in zip(known, has_record, strict=True):
             record = e.recorded() if ok else None
             plain = record is not None and not record.get("versioned")
-            found.append((e, record["result"] if plain else None))  # type: ignore[index]
-        listed = [targets_in(result) for _, result in found]
+            found.append((e, record if plain else None))
+        listed = [targets_in(record["result"]) if record else [] for _, record in found]
         exists = iter(exists_many([t for targets in listed for t in targets]))
-        for (e, result), targets in zip(found, listed, strict=True):
+        for (e, record), targets in zip(found, listed, strict=True):
             complete = [next(exists) for _ in targets]
-            if result is not None and all(complete):
-                self.results[e.key] = result
+            if record is not None and all(complete):
+                self.results[e.key] = result = record["result"]
                 self.requested += len(targets)
                 self.done += len(targets)
+                calls = record.get("calls")
+                if isinstance(calls, dict):
+                    self.recorded.append((e, result, calls))
             else:
                 self.ready.append((e, done[e.node.key]))
 
@@ -105,6 +111,11 @@ class Expanding:
         a collision keep no record, so that the next run finds it again. Not thread-safe."""
         if self.claims is None:
             self.claims = {}
+            for finished, result, calls in self.recorded:  # the calls of earlier runs
+                for target in targets_in(result):
+                    if target.path in calls:
+                        ident = (target.store, target.path)
+                        self.claims.setdefault(ident, (calls[target.path], finished))
             if self.graph is not None:
                 self._take(_met(self.graph), None)
         self._take(_met(plan), expansion)
@@ -117,8 +128,9 @@ class Expanding:
             seen, first = claims.setdefault((target.store, target.path), (node, by))
             if seen is node:
                 continue
+            earlier = isinstance(seen, str)
             try:
-                refuse_collision(seen, node, _returned(first), _returned(by))
+                refuse_collision(seen, node, _returned(first, earlier), _returned(by))
             except TargetCollisionError:
                 for spoiled in (first, by):
                     if spoiled is not None:
@@ -273,8 +285,10 @@ def _met(plan: Plan) -> Iterator[Node]:
         yield from node.deps
 
 
-def _returned(by: Expansion | None) -> str:
-    return "" if by is None else f" (returned by {by.key})"
+def _returned(by: Expansion | None, earlier: bool = False) -> str:
+    if by is None:
+        return ""
+    return f" (returned by {by.key}{' on an earlier run' if earlier else ''})"
 
 
 def _load(expansion: Expansion, target: Target) -> Any:
