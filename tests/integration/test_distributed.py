@@ -448,3 +448,23 @@ def test_workers_that_cannot_import_the_tasks_module_say_how_to_reach_it(
 
     client.upload_file(str(module))  # the advice, followed
     assert pipex.compute(alone, chained, scheduler=client, load=True) == ("ALONE", "CHAINED!")
+
+
+def test_workers_that_cannot_import_a_tasks_package_are_told_to_send_the_package(
+    client, tmp_path, monkeypatch
+):
+    package = tmp_path / "code" / "far_package"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "steps.py").write_text(UNREACHABLE)
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    tasks = importlib.import_module("far_package.steps")
+    with pipex.context(path=str(tmp_path / "out")):
+        node = tasks.far("packaged")
+
+    with pytest.raises(ImportError) as caught:
+        pipex.compute(node, scheduler=client, keep_going=False)
+
+    message = str(caught.value)
+    assert node.key in message and "module 'far_package'" in message
+    assert f"client.upload_file(<a .zip of {package}>)" in message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
+import os
 import pickle
 import sys
 import traceback
@@ -114,7 +115,8 @@ def _unsealed(sealed: bytes, results: Mapping[Any, Any]) -> Any:
     try:
         task = pickle.loads(sealed)
     except (ImportError, AttributeError) as exc:  # a module, or a function in it, not found
-        raise _Unreachable(f"{type(exc).__name__}: {exc}", getattr(exc, "name", None)) from None
+        name = exc.name if isinstance(exc, ImportError) else None
+        raise _Unreachable(f"{type(exc).__name__}: {exc}", name) from None
     return task(results)
 
 
@@ -129,14 +131,19 @@ def _unreachable(exc: BaseException, node: Any) -> BaseException:
     what, name = exc.args
     module = name or getattr(node.task.fn, "__module__", None) or "?"
     file = getattr(sys.modules.get(module), "__file__", None)
+    if file and os.path.basename(file) == "__init__.py":  # a package: its folder
+        file = os.path.dirname(file)
+        upload = f"client.upload_file(<a .zip of {file}>)"
+    else:
+        upload = f"client.upload_file({file!r})" if file else "client.upload_file(<its file>)"
     here = f" (here, on the client: {file})" if file else ""
-    upload = f"client.upload_file({file!r})" if file else "client.upload_file(path)"
+    stale = " (or has another version of it)" if what.startswith("AttributeError") else ""
     return ImportError(
         f"pipex task {node.key} could not start on its dask worker, which cannot import "
-        f"module {module!r}{here} that the task's code needs ({what}). Workers import a "
-        "task's function from its module: put that module on the workers' path: set "
-        f"PYTHONPATH for the workers to the folder holding it, send it with {upload} (a .py "
-        "file, or a .zip of a package), or install it on the workers as a package.",
+        f"module {module!r}{here}{stale} that the task's code needs ({what}). Workers import "
+        "a task's function from its module: put that module on the workers' path: set "
+        f"PYTHONPATH for the workers to the folder holding it, send it with {upload}, or "
+        "install it on the workers as a package.",
         name=module,
     )
 
