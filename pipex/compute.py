@@ -104,7 +104,7 @@ def run(
     skipped: list[Node] = []
     if skip_failed and plan.missing:
         plan, skipped = plan.without(n.key for n in records.failed_last_time(plan.missing))
-    expanding.check(plan.done)
+    expanding.check(plan)
     outcomes: dict[str, Outcome] = {}
     report = Report()
     requested = {n.key for n in nodes}

@@ -18,6 +18,7 @@ from typing import Any
 
 from pipex import settings
 from pipex.core.code import fingerprint
+from pipex.core.plan import call_token
 from pipex.core.targets import Target
 from pipex.core.tokens import token
 from pipex.core.walk import replace, visit
@@ -108,7 +109,8 @@ class Expansion:
     def recorded(self) -> dict[str, Any] | None:
         """The record of the last finished expansion (``None`` if it has no readable one):
         ``result``, what ``fn`` returned with Targets for nodes; ``versioned``, whether a
-        produced node's task, or one below it, has a ``version``."""
+        produced node's task, or one below it, has a ``version``; ``calls``, a token of each
+        produced node's call by target path (absent from older records)."""
         try:
             record = self.record.load()
         except Exception:
@@ -117,10 +119,13 @@ class Expansion:
 
     def keep(self, produced: Any, nodes: list[Node]) -> Any:
         """Record ``produced`` (what ``fn`` returned, holding ``nodes``) with each node as
-        its Target; that."""
+        its Target, and a token of each node's call by target path (``calls``); that."""
         result = replace(produced, _as_target)
         versioned = any(node.versioned for node in nodes)
-        self.record.store.save(self.record.path, {"result": result, "versioned": versioned})
+        memo: dict[int, str] = {}
+        calls = {node.target.path: call_token(node, memo) for node in nodes}
+        record = {"result": result, "versioned": versioned, "calls": calls}
+        self.record.store.save(self.record.path, record)
         return result
 
 

@@ -4,14 +4,18 @@ pipex follows dask's pattern for downstream libraries: the defaults in ``pipex.y
 registered with ``dask.config.update_defaults`` when this module is first imported (an
 in-memory update: nothing is read from or written to the user's files), and every value is
 read when used, so ``dask.config.set({"pipex.path": ...})``, ``DASK_PIPEX__PATH=...`` and
-``PIPEX=off`` all take effect on the next call.
+``PIPEX=off`` all take effect on the next call. A ``pipex.*`` key that is not a setting (a
+misspelling, which dask would silently keep) is warned of when settings are read.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import pathlib
+import warnings
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import dask.config
@@ -39,8 +43,89 @@ dask.config.update_defaults(DEFAULTS)
 
 
 def get(name: str) -> Any:
-    """The setting ``pipex.<name>`` (dotted for nested keys: ``"distributed.long-running"``)."""
+    """The setting ``pipex.<name>`` (dotted for nested keys: ``"distributed.long-running"``).
+
+    Warns, once per key, of each ``pipex.*`` key set that pipex does not know (see
+    :func:`warn_unknown`).
+    """
+    warn_unknown(dask.config.config.get("pipex"))
     return dask.config.get(f"pipex.{name}")
+
+
+def warn_unknown(section: Any) -> None:
+    """A ``UserWarning``, once per key, for each key of ``section`` (the ``pipex`` part of
+    dask's configuration) that is not a pipex setting, naming the closest one."""
+    if isinstance(section, dict) and not _all_known(section):
+        for name in _names(section):
+            if _canonical(name) not in _KNOWN:
+                _warn(name)
+
+
+def _all_known(section: dict[str, Any], prefix: str = "") -> bool:
+    """Whether every key set in ``section`` is a setting as spelled in ``pipex.yaml`` (the
+    quick check made on every read)."""
+    if not _KEYS[prefix].issuperset(section):
+        return False
+    for key, inner in _INNER[prefix]:
+        value = section.get(key)
+        if type(value) is dict and not _all_known(value, inner):
+            return False
+    return True
+
+
+def _names(section: dict[str, Any], prefix: str = "") -> Iterator[str]:
+    """The dotted names of the keys set in ``section``, down to the known sub-sections."""
+    for key, value in section.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and _canonical(name) in _SECTIONS:
+            yield from _names(value, f"{name}.")
+        else:
+            yield name
+
+
+def _canonical(name: str) -> str:
+    return str(name).replace("_", "-")
+
+
+def _known(section: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, bool]]:
+    """Each dotted name of ``section`` and whether it is a sub-section."""
+    for key, value in section.items():
+        name = f"{prefix}{key}"
+        yield name, isinstance(value, dict)
+        if isinstance(value, dict):
+            yield from _known(value, f"{name}.")
+
+
+_SECTIONS = frozenset(name for name, inner in _known(DEFAULTS["pipex"]) if inner)
+_LEAVES = tuple(name for name, inner in _known(DEFAULTS["pipex"]) if not inner)
+_KNOWN = _SECTIONS | frozenset(_LEAVES)
+#: The keys of each section ("" for pipex's own, "claims." ...), and its sub-sections.
+_KEYS = {
+    prefix: frozenset(n[len(prefix) :] for n in _KNOWN if n.rpartition(".")[0] == prefix[:-1])
+    for prefix in ("", *(f"{name}." for name in _SECTIONS))
+}
+_INNER = {
+    prefix: tuple((k, f"{prefix}{k}.") for k in keys if f"{prefix}{k}" in _SECTIONS)
+    for prefix, keys in _KEYS.items()
+}
+
+
+@functools.cache
+def _warn(name: str) -> None:
+    """Warn that ``pipex.<name>`` is not a setting (once per process: the result is cached)."""
+    close = difflib.get_close_matches(_canonical(name), _LEAVES, n=1)
+    variable = "DASK_PIPEX__" + "__".join(name.upper().replace("-", "_").split("."))
+    hint = (
+        f"did you mean pipex.{close[0]}?"
+        if close
+        else f"the settings are: {', '.join(f'pipex.{k}' for k in _LEAVES)}."
+    )
+    warnings.warn(
+        f"pipex.{name} is not a pipex setting, so it is ignored (set by dask.config.set, a "
+        f"dask config file or the environment variable {variable}): {hint}",
+        UserWarning,
+        stacklevel=4,
+    )
 
 
 def choice(name: str, allowed: tuple[Any, ...], meaning: str) -> Any:

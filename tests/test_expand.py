@@ -363,3 +363,88 @@ def test_status_counts_an_expansion_as_its_node(workdir, log):
     pipex.compute(expansions)
 
     assert pipex.status(expansions).steps["split"].done == 2
+
+
+def test_two_expansions_producing_one_target_are_a_collision_naming_both_calls(workdir, log):
+    split, _, _ = documents(log)
+    ran = []
+
+    @pipex.task(target="{path}/cover.pkl")  # the same target whatever the page
+    def cover(page: str) -> str:
+        ran.append(page)
+        return page.upper()
+
+    def covers(texts):
+        return [cover(texts[0])]
+
+    with pipex.context(path="out"):
+        expansions = [pipex.expand(split(doc, 2), covers) for doc in ("a", "b")]
+
+    with pytest.raises(pipex.TargetCollisionError) as caught:
+        pipex.compute(expansions)
+
+    message = str(caught.value)
+    assert "out/cover.pkl" in message
+    assert "cover(page='a-p0')" in message and "cover(page='b-p0')" in message
+    assert all(e.key in message for e in expansions)  # which expansions returned them
+    assert len(ran) == 1  # one call ran; the other neither ran nor took its output
+    assert not any(e.record.exists() for e in expansions)
+
+    # Neither kept a record: running again calls both fns again, and finds it again.
+    with pytest.raises(pipex.TargetCollisionError, match=r"out/cover\.pkl"):
+        pipex.compute(expansions)
+    assert len(ran) == 1
+
+
+def test_an_expansion_colliding_with_one_finished_on_an_earlier_run_is_a_collision(workdir, log):
+    split, _, _ = documents(log)
+
+    @pipex.task(target="{path}/cover.pkl")
+    def cover(page: str) -> str:
+        return page.upper()
+
+    def covers(texts):
+        return [cover(texts[0])]
+
+    with pipex.context(path="out"):
+        first = pipex.expand(split("a", 2), covers)
+        pipex.compute(first)  # recorded: a restart reads only its record
+        added = pipex.expand(split("b", 2), covers)  # a document added later
+
+    with pytest.raises(pipex.TargetCollisionError, match=r"out/cover\.pkl") as caught:
+        pipex.compute(first, added)
+
+    message = str(caught.value)
+    assert first.key in message and "cover(page='b-p0')" in message
+    assert pipex.Target("out/cover.pkl").load() == "A-P0"
+    assert not first.record.exists() and not added.record.exists()
+    with pytest.raises(pipex.TargetCollisionError, match="cover\\(page='a-p0'\\)"):
+        pipex.compute(first, added)  # both fns called again: the calls named
+
+
+def test_an_expansion_producing_a_target_of_the_graph_is_a_collision(workdir, log):
+    split, _, _ = documents(log)
+
+    @pipex.task(target="{path}/cover.pkl")
+    def cover(page: str) -> str:
+        return page.upper()
+
+    with pipex.context(path="out"):
+        plain = cover("z")
+        clash = pipex.expand(split("a", 1), lambda texts: [cover(texts[0])])
+
+    with pytest.raises(pipex.TargetCollisionError, match=r"out/cover\.pkl") as caught:
+        pipex.compute(plain, clash)
+    assert "cover(page='z')" in str(caught.value) and clash.key in str(caught.value)
+    assert pipex.Target("out/cover.pkl").load() == "Z"
+
+
+def test_two_expansions_returning_the_same_call_share_its_node(workdir, log):
+    split, ocr, _ = documents(log)
+    with pipex.context(path="out"):
+        expansions = [pipex.expand(split(d, 1), lambda t: [ocr("shared")]) for d in "ab"]
+
+    results = pipex.compute(expansions)
+
+    assert [[t.path for t in r] for r in results[0]] == [["out/ocr/shared.pkl"]] * 2
+    assert calls(log)["ocr"] == 1

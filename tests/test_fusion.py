@@ -82,6 +82,24 @@ def test_a_chain_is_one_task_and_every_step_writes_its_target(workdir):
     assert len(graphs) == 1
 
 
+def test_a_fused_task_is_named_after_every_step_it_holds(workdir):
+    from dask.utils import key_split
+
+    a, b, c = steps(Counter())
+    fused = chain(a, b, c, 0)
+    alone = b(a(1), 1)  # requested together with its own user: no fusion above a(1)
+    graphs: list = []
+    pipex.compute([fused, alone, c(alone, 1)], scheduler=recording(graphs), progress=False)
+
+    keys = sorted(graphs[0])
+    assert [key[:2] for key in keys] == [
+        ("a+b", alone.target.path),  # named after both steps, keyed by the last's target
+        ("a+b+c", fused.target.path),
+        ("c", "pipex-out/c/1.pkl"),
+    ]
+    assert [key_split(key) for key in keys] == ["a+b", "a+b+c", "c"]  # the dashboard's names
+
+
 def test_a_fused_step_hands_its_data_to_the_next_without_a_load(workdir, loads):
     a, b, c = steps(Counter())
     pipex.compute([chain(a, b, c, n) for n in range(4)])

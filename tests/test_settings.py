@@ -1,5 +1,9 @@
 """Settings registered with dask.config and read when used; registries by import string."""
 
+import os
+import subprocess
+import sys
+
 import dask
 import pytest
 
@@ -33,3 +37,33 @@ def test_registry_loads_by_import_string():
     assert registry.locate("pipex.core.plan:resolve") is pipex.core.plan.resolve
     with pytest.raises(AttributeError):
         registry.locate("pipex.stores.file:NoSuchThing")
+
+
+def test_a_misspelled_setting_warns_once_naming_the_closest_key():
+    with dask.config.set({"pipex.pth": "elsewhere", "pipex.claims.timout": "5s"}):
+        with pytest.warns(UserWarning) as caught:
+            settings.get("keep-going")
+            settings.get("ledger")  # read again: no second warning for either key
+        assert settings.get("path") == "pipex-out"  # ignored, as dask ignores it
+
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == 2
+    assert "pipex.claims.timout" in messages[0] and "pipex.claims.timeout" in messages[0]
+    assert "pipex.pth" in messages[1] and "did you mean pipex.path" in messages[1]
+
+
+def test_known_settings_in_either_spelling_do_not_warn(recwarn):
+    with dask.config.set({"pipex.keep_going": True, "pipex.distributed.forward-logs": ["x"]}):
+        settings.get("keep-going")
+    assert not [w for w in recwarn if "pipex." in str(w.message)]
+
+
+def test_a_misspelled_environment_variable_warns_when_settings_are_read(tmp_path):
+    code = "import pipex; pipex.settings.get('ledger'); pipex.settings.get('ledger')"
+    env = {**os.environ, "DASK_PIPEX__PTH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stderr.count("UserWarning") == 1
+    assert "pipex.pth" in done.stderr and "did you mean pipex.path" in done.stderr
+    assert "DASK_PIPEX__PTH" in done.stderr

@@ -35,6 +35,23 @@ def dask_key(node: Any, run_id: str = "", stable: frozenset[DaskKey] = frozenset
     return (*key, run_id) if run_id and key not in stable else key
 
 
+def task_key(
+    chain: Sequence[Any], run_id: str = "", stable: frozenset[DaskKey] = frozenset()
+) -> DaskKey:
+    """The dask key of the task that runs ``chain`` (one node, or a fused chain, inputs
+    first): its last node's :func:`dask_key`, named after every step it holds.
+
+    A fused chain's name joins its steps' task names with ``+`` (each once, in order:
+    ``load+double+total``), so that the dashboard, which names a task by its key's first
+    part, still shows each step; the rest is the last node's target path (and run id).
+    """
+    key = dask_key(chain[-1], run_id, stable)
+    if len(chain) == 1 or chain[-1].dask_key in stable:
+        return key
+    name = "+".join(dict.fromkeys(node.task.name for node in chain))
+    return (name, *key[1:])
+
+
 def to_dask(
     plan: Plan,
     keep_going: bool,
@@ -49,7 +66,7 @@ def to_dask(
     name, and a distributed scheduler that still holds a previous run's result under the
     same key would hand it back instead of rebuilding a target deleted since. With
     ``chains`` (from :func:`pipex.core.fusion.chains`), each chain of several nodes is one
-    task under its last node's key, run by :func:`~pipex.core.fusion.execute_chain`
+    task under its :func:`task_key`, run by :func:`~pipex.core.fusion.execute_chain`
     (``timed`` as there).
     """
     if chains is None:
@@ -61,12 +78,13 @@ def to_dask(
         last = task_of.get(dep.key)
         if last is None:
             return plan.done[dep.key]
-        ref = TaskRef(dask_key(last, run_id, stable))
-        return ref if len(chains_by_last[last.key]) == 1 else Task(None, fusion.last, ref)
+        chain = chains_by_last[last.key]
+        ref = TaskRef(task_key(chain, run_id, stable))
+        return ref if len(chain) == 1 else Task(None, fusion.last, ref)
 
     chains_by_last = {chain[-1].key: chain for chain in chains}
     for chain in chains:
-        key = dask_key(chain[-1], run_id, stable)
+        key = task_key(chain, run_id, stable)
         if len(chain) == 1:
             node = chain[0]
             inputs = [input_of(dep) for dep in node.deps]

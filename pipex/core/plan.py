@@ -150,14 +150,7 @@ def resolve(roots: Iterable[Node], check: bool = True, stale: Stale | None = Non
         if seen is None:
             by_target[ident] = node
             return True
-        if seen is not node and not _same_call(seen, node):
-            raise TargetCollisionError(
-                f"two different calls render the same target {node.target}: "
-                f"{_describe(seen)} and {_describe(node)}. Each would overwrite the other's "
-                "output. Make the template tell them apart (add an argument or "
-                "pipex.context variable to it), or leave `base` unset so pipex derives it "
-                "from the arguments."
-            )
+        refuse_collision(seen, node)
         return False
 
     frontier = [node for node in plan.roots if first_visit(node)]
@@ -199,6 +192,33 @@ def exists_many(targets: Sequence[Target]) -> list[bool]:
         for i, ok in zip(indexes, answers, strict=True):
             found[i] = ok
     return found
+
+
+def refuse_collision(seen: Node | str, node: Node, seen_in: str = "", node_in: str = "") -> None:
+    """A :class:`TargetCollisionError` if ``seen`` and ``node``, which render the same target,
+    are different calls (``seen_in``, ``node_in``: where each came from, if not the graph).
+
+    ``seen`` may be the :func:`call_token` of a call that is no longer at hand (recorded).
+    """
+    if isinstance(seen, str):
+        if seen == call_token(node):
+            return
+    elif seen is node or _same_call(seen, node):
+        return
+    shown = "a call" if isinstance(seen, str) else _describe(seen)
+    raise TargetCollisionError(
+        f"two different calls render the same target {node.target}: "
+        f"{shown}{seen_in} and {_describe(node)}{node_in}. Each would overwrite "
+        "the other's output. Make the template tell them apart (add an argument or "
+        "pipex.context variable to it), or leave `base` unset so pipex derives it "
+        "from the arguments."
+    )
+
+
+def call_token(node: Node, memo: dict[int, str] | None = None) -> str:
+    """A token of ``node``'s whole call: its function, arguments and upstream calls
+    (``memo``: tokens already made, by node id, shared by the calls of many nodes)."""
+    return _call_token(node, {} if memo is None else memo)
 
 
 def _same_call(a: Node, b: Node) -> bool:

@@ -18,7 +18,7 @@ from dask.system import CPU_COUNT
 
 from pipex import settings
 from pipex.core import fusion
-from pipex.core.graph import dask_key, new_run_id, to_dask
+from pipex.core.graph import new_run_id, task_key, to_dask
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
 from pipex.exceptions import PipexError
@@ -51,7 +51,7 @@ class LocalExecutor(Executor):
         run_id = new_run_id()
         tasks = fusion.chains(plan) if keep_going and settings.get("fuse") else None
         chains = tasks or [[node] for node in plan.missing]
-        keys = [dask_key(chain[-1], run_id) for chain in chains]
+        keys = [task_key(chain, run_id) for chain in chains]
         steps = dict(zip(keys, chains, strict=True))
         reporting = Reporting(observer, steps)
         try:

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pipex import settings
 from pipex.core.outcomes import Failure, Outcome
-from pipex.core.plan import Plan, exists_many, resolve
+from pipex.core.plan import Plan, exists_many, refuse_collision, resolve
 from pipex.core.targets import Target
-from pipex.exceptions import StoreError
+from pipex.exceptions import StoreError, TargetCollisionError
 from pipex.expand import Expansion, targets_in
+from pipex.node import Node
 from pipex.running import staleness
 
 #: At most this many expansions run at once (each waits on its run from a thread).
@@ -48,6 +49,12 @@ class Expanding:
         self.done = 0
         self.waiting: dict[str, list[Expansion]] = {}  # node key -> expansions of that node
         self.ready: list[tuple[Expansion, Target]] = []  # node done, record not enough
+        self.graph: Plan | None = None  # the plan of the run's first stage
+        #: By target: the call that renders it (a node, or a recorded token of its call)
+        #: and the expansion that returned it (``None``: the graph).
+        self.claims: dict[tuple[Any, str], tuple[Node | str, Expansion | None]] | None = None
+        self.recorded: list[tuple[Expansion, Any, Mapping[str, str]]] = []  # finished early
+        self.spoiled: set[str] = set()  # expansions in a collision: they keep no record
 
     @property
     def sources(self) -> list[Any]:
@@ -59,16 +66,19 @@ class Expanding:
         """Whether some expansion still has to run."""
         return bool(self.ready or self.waiting)
 
-    def check(self, done: Mapping[str, Target]) -> None:
-        """Finish the expansions whose node is ``done`` and whose recorded targets all exist;
-        the others are ready (node done) or wait for their node's outcome.
+    def check(self, graph: Plan) -> None:
+        """Finish the expansions whose node is done in ``graph`` (the plan of the run's first
+        stage) and whose recorded targets all exist; the others are ready (node done) or wait
+        for their node's outcome.
 
         With a staleness opt-in in play (``pipex.rerun: code``, or a ``version`` on a
         produced task when it was recorded), records are not enough: the produced nodes
         are resolved again, with the opt-in's check.
         """
+        self.graph = graph
         if not self.expansions:
             return
+        done = graph.done
         known = [e for e in self.expansions.values() if e.node.key in done]
         for e in self.expansions.values():
             if e.node.key not in done:
@@ -79,17 +89,54 @@ class Expanding:
         for e, ok in zip(known, has_record, strict=True):
             record = e.recorded() if ok else None
             plain = record is not None and not record.get("versioned")
-            found.append((e, record["result"] if plain else None))  # type: ignore[index]
-        listed = [targets_in(result) for _, result in found]
+            found.append((e, record if plain else None))
+        listed = [targets_in(record["result"]) if record else [] for _, record in found]
         exists = iter(exists_many([t for targets in listed for t in targets]))
-        for (e, result), targets in zip(found, listed, strict=True):
+        for (e, record), targets in zip(found, listed, strict=True):
             complete = [next(exists) for _ in targets]
-            if result is not None and all(complete):
-                self.results[e.key] = result
+            if record is not None and all(complete):
+                self.results[e.key] = result = record["result"]
                 self.requested += len(targets)
                 self.done += len(targets)
+                calls = record.get("calls")
+                if isinstance(calls, dict):
+                    self.recorded.append((e, result, calls))
             else:
                 self.ready.append((e, done[e.node.key]))
+
+    def claim(self, expansion: Expansion, plan: Plan) -> None:
+        """Take the targets of the calls an expansion's resolution met (its nodes, and the
+        inputs of those to run): a :class:`TargetCollisionError` if one is the target of a
+        different call of this run, of the graph or of another expansion. The expansions in
+        a collision keep no record, so that the next run finds it again. Not thread-safe."""
+        if self.claims is None:
+            self.claims = {}
+            for finished, result, calls in self.recorded:  # the calls of earlier runs
+                for target in targets_in(result):
+                    if target.path in calls:
+                        ident = (target.store, target.path)
+                        self.claims.setdefault(ident, (calls[target.path], finished))
+            if self.graph is not None:
+                self._take(_met(self.graph), None)
+        self._take(_met(plan), expansion)
+
+    def _take(self, nodes: Iterable[Node], by: Expansion | None) -> None:
+        claims = self.claims
+        assert claims is not None
+        for node in nodes:
+            target = node.target
+            seen, first = claims.setdefault((target.store, target.path), (node, by))
+            if seen is node:
+                continue
+            earlier = isinstance(seen, str)
+            try:
+                refuse_collision(seen, node, _returned(first, earlier), _returned(by))
+            except TargetCollisionError:
+                for spoiled in (first, by):
+                    if spoiled is not None:
+                        self.spoiled.add(spoiled.key)
+                        spoiled.record.store.delete(spoiled.record.path)
+                raise
 
     def streaming(
         self, executor: Any, observer: Any, keep_going: bool, options: Mapping[str, Any]
@@ -202,6 +249,8 @@ class _Stream:
         try:
             produced, nodes = expansion.produce(_load(expansion, target))
             plan = resolve(nodes, stale=staleness.check(nodes))
+            with self.lock:
+                self.expanding.claim(expansion, plan)
             outcomes: dict[str, Outcome] = {}
             if plan.missing:
                 self.planned(plan.missing)
@@ -213,13 +262,33 @@ class _Stream:
                 self.expanding.requested += len(keys)
                 self.expanding.done += sum(key in plan.done for key in keys)
             if all(isinstance(outcomes.get(k, plan.done.get(k)), Target) for k in keys):
-                self.expanding.results[expansion.key] = expansion.keep(produced, nodes)
+                result = expansion.keep(produced, nodes)
+                with self.lock:
+                    if expansion.key in self.expanding.spoiled:  # met in a collision since
+                        expansion.record.store.delete(expansion.record.path)
+                    else:
+                        self.expanding.results[expansion.key] = result
+        except TargetCollisionError:  # a mistake in the pipeline, not a task's failure
+            raise
         except (Exception, SystemExit) as exc:
             if not self.keep_going:
                 exc.add_note(f"{expansion.key} failed: its nodes did not all run")
                 raise
             node = expansion.node
             self.record(expansion.key, Failure(expansion.key, node.target, exc, _trace(exc)))
+
+
+def _met(plan: Plan) -> Iterator[Node]:
+    """The nodes resolution met: the plan's roots, and the inputs of its missing nodes."""
+    yield from plan.roots
+    for node in plan.missing:
+        yield from node.deps
+
+
+def _returned(by: Expansion | None, earlier: bool = False) -> str:
+    if by is None:
+        return ""
+    return f" (returned by {by.key}{' on an earlier run' if earlier else ''})"
 
 
 def _load(expansion: Expansion, target: Target) -> Any:

@@ -7,6 +7,7 @@ configured their own way, are in test_worker_plugins.py.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import time
@@ -395,3 +396,75 @@ def test_records_are_not_forwarded_unless_configured(client, caplog, tmp_path):
         time.sleep(1)
 
     assert not [r for r in caplog.records if r.name.startswith(pipelines.FORWARDED)]
+
+
+UNREACHABLE = """
+import pipex
+
+
+@pipex.task(target="{path}/far/{name}.pkl")
+def far(name):
+    return name.upper()
+
+
+@pipex.task(target="{path}/farther/{item.stem}.pkl")
+def farther(item):
+    return item + "!"
+"""
+
+
+def test_workers_that_cannot_import_the_tasks_module_say_how_to_reach_it(
+    client, tmp_path, monkeypatch
+):
+    code = tmp_path / "code"  # importable here only: not on the workers' path
+    code.mkdir()
+    module = code / "far_from_workers.py"
+    module.write_text(UNREACHABLE)
+    monkeypatch.syspath_prepend(str(code))
+    tasks = importlib.import_module("far_from_workers")
+    with pipex.context(path=str(tmp_path / "out")):
+        alone = tasks.far("alone")
+        chained = tasks.farther(tasks.far("chained"))  # one fused task
+
+    start = time.monotonic()
+    with pytest.raises(pipex.PipelineError) as caught:
+        pipex.compute(alone, chained, scheduler=client)
+    assert time.monotonic() - start < 60  # reported at once, not after a timeout
+
+    failed = caught.value.failed
+    assert sorted(f.key for f in failed) == sorted([alone.key, chained.deps[0].key])
+    for failure in failed:
+        message = str(failure.exception)
+        assert isinstance(failure.exception, ImportError)
+        assert failure.key in message  # the task
+        assert "far_from_workers" in message  # the module
+        assert str(module) in message  # where it is on the client
+        for fix in ("PYTHONPATH", "client.upload_file", "install"):
+            assert fix in message
+    assert [n.key for n in caught.value.not_run] == [chained.key]
+    assert not alone.target.exists()
+    with pytest.raises(ImportError, match=r"far_from_workers.*PYTHONPATH"):
+        pipex.compute(alone, scheduler=client, keep_going=False)
+
+    client.upload_file(str(module))  # the advice, followed
+    assert pipex.compute(alone, chained, scheduler=client, load=True) == ("ALONE", "CHAINED!")
+
+
+def test_workers_that_cannot_import_a_tasks_package_are_told_to_send_the_package(
+    client, tmp_path, monkeypatch
+):
+    package = tmp_path / "code" / "far_package"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "steps.py").write_text(UNREACHABLE)
+    monkeypatch.syspath_prepend(str(tmp_path / "code"))
+    tasks = importlib.import_module("far_package.steps")
+    with pipex.context(path=str(tmp_path / "out")):
+        node = tasks.far("packaged")
+
+    with pytest.raises(ImportError) as caught:
+        pipex.compute(node, scheduler=client, keep_going=False)
+
+    message = str(caught.value)
+    assert node.key in message and "module 'far_package'" in message
+    assert f"client.upload_file(<a .zip of {package}>)" in message

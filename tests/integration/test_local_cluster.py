@@ -167,3 +167,19 @@ def test_a_deleted_output_is_rebuilt_while_the_scheduler_still_holds_its_key(cli
     assert summary.target.exists()
     assert summary.target.load() == 2 * (1 + 2)
     assert [task for task, _, _ in pipelines.calls(log)[5:]] == ["total"]
+
+
+def test_the_scheduler_sees_a_fused_chain_under_the_name_of_every_step(client, tmp_path):
+    log = tmp_path / "calls.log"
+    with pipex.context(path=str(tmp_path / "out")):
+        (doubled,) = pipelines.chains(["solo"], str(log))
+        summary = pipelines.total([doubled], "solo", str(log))
+
+    with distributed.get_task_stream(client) as stream:
+        pipex.compute(summary, scheduler=client)
+
+    assert sorted(task for task, _, _ in pipelines.calls(log)) == ["double", "source", "total"]
+    (ran,) = stream.data  # one task ran the three steps
+    assert ran["key"][:2] == ("source+double+total", summary.target.path)
+    prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
+    assert "source+double+total" in prefixes  # the dashboard's name for the task

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import operator
+import os
 import pickle
+import sys
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,7 +24,7 @@ from distributed import as_completed
 
 from pipex import settings
 from pipex.core import fusion, worker
-from pipex.core.graph import dask_key, is_call, is_chain, new_run_id, to_dask
+from pipex.core.graph import is_call, is_chain, new_run_id, task_key, to_dask
 from pipex.core.outcomes import Failure, NotRun, Outcome, portable, settle, unmark_raised
 from pipex.core.plan import Plan, exists_many
 from pipex.core.targets import Target
@@ -61,7 +63,7 @@ class DistributedExecutor(Executor):
         fuse = keep_going and settings.get("fuse")
         tasks = fusion.chains(plan, fusable=lambda node: not _annotations(node)) if fuse else None
         chains = tasks or [[node] for node in plan.missing]
-        steps = {dask_key(chain[-1], run_id): chain for chain in chains}
+        steps = {task_key(chain, run_id): chain for chain in chains}
         dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=False)
         graph = _annotated_graph(dsk, {key: chain[-1] for key, chain in steps.items()})
         futures = self.client.get(graph, list(steps), sync=False, **options)
@@ -99,8 +101,50 @@ def _sealed(task: Task) -> Task:
     """
     keys = sorted(task.dependencies)
     results = Task(None, dict, Task(None, zip, tuple(keys), List(*map(TaskRef, keys))))
-    return Task(
-        task.key, operator.call, Task(None, pickle.loads, cloudpickle.dumps(task)), results
+    opener = Task(None, pickle.loads, _UNSEALED)
+    return Task(task.key, operator.call, opener, cloudpickle.dumps(task), results)
+
+
+class _Unreachable(Exception):
+    """Raised on a worker that cannot unpickle a task: it cannot import what the task's code
+    needs. The client turns it into the ``ImportError`` of :func:`_unreachable`."""
+
+
+def _unsealed(sealed: bytes, results: Mapping[Any, Any]) -> Any:
+    """Run on a worker: unpickle a task sealed by :func:`_sealed`, and run it."""
+    try:
+        task = pickle.loads(sealed)
+    except (ImportError, AttributeError) as exc:  # a module, or a function in it, not found
+        name = exc.name if isinstance(exc, ImportError) else None
+        raise _Unreachable(f"{type(exc).__name__}: {exc}", name) from None
+    return task(results)
+
+
+_UNSEALED = pickle.dumps(_unsealed)  # by reference: every worker has pipex
+
+
+def _unreachable(exc: BaseException, node: Any) -> BaseException:
+    """``exc``, or, for :class:`_Unreachable`, an ``ImportError`` naming the task, the module
+    its worker could not import and how to put it on the workers' path."""
+    if not isinstance(exc, _Unreachable):
+        return exc
+    what, name = exc.args
+    module = name or getattr(node.task.fn, "__module__", None) or "?"
+    file = getattr(sys.modules.get(module), "__file__", None)
+    if file and os.path.basename(file) == "__init__.py":  # a package: its folder
+        file = os.path.dirname(file)
+        upload = f"client.upload_file(<a .zip of {file}>)"
+    else:
+        upload = f"client.upload_file({file!r})" if file else "client.upload_file(<its file>)"
+    here = f" (here, on the client: {file})" if file else ""
+    stale = " (or has another version of it)" if what.startswith("AttributeError") else ""
+    return ImportError(
+        f"pipex task {node.key} could not start on its dask worker, which cannot import "
+        f"module {module!r}{here}{stale} that the task's code needs ({what}). Workers import "
+        "a task's function from its module: put that module on the workers' path: set "
+        f"PYTHONPATH for the workers to the folder holding it, send it with {upload}, or "
+        "install it on the workers as a package.",
+        name=module,
     )
 
 
@@ -179,6 +223,8 @@ class _Follow:
                         raise self._scheduler_gone()
                     nodes = self.steps[future.key]
                     if not keep_going:
+                        if isinstance(future.exception(), _Unreachable):
+                            raise _unreachable(future.exception(), nodes[0]) from None
                         future.result()  # raises the task's exception
                         raise RuntimeError(f"pipex task {nodes[-1].key}: {future.status}")
                     self._erred(nodes, _failure(future, nodes[0]))
@@ -247,7 +293,7 @@ def _failure(future: Any, node: Any) -> Failure | NotRun:
             f"pipex task {node.key} was cancelled on the cluster before it finished"
         )
         return Failure(node.key, node.target, exc, f"{type(exc).__name__}: {exc}\n")
-    exc = future.exception()
+    exc = _unreachable(future.exception(), node)
     tb = future.traceback()
     unmark_raised(exc)  # execute_call's note for a raised failure; the report adds its own
     text = "".join(traceback.format_exception(type(exc), exc, tb))

@@ -16,7 +16,7 @@ from dask.task_spec import Task
 
 from pipex import settings
 from pipex.core import fusion, worker
-from pipex.core.graph import dask_key, is_call, is_chain, new_run_id, to_dask
+from pipex.core.graph import is_call, is_chain, new_run_id, task_key, to_dask
 from pipex.core.outcomes import Failure, NotRun, Outcome, Tally, one_line
 from pipex.core.plan import Plan
 from pipex.core.worker import Call
@@ -42,7 +42,7 @@ def run_graph(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
     run_id = new_run_id()
     tasks = fusion.chains(plan) if keep_going and settings.get("fuse") else None
     chains = tasks or [[node] for node in plan.missing]
-    keys = [dask_key(chain[-1], run_id) for chain in chains]
+    keys = [task_key(chain, run_id) for chain in chains]
     names = run_names(plan.missing)
     dsk = to_dask(plan, keep_going, run_id, chains=tasks)
     steps = {key: fusion.members(chain) for key, chain in zip(keys, chains, strict=True)}
