@@ -264,6 +264,29 @@ def test_path_context_may_be_absolute_or_go_up(workdir, monkeypatch):
     assert pipex.FileStore(workdir).load("abs/2.pkl") == 4
 
 
+@pytest.mark.parametrize("template", ["{path}/x/{name}.pkl", "{path}/x/{name}", "{path}/{name}"])
+def test_root_above_the_working_directory_writes_and_skips(workdir, monkeypatch, template):
+    """A relative root starting with `..`: the suffix is read from the file name alone."""
+    (workdir / "work").mkdir()
+    monkeypatch.chdir(workdir / "work")
+    calls = []
+
+    @pipex.task(target=template)
+    def make(name):
+        calls.append(name)
+        return name.upper()
+
+    name = "a" if template.endswith(".pkl") else "a.pkl"
+    for _ in range(2):
+        with pipex.context(path="../shared_out"):
+            node = make(name)
+        (target,) = pipex.compute(node)
+    assert calls == [name]
+    assert target.load() == name.upper()
+    written = workdir / "shared_out" / template.split("/", 1)[1].format(name=name)
+    assert pickle.loads(written.read_bytes()) == name.upper()
+
+
 def _is_safe(value):
     return (
         ".." not in re.split(r"[\\/]", value)

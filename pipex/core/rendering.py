@@ -29,7 +29,7 @@ from pipex.core.templates import (
 from pipex.core.tokens import token
 from pipex.core.walk import replace
 from pipex.exceptions import SerializerError, TargetError
-from pipex.serializers import for_suffix
+from pipex.serializers import for_suffix, suffix_of
 from pipex.stores import FileStore, Store, locate
 
 DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
@@ -149,7 +149,7 @@ class TargetSpec:
         path = _normalized(location)
         check_location(path, self.task)
         if self.save and not self.suffix_known:
-            self._check_suffix(path)
+            self._check_suffix(suffix_of(path), path)
         if store is None:
             store = call.origin.store or _file_store(os.getcwd())
         return Target(path, store)
@@ -235,10 +235,9 @@ class TargetSpec:
         tail = literal.rsplit("/", 1)[-1]
         self.suffix_known = "." in tail
         if self.save and self.suffix_known:
-            self._check_suffix(tail[tail.rindex(".") :])
+            self._check_suffix(tail[tail.rindex(".") :], self.option)  # type: ignore[arg-type]
 
-    def _check_suffix(self, path: str) -> None:
-        suffix = path if path.startswith(".") else posixpath.splitext(path)[1]
+    def _check_suffix(self, suffix: str, path: str) -> None:
         try:
             for_suffix(suffix)
         except SerializerError as exc:
