@@ -363,6 +363,75 @@ def test_empty_leading_field_does_not_make_the_target_absolute(workdir):
     assert os.fspath(node.target).startswith(str(workdir))
 
 
+EMPTY_SEGMENT_CASES = [
+    ("{path}/x/{name}.pkl", "."),
+    ("{path}/x/{name}.{name}.pkl", ""),
+    ("{path}/{name}/x.pkl", ""),
+    ("{path}/{name}/x.pkl", "."),
+    ("{path}/x/a{name}.pkl", ""),
+    ("{path}/{name}/x.pkl", "a/./b"),
+    ("{path}/{name}/x.pkl", "a//b"),
+    ("{path}/{name}/x.pkl", "a/"),
+    ("{name}/x.pkl", "."),
+    ("{path}/x/{name}.pkl", "./a"),
+]
+
+
+@pytest.mark.parametrize(("template", "value"), EMPTY_SEGMENT_CASES)
+def test_empty_or_dot_segment_in_an_argument_is_refused_before_running(workdir, template, value):
+    calls = []
+
+    @pipex.task(target=template)
+    def make(name):
+        calls.append(name)
+        return name
+
+    with pytest.raises(pipex.TargetError, match=r"\{name\}.*empty or '\.'") as info:
+        pipex.compute(make(value))
+    assert "make" in str(info.value) and repr(value) in str(info.value)
+    assert calls == []
+    assert files_under(workdir) == []
+
+
+@pytest.mark.parametrize("value", ["", ".", "a/./b"])
+def test_empty_or_dot_segment_in_an_argument_is_refused_for_a_callable_target(workdir, value):
+    calls = []
+
+    @pipex.task(target=lambda path, name: f"{path}/{name}/x.pkl")
+    def make(name):
+        calls.append(name)
+        return name
+
+    with pytest.raises(pipex.TargetError, match=r"\{name\}.*empty or '\.'"):
+        pipex.compute(make(value))
+    assert calls == []
+    assert files_under(workdir) == []
+
+
+def test_a_file_name_of_dots_before_its_suffix_is_refused(workdir):
+    """A context variable (not checked like an argument) still cannot name `..pkl`."""
+    calls = []
+
+    @pipex.task
+    def make(x):
+        calls.append(x)
+        return x
+
+    with pipex.context(base="."), pytest.raises(pipex.TargetError, match="empty file name"):
+        pipex.compute(make(1))
+    assert calls == []
+
+
+def test_dots_inside_argument_values_are_fine(workdir):
+    @pipex.task(target="{path}/{name}/{file}.pkl")
+    def make(name, file):
+        return file
+
+    node = make("v1.2", ".hidden")
+    assert node.target.path == "pipex-out/v1.2/.hidden.pkl"
+    assert pipex.compute(node, load=True) == (".hidden",)
+
+
 # --- Target ----------------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from pipex.core.templates import (
     check_contained,
     check_location,
     check_named,
+    check_segments,
     did_you_mean,
     render_callable,
 )
@@ -131,7 +132,7 @@ class TargetSpec:
         fields, given = self.fields(call)
         if self.template is not None:
             free = _NOTHING_FREE if "path" in given else ROOT_FIELDS
-            location: Any = self.template.render(fields, self.task, free)
+            location: Any = self.template.render(fields, self.task, free, given)
         else:
             self._check_callable_fields(fields, frozenset(given))
             location = render_callable(self.option, fields, self.takes_all, self.names)
@@ -206,6 +207,7 @@ class TargetSpec:
                 if isinstance(text, str):
                     check_named(text, name, repr(self.option), self.task)
                     check_contained(text, name, repr(self.option), self.task)
+                    check_segments(text, name, repr(self.option), self.task)
 
     def _check_callable_location(self, location: str) -> None:
         check_named(location, "location", repr(self.option), self.task)
