@@ -28,7 +28,7 @@ from pipex.core.templates import (
     render_callable,
 )
 from pipex.core.tokens import token
-from pipex.core.walk import replace
+from pipex.core.walk import replace, visit
 from pipex.exceptions import SerializerError, TargetError
 from pipex.serializers import for_suffix, suffix_of
 from pipex.stores import FileStore, Store, locate
@@ -197,6 +197,19 @@ class TargetSpec:
                 )
         return fields, given
 
+    def upstream(self, call: Call) -> list[Any]:
+        """The upstream nodes of ``call`` whose targets its target reads: all of them for a
+        default ``base`` (a token of the arguments) or a callable taking ``**kwargs``, else
+        those inside the arguments the template names."""
+        deps = call.deps
+        if not deps or self.takes_all or "base" in self.needs:
+            return list(deps)
+        arguments = call.arguments
+        read = _AsTarget(deps)
+        for name in self.needs & arguments.keys():
+            visit(arguments[name], read.mark)
+        return [dep for dep in deps if id(dep) in read.marked]
+
     def _check_callable_fields(self, fields: Mapping[str, Any], given: frozenset[str]) -> None:
         """Refuse a text argument a target callable receives that could leave the root."""
         passed = given if self.takes_all else given & self.names
@@ -247,16 +260,22 @@ class TargetSpec:
 
 
 class _AsTarget:
-    """Replaces each upstream node of a call by its target (what templates see)."""
+    """Replaces each upstream node of a call by its target (what templates see); ``mark``
+    notes the upstream nodes met instead."""
 
-    __slots__ = ("upstream",)
+    __slots__ = ("marked", "upstream")
 
     def __init__(self, deps: tuple[Any, ...]) -> None:
         self.upstream = {id(dep): dep for dep in deps}
+        self.marked: set[int] = set()
 
     def __call__(self, value: Any) -> Any:
         dep = self.upstream.get(id(value))
         return value if dep is None else dep.target
+
+    def mark(self, value: Any) -> None:
+        if id(value) in self.upstream:
+            self.marked.add(id(value))
 
 
 def _normalized(location: str) -> str:
