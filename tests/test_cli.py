@@ -252,3 +252,24 @@ def test_the_console_script_in_a_subprocess(workdir):
     bad = pipex("status", "nowhere.py:build")
     assert bad.returncode == 2
     assert bad.stderr == "Error: no file nowhere.py (entry point nowhere.py:build)\n"
+
+
+def test_credentials_in_a_url_root_are_never_shown(cli):
+    root = "memory://AKIAKEY:s3cr3t@cli-bucket/run"
+    shown = []
+    for args in (
+        ("status", "--list"),
+        ("run", "-p", "bad=2", "--no-progress"),
+        ("status", "--list"),
+        ("log",),
+        ("invalidate", "--step", "first", "--dry-run"),
+    ):
+        command, *rest = args
+        result = cli(command, "pipeline.py:build", "-p", f"path={root}", *rest)
+        shown.append(result.output)
+    text = "\n".join(shown)
+    assert "to run memory://***@cli-bucket/run/first/0.pkl" in text
+    assert "memory://***@cli-bucket/run/first/2.pkl" in text  # the failure names its target
+    assert "bad input 2" in text
+    assert "s3cr3t" not in text and "AKIAKEY" not in text
+    assert calls() != []

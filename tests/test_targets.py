@@ -540,6 +540,49 @@ def test_pickle_round_trip(tmp_path):
     assert copy.load() == [1, 2, 3]
 
 
+SECRET_URLS = [
+    ("s3://AKIAKEY:s3cr3t@bucket/run/x.pkl", "s3://***@bucket/run/x.pkl"),
+    ("https://user:pa55@host.example/data/x.pkl", "https://***@host.example/data/x.pkl"),
+    ("https://host/x.pkl?sig=abc%2Fdef&sv=2024", "https://host/x.pkl?sig=***&sv=2024"),
+    ("https://host/x.pkl?se=1&token=t0k3n", "https://host/x.pkl?se=1&token=***"),
+    (
+        "https://b.s3.amazonaws.com/x?X-Amz-Credential=AK%2F1&X-Amz-Signature=ff00",
+        "https://b.s3.amazonaws.com/x?X-Amz-Credential=***&X-Amz-Signature=***",
+    ),
+    (
+        "failed on 'gs://tok@bucket/a' and s3://k:s@b",
+        "failed on 'gs://***@bucket/a' and s3://***@b",
+    ),
+    ("out/plain/x.pkl", "out/plain/x.pkl"),
+    ("https://host/a@b/x.pkl?page=2", "https://host/a@b/x.pkl?page=2"),
+]
+
+
+@pytest.mark.parametrize(("text", "shown"), SECRET_URLS)
+def test_redact_hides_credentials_in_urls(text, shown):
+    from pipex.redact import redact
+
+    assert redact(text) == shown
+
+
+def test_a_target_under_a_url_with_credentials_never_shows_them(workdir):
+    with pipex.context(path="memory://AKIAKEY:s3cr3t@creds-bucket/run"):
+        node = make_named("a")
+    target = node.target
+    for shown in (str(target), repr(target), node.key, repr(node), repr(target.store)):
+        assert "s3cr3t" not in shown and "AKIAKEY" not in shown, shown
+    assert str(target) == "memory://***@creds-bucket/run/x/a.pkl"
+    assert pipex.compute(node, load=True, progress=False) == ("a",)  # the real location works
+    assert target.store.location(target.path).startswith("memory://AKIAKEY:s3cr3t@")
+    assert target.exists()
+    assert pipex.compute(node, load=True, progress=False) == ("a",)
+
+
+@pipex.task(target="{path}/x/{name}.pkl")
+def make_named(name):
+    return name
+
+
 def test_repr_shows_path_and_store(tmp_path):
     text = repr(pipex.Target("out/a.pkl", pipex.FileStore(tmp_path)))
     assert "out/a.pkl" in text

@@ -189,3 +189,17 @@ def test_a_raised_os_error_is_recorded_and_raised_as_it_is(workdir):
     (failed,) = pipex.history(status="failed")
     assert failed.path == "out/read/0.pkl"
     assert "no such input" in failed.error and "pipex task" not in failed.error
+
+
+def test_credentials_in_an_error_are_not_recorded(workdir):
+    @pipex.task(target="out/fetch/{i}.pkl")
+    def fetch(i: int) -> int:
+        raise OSError(f"cannot read https://user:s3cr3t@host/data/{i}.csv?token=t0k3n")
+
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(fetch(1), progress=False)
+    assert "s3cr3t" not in str(info.value) and "t0k3n" not in str(info.value)
+    (record,) = pipex.history()
+    assert record.error == "OSError: cannot read https://***@host/data/1.csv?token=***"
+    assert "s3cr3t" not in record.traceback and "t0k3n" not in record.traceback
+    assert "https://***@host/data/1.csv" in record.traceback
