@@ -175,3 +175,18 @@ def test_an_argument_that_contains_itself_is_refused_clearly(workdir):
     looped.append(looped)
     with pytest.raises(ValueError, match="contains itself"):
         f(looped)
+
+
+@pipex.task
+def innermost(value):
+    CALLS.append(1)
+    return unwrap(value)
+
+
+def test_a_deeply_nested_argument_sent_to_processes_is_a_clear_error(workdir, calls):
+    node = innermost(nested(DEPTH, "leaf"))
+    with pytest.raises(pipex.PipexError, match="nested too deeply for pickle") as info:
+        pipex.compute(node, scheduler="processes", progress=False)
+    assert node.key in str(info.value)
+    assert not node.target.exists()
+    assert pipex.compute(node, load=True, progress=False) == ("leaf",)  # threads send nothing

@@ -167,3 +167,28 @@ def test_a_deleted_output_is_rebuilt_while_the_scheduler_still_holds_its_key(cli
     assert summary.target.exists()
     assert summary.target.load() == 2 * (1 + 2)
     assert [task for task, _, _ in pipelines.calls(log)[5:]] == ["total"]
+
+
+def test_a_chain_of_5000_runs_on_the_workers_then_skips(client, tmp_path):
+    with pipex.context(path=str(tmp_path / "out")):
+        node = None
+        for i in range(5000):
+            node = pipelines.link(node, i)
+    with client.as_current():
+        assert pipex.compute(node, load=True, progress=False) == (4999,)
+        started = time.perf_counter()
+        assert pipex.compute(node, progress=False) == (node.target,)
+    assert time.perf_counter() - started < 20
+    assert len(list((tmp_path / "out" / "link").iterdir())) == 5000
+
+
+def test_a_deeply_nested_argument_is_a_clear_error_on_the_cluster(client, tmp_path):
+    value: object = "leaf"
+    for _ in range(5000):
+        value = [value]
+    with pipex.context(path=str(tmp_path / "out")):
+        node = pipelines.link(value, 1)
+    with client.as_current(), pytest.raises(pipex.PipexError, match="nested too deeply") as info:
+        pipex.compute(node, progress=False)
+    assert node.key in str(info.value)
+    assert not node.target.exists()

@@ -99,9 +99,12 @@ def _sealed(task: Task) -> Task:
     """
     keys = sorted(task.dependencies)
     results = Task(None, dict, Task(None, zip, tuple(keys), List(*map(TaskRef, keys))))
-    return Task(
-        task.key, operator.call, Task(None, pickle.loads, cloudpickle.dumps(task)), results
-    )
+    try:
+        sent = cloudpickle.dumps(task)
+    except (pickle.PicklingError, RecursionError) as exc:
+        name = "-".join(task.key[:2]) if isinstance(task.key, tuple) else str(task.key)
+        raise worker.too_deep_to_send(exc, [name]) or exc from exc
+    return Task(task.key, operator.call, Task(None, pickle.loads, sent), results)
 
 
 def _annotations(node: Any) -> dict[str, Any]:
