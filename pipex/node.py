@@ -7,6 +7,7 @@ import decimal
 import enum
 import fractions
 import pathlib
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
@@ -94,9 +95,7 @@ class Node:
         """Where this call's output lives (:class:`TargetError` if the template can't say)."""
         target = self._target
         if target is None:
-            if self.deps:
-                _render_upstream(self)
-            target = self._target = self.task.render(self)
+            target = self._target = _rendered(self)
         return target
 
     @property
@@ -301,6 +300,26 @@ def _unflattened(records: list[tuple[Any, ...]]) -> Node:
         node._target, node._key = target, key
         nodes.append(node)
     return nodes[-1]
+
+
+#: How many targets may render inside each other (a target reading its input's, which reads
+#: its input's...) before the inputs of the next are rendered first, in a loop.
+NESTED_RENDERS = 24
+_rendering = threading.local()
+
+
+def _rendered(node: Node) -> Target:
+    """``node``'s target, rendered. Rendering reads the targets of the inputs it names, which
+    render in turn: past :data:`NESTED_RENDERS` levels, those inputs are rendered first, in a
+    loop, so a chain of any length renders without exhausting the recursion limit."""
+    depth = getattr(_rendering, "depth", 0)
+    if depth >= NESTED_RENDERS and node.deps:
+        _render_upstream(node)
+    _rendering.depth = depth + 1
+    try:
+        return node.task.render(node)
+    finally:
+        _rendering.depth = depth
 
 
 def _render_upstream(node: Node) -> None:

@@ -205,10 +205,13 @@ class TargetSpec:
         if not deps or self.takes_all or "base" in self.needs:
             return list(deps)
         arguments = call.arguments
-        read = _AsTarget(deps)
-        for name in self.needs & arguments.keys():
-            visit(arguments[name], read.mark)
-        return [dep for dep in deps if id(dep) in read.marked]
+        read = None
+        for name in self.needs:
+            value = arguments.get(name)
+            if type(value) not in _ATOMS:  # a node, or a container that may hold some
+                read = read or _AsTarget(deps)
+                visit(value, read.mark)
+        return [] if read is None else [dep for dep in deps if id(dep) in read.marked]
 
     def _check_callable_fields(self, fields: Mapping[str, Any], given: frozenset[str]) -> None:
         """Refuse a text argument a target callable receives that could leave the root."""
