@@ -14,9 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from pipex.redact import redact
+
 
 class PipexError(Exception):
-    """Root of every error pipex raises."""
+    """Root of every error pipex raises. Its message never shows the credentials of a URL
+    (:func:`pipex.redact.redact`)."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
 
 
 class TargetError(PipexError, ValueError):

@@ -7,7 +7,9 @@ import decimal
 import enum
 import fractions
 import pathlib
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import dask
@@ -16,7 +18,7 @@ import dask.threaded
 from pipex.core.collection import NodeGraph, optimize
 from pipex.core.rendering import NOWHERE, Origin
 from pipex.core.targets import Target
-from pipex.core.walk import ATOMS
+from pipex.core.walk import ATOMS, replace
 
 
 class Task(Protocol):
@@ -27,6 +29,8 @@ class Task(Protocol):
     binder: Any  # a pipex.core.binding.Binder: ``pack(*values)`` -> arguments by name
 
     def render(self, node: Node) -> Target: ...
+
+    def upstream(self, node: Node) -> Iterable[Node]: ...
 
 
 class Node:
@@ -91,7 +95,7 @@ class Node:
         """Where this call's output lives (:class:`TargetError` if the template can't say)."""
         target = self._target
         if target is None:
-            target = self._target = self.task.render(self)
+            target = self._target = _rendered(self)
         return target
 
     @property
@@ -115,6 +119,12 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<pipex.Node {self.task.name} -> {self.target.path}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its whole upstream graph as one flat list, inputs first: pickle
+        recurses into nested objects, so a chain of nodes nested in each other would exhaust
+        the recursion limit a few hundred steps deep."""
+        return (_unflattened, (_flattened(self),))
 
     def compute(self, **kwargs: Any) -> Target:
         """Compute through ``dask.compute`` (pruned by ``__dask_optimize__``)."""
@@ -194,6 +204,138 @@ _IMMUTABLE = (
     range,
     type,
 )
+
+
+class _Ref:
+    """The ``index``-th node of a flattened graph, where it sits in a node's arguments."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Ref, (self.index,))
+
+
+class _ToRef:
+    """Replaces each upstream node (found by id in ``refs``) by its :class:`_Ref`."""
+
+    __slots__ = ("refs",)
+
+    def __init__(self, refs: dict[int, _Ref]) -> None:
+        self.refs = refs
+
+    def __call__(self, value: Any) -> Any:
+        return self.refs.get(id(value), value)
+
+
+class _FromRef:
+    """Replaces each :class:`_Ref` by the node it stands for, among ``nodes``."""
+
+    __slots__ = ("nodes",)
+
+    def __init__(self, nodes: list[Node]) -> None:
+        self.nodes = nodes
+
+    def __call__(self, value: Any) -> Any:
+        return self.nodes[value.index] if type(value) is _Ref else value
+
+
+def _flattened(root: Node) -> list[tuple[Any, ...]]:
+    """``root`` and every node below it as records, inputs first, upstream nodes swapped
+    for :class:`_Ref` (found in a loop: no recursion)."""
+    index: dict[int, int] = {}
+    records: list[tuple[Any, ...]] = []
+    contexts: dict[int, dict[str, Any]] = {}  # each context as one plain dict (picklable)
+    entered = {id(root)}
+    stack = [(root, iter(root.deps))]
+    while stack:
+        node, deps = stack[-1]
+        for dep in deps:
+            if id(dep) not in entered:
+                entered.add(id(dep))
+                stack.append((dep, iter(dep.deps)))
+                break
+        else:
+            stack.pop()
+            variables = contexts.get(id(node.context))
+            if variables is None:
+                variables = contexts[id(node.context)] = dict(node.context)
+            refs = {id(dep): _Ref(index[id(dep)]) for dep in node.deps}
+            values = replace(node._values, _ToRef(refs)) if refs else node._values
+            index[id(node)] = len(records)
+            records.append(
+                (
+                    node.task,
+                    values,
+                    tuple(index[id(dep)] for dep in node.deps),
+                    variables,
+                    node.today,
+                    node.origin,
+                    node._target,
+                    node._key,
+                )
+            )
+    return records
+
+
+def _unflattened(records: list[tuple[Any, ...]]) -> Node:
+    """The last node of :func:`_flattened` records, its upstream rebuilt below it."""
+    nodes: list[Node] = []
+    swap = _FromRef(nodes)
+    contexts: dict[int, Mapping[str, Any]] = {}
+    for task, values, deps, variables, today, origin, target, key in records:
+        context = contexts.get(id(variables))
+        if context is None:
+            context = contexts[id(variables)] = MappingProxyType(variables)
+        node = Node(
+            task,
+            replace(values, swap) if deps else values,
+            tuple(nodes[i] for i in deps),
+            context,
+            today,
+            origin,
+        )
+        node._target, node._key = target, key
+        nodes.append(node)
+    return nodes[-1]
+
+
+#: How many targets may render inside each other (a target reading its input's, which reads
+#: its input's...) before the inputs of the next are rendered first, in a loop.
+NESTED_RENDERS = 24
+_rendering = threading.local()
+
+
+def _rendered(node: Node) -> Target:
+    """``node``'s target, rendered. Rendering reads the targets of the inputs it names, which
+    render in turn: past :data:`NESTED_RENDERS` levels, those inputs are rendered first, in a
+    loop, so a chain of any length renders without exhausting the recursion limit."""
+    depth = getattr(_rendering, "depth", 0)
+    if depth >= NESTED_RENDERS and node.deps:
+        _render_upstream(node)
+    _rendering.depth = depth + 1
+    try:
+        return node.task.render(node)
+    finally:
+        _rendering.depth = depth
+
+
+def _render_upstream(node: Node) -> None:
+    """Render the targets ``node``'s target reads from upstream, inputs first, in a loop:
+    a chain of any depth renders without recursion (each render finds its inputs' ready)."""
+    stack = [(node, iter(node.task.upstream(node)))]
+    while stack:
+        top, deps = stack[-1]
+        for dep in deps:
+            if dep._target is None and dep.deps:
+                stack.append((dep, iter(dep.task.upstream(dep))))
+                break
+        else:
+            stack.pop()
+            if top is not node and top._target is None:
+                top._target = top.task.render(top)
 
 
 def _first(results: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import posixpath
 from typing import IO, Any, Protocol
 
 import cloudpickle
@@ -96,6 +97,12 @@ def exact(suffix: str) -> bool:
     of the same type (pickle and text do; JSON turns tuples into lists, say)."""
     serializer = _BY_SUFFIX.get(suffix.lower())
     return bool(getattr(serializer, "exact", False))
+
+
+def suffix_of(location: str) -> str:
+    """The suffix of a location's file name (``"../out/a.pkl"`` -> ``".pkl"``): only the
+    last component is looked at, so dots in the folders never count."""
+    return posixpath.splitext(posixpath.basename(location))[1]
 
 
 def for_suffix(suffix: str) -> Serializer:

@@ -236,6 +236,10 @@ class TaskFunction:
         """The target of one call: its template rendered with the call's fields."""
         return self.spec.render(node, self.store)
 
+    def upstream(self, node: Node) -> list[Node]:
+        """The upstream nodes whose targets this call's target is rendered from."""
+        return self.spec.upstream(node)
+
     @functools.cached_property
     def code(self) -> str:
         """A fingerprint of the function's code (its source without comments), once per task."""

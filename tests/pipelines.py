@@ -61,6 +61,12 @@ def chains(names: list[str], log: str) -> list[pipex.Node]:
 # --- for tests on dask.distributed clusters ------------------------------------------------
 
 
+@pipex.task
+def link(previous: object, i: int) -> int:
+    """One step of a long chain (default target: a token of its arguments)."""
+    return i
+
+
 @pipex.task(target="{path}/after/{item.stem}.pkl")
 def after(item: object, log: str) -> str:
     """A step after another (to see dependants of a failure reported as not run)."""

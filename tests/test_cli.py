@@ -452,3 +452,24 @@ def test_on_a_terminal_run_prints_the_bar_and_the_summary_once(workdir):
     text = shown.decode()
     assert "pipex (0 already done)" in text and "4/4" in text  # the bar, on a terminal
     assert text.count("pipex: 2 requested, 0 already done, ran 4, failed 0") == 1
+
+
+def test_credentials_in_a_url_root_are_never_shown(cli):
+    root = "memory://AKIAKEY:s3cr3t@cli-bucket/run"
+    shown = []
+    for args in (
+        ("status", "--list"),
+        ("run", "-p", "bad=2", "--no-progress"),
+        ("status", "--list"),
+        ("log",),
+        ("invalidate", "--step", "first", "--dry-run"),
+    ):
+        command, *rest = args
+        result = cli(command, "pipeline.py:build", "-p", f"path={root}", *rest)
+        shown.append(result.output)
+    text = "\n".join(shown)
+    assert "to run memory://***@cli-bucket/run/first/0.pkl" in text
+    assert "memory://***@cli-bucket/run/first/2.pkl" in text  # the failure names its target
+    assert "bad input 2" in text
+    assert "s3cr3t" not in text and "AKIAKEY" not in text
+    assert calls() != []

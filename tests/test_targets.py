@@ -264,6 +264,29 @@ def test_path_context_may_be_absolute_or_go_up(workdir, monkeypatch):
     assert pipex.FileStore(workdir).load("abs/2.pkl") == 4
 
 
+@pytest.mark.parametrize("template", ["{path}/x/{name}.pkl", "{path}/x/{name}", "{path}/{name}"])
+def test_root_above_the_working_directory_writes_and_skips(workdir, monkeypatch, template):
+    """A relative root starting with `..`: the suffix is read from the file name alone."""
+    (workdir / "work").mkdir()
+    monkeypatch.chdir(workdir / "work")
+    calls = []
+
+    @pipex.task(target=template)
+    def make(name):
+        calls.append(name)
+        return name.upper()
+
+    name = "a" if template.endswith(".pkl") else "a.pkl"
+    for _ in range(2):
+        with pipex.context(path="../shared_out"):
+            node = make(name)
+        (target,) = pipex.compute(node)
+    assert calls == [name]
+    assert target.load() == name.upper()
+    written = workdir / "shared_out" / template.split("/", 1)[1].format(name=name)
+    assert pickle.loads(written.read_bytes()) == name.upper()
+
+
 def _is_safe(value):
     return (
         ".." not in re.split(r"[\\/]", value)
@@ -338,6 +361,75 @@ def test_empty_leading_field_does_not_make_the_target_absolute(workdir):
         return
     assert not os.path.isabs(node.target.path)
     assert os.fspath(node.target).startswith(str(workdir))
+
+
+EMPTY_SEGMENT_CASES = [
+    ("{path}/x/{name}.pkl", "."),
+    ("{path}/x/{name}.{name}.pkl", ""),
+    ("{path}/{name}/x.pkl", ""),
+    ("{path}/{name}/x.pkl", "."),
+    ("{path}/x/a{name}.pkl", ""),
+    ("{path}/{name}/x.pkl", "a/./b"),
+    ("{path}/{name}/x.pkl", "a//b"),
+    ("{path}/{name}/x.pkl", "a/"),
+    ("{name}/x.pkl", "."),
+    ("{path}/x/{name}.pkl", "./a"),
+]
+
+
+@pytest.mark.parametrize(("template", "value"), EMPTY_SEGMENT_CASES)
+def test_empty_or_dot_segment_in_an_argument_is_refused_before_running(workdir, template, value):
+    calls = []
+
+    @pipex.task(target=template)
+    def make(name):
+        calls.append(name)
+        return name
+
+    with pytest.raises(pipex.TargetError, match=r"\{name\}.*empty or '\.'") as info:
+        pipex.compute(make(value))
+    assert "make" in str(info.value) and repr(value) in str(info.value)
+    assert calls == []
+    assert files_under(workdir) == []
+
+
+@pytest.mark.parametrize("value", ["", ".", "a/./b"])
+def test_empty_or_dot_segment_in_an_argument_is_refused_for_a_callable_target(workdir, value):
+    calls = []
+
+    @pipex.task(target=lambda path, name: f"{path}/{name}/x.pkl")
+    def make(name):
+        calls.append(name)
+        return name
+
+    with pytest.raises(pipex.TargetError, match=r"\{name\}.*empty or '\.'"):
+        pipex.compute(make(value))
+    assert calls == []
+    assert files_under(workdir) == []
+
+
+def test_a_file_name_of_dots_before_its_suffix_is_refused(workdir):
+    """A context variable (not checked like an argument) still cannot name `..pkl`."""
+    calls = []
+
+    @pipex.task
+    def make(x):
+        calls.append(x)
+        return x
+
+    with pipex.context(base="."), pytest.raises(pipex.TargetError, match="empty file name"):
+        pipex.compute(make(1))
+    assert calls == []
+
+
+def test_dots_inside_argument_values_are_fine(workdir):
+    @pipex.task(target="{path}/{name}/{file}.pkl")
+    def make(name, file):
+        return file
+
+    node = make("v1.2", ".hidden")
+    assert node.target.path == "pipex-out/v1.2/.hidden.pkl"
+    assert pipex.compute(node, load=True) == (".hidden",)
 
 
 # --- Target ----------------------------------------------------------------------------------
@@ -446,6 +538,49 @@ def test_pickle_round_trip(tmp_path):
     assert copy.store.root == str(tmp_path)
     pipex.FileStore(tmp_path).save("out/a.pkl", [1, 2, 3])
     assert copy.load() == [1, 2, 3]
+
+
+SECRET_URLS = [
+    ("s3://AKIAKEY:s3cr3t@bucket/run/x.pkl", "s3://***@bucket/run/x.pkl"),
+    ("https://user:pa55@host.example/data/x.pkl", "https://***@host.example/data/x.pkl"),
+    ("https://host/x.pkl?sig=abc%2Fdef&sv=2024", "https://host/x.pkl?sig=***&sv=2024"),
+    ("https://host/x.pkl?se=1&token=t0k3n", "https://host/x.pkl?se=1&token=***"),
+    (
+        "https://b.s3.amazonaws.com/x?X-Amz-Credential=AK%2F1&X-Amz-Signature=ff00",
+        "https://b.s3.amazonaws.com/x?X-Amz-Credential=***&X-Amz-Signature=***",
+    ),
+    (
+        "failed on 'gs://tok@bucket/a' and s3://k:s@b",
+        "failed on 'gs://***@bucket/a' and s3://***@b",
+    ),
+    ("out/plain/x.pkl", "out/plain/x.pkl"),
+    ("https://host/a@b/x.pkl?page=2", "https://host/a@b/x.pkl?page=2"),
+]
+
+
+@pytest.mark.parametrize(("text", "shown"), SECRET_URLS)
+def test_redact_hides_credentials_in_urls(text, shown):
+    from pipex.redact import redact
+
+    assert redact(text) == shown
+
+
+def test_a_target_under_a_url_with_credentials_never_shows_them(workdir):
+    with pipex.context(path="memory://AKIAKEY:s3cr3t@creds-bucket/run"):
+        node = make_named("a")
+    target = node.target
+    for shown in (str(target), repr(target), node.key, repr(node), repr(target.store)):
+        assert "s3cr3t" not in shown and "AKIAKEY" not in shown, shown
+    assert str(target) == "memory://***@creds-bucket/run/x/a.pkl"
+    assert pipex.compute(node, load=True, progress=False) == ("a",)  # the real location works
+    assert target.store.location(target.path).startswith("memory://AKIAKEY:s3cr3t@")
+    assert target.exists()
+    assert pipex.compute(node, load=True, progress=False) == ("a",)
+
+
+@pipex.task(target="{path}/x/{name}.pkl")
+def make_named(name):
+    return name
 
 
 def test_repr_shows_path_and_store(tmp_path):

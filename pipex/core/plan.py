@@ -142,6 +142,7 @@ def resolve(roots: Iterable[Node], check: bool = True, stale: Stale | None = Non
     done: dict[str, Target] = {}
     plan.done = done
     by_target: dict[tuple[Any, str], Node] = {}
+    calls: dict[int, str] = {}  # call tokens of the nodes compared so far, by id
 
     def first_visit(node: Node) -> bool:
         target = node.target
@@ -150,7 +151,7 @@ def resolve(roots: Iterable[Node], check: bool = True, stale: Stale | None = Non
         if seen is None:
             by_target[ident] = node
             return True
-        refuse_collision(seen, node)
+        refuse_collision(seen, node, memo=calls)
         return False
 
     frontier = [node for node in plan.roots if first_visit(node)]
@@ -194,16 +195,24 @@ def exists_many(targets: Sequence[Target]) -> list[bool]:
     return found
 
 
-def refuse_collision(seen: Node | str, node: Node, seen_in: str = "", node_in: str = "") -> None:
+def refuse_collision(
+    seen: Node | str,
+    node: Node,
+    seen_in: str = "",
+    node_in: str = "",
+    memo: dict[int, str] | None = None,
+) -> None:
     """A :class:`TargetCollisionError` if ``seen`` and ``node``, which render the same target,
-    are different calls (``seen_in``, ``node_in``: where each came from, if not the graph).
+    are different calls (``seen_in``, ``node_in``: where each came from, if not the graph;
+    ``memo``: call tokens already made, by node id, for the caller's walk).
 
     ``seen`` may be the :func:`call_token` of a call that is no longer at hand (recorded).
     """
+    memo = {} if memo is None else memo
     if isinstance(seen, str):
-        if seen == call_token(node):
+        if seen == call_token(node, memo):
             return
-    elif seen is node or _same_call(seen, node):
+    elif seen is node or _same_call(seen, node, memo):
         return
     shown = "a call" if isinstance(seen, str) else _describe(seen)
     raise TargetCollisionError(
@@ -221,35 +230,47 @@ def call_token(node: Node, memo: dict[int, str] | None = None) -> str:
     return _call_token(node, {} if memo is None else memo)
 
 
-def _same_call(a: Node, b: Node) -> bool:
-    """Whether two nodes are the same call: same function, same arguments, same upstream."""
+def _same_call(a: Node, b: Node, memo: dict[int, str]) -> bool:
+    """Whether two nodes are the same call: same function, same arguments, same upstream
+    (``memo`` keeps the call tokens already made, by node id, for the caller's walk)."""
     try:
-        return a.key == b.key and _call_token(a, {}) == _call_token(b, {})
+        return a.key == b.key and _call_token(a, memo) == _call_token(b, memo)
     except Exception:
         return False
 
 
 class _Tokens:
-    """Replaces each upstream node by a token of its whole call (see :func:`_call_token`)."""
+    """Replaces each upstream node by the token of its whole call, made before."""
 
     __slots__ = ("memo", "upstream")
 
     def __init__(self, node: Node, memo: dict[int, str]) -> None:
-        self.upstream = {id(dep): dep for dep in node.deps}
+        self.upstream = {id(dep) for dep in node.deps}
         self.memo = memo
 
     def __call__(self, value: Any) -> Any:
-        dep = self.upstream.get(id(value))
-        return value if dep is None else ("pipex.Node", _call_token(dep, self.memo))
+        ident = id(value)
+        return ("pipex.Node", self.memo[ident]) if ident in self.upstream else value
 
 
 def _call_token(node: Node, memo: dict[int, str]) -> str:
-    """A token of the whole call below ``node`` (upstream calls included, not just keys)."""
-    if id(node) not in memo:
-        fn = node.task.fn
+    """A token of the whole call below ``node`` (upstream calls included, not just keys),
+    made inputs first in a loop: a chain of any depth needs no recursion."""
+    stack = [node]
+    while stack:
+        top = stack[-1]
+        if id(top) in memo:
+            stack.pop()
+            continue
+        pending = [dep for dep in top.deps if id(dep) not in memo]
+        if pending:
+            stack.extend(pending)
+            continue
+        stack.pop()
+        fn = top.task.fn
         name = (getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn)))
-        arguments = replace(node.arguments, _Tokens(node, memo))
-        memo[id(node)] = token(name, node.key, arguments)
+        arguments = replace(top.arguments, _Tokens(top, memo))
+        memo[id(top)] = token(name, top.key, arguments)
     return memo[id(node)]
 
 

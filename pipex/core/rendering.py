@@ -23,13 +23,14 @@ from pipex.core.templates import (
     check_contained,
     check_location,
     check_named,
+    check_segments,
     did_you_mean,
     render_callable,
 )
 from pipex.core.tokens import token
-from pipex.core.walk import replace
+from pipex.core.walk import replace, visit
 from pipex.exceptions import SerializerError, TargetError
-from pipex.serializers import for_suffix
+from pipex.serializers import for_suffix, suffix_of
 from pipex.stores import FileStore, Store, locate
 
 DEFAULT_TARGET = "{path}/{funcname}/{base}.pkl"
@@ -131,7 +132,7 @@ class TargetSpec:
         fields, given = self.fields(call)
         if self.template is not None:
             free = _NOTHING_FREE if "path" in given else ROOT_FIELDS
-            location: Any = self.template.render(fields, self.task, free)
+            location: Any = self.template.render(fields, self.task, free, given)
         else:
             self._check_callable_fields(fields, frozenset(given))
             location = render_callable(self.option, fields, self.takes_all, self.names)
@@ -149,7 +150,7 @@ class TargetSpec:
         path = _normalized(location)
         check_location(path, self.task)
         if self.save and not self.suffix_known:
-            self._check_suffix(path)
+            self._check_suffix(suffix_of(path), path)
         if store is None:
             store = call.origin.store or _file_store(os.getcwd())
         return Target(path, store)
@@ -196,6 +197,22 @@ class TargetSpec:
                 )
         return fields, given
 
+    def upstream(self, call: Call) -> list[Any]:
+        """The upstream nodes of ``call`` whose targets its target reads: all of them for a
+        default ``base`` (a token of the arguments) or a callable taking ``**kwargs``, else
+        those inside the arguments the template names."""
+        deps = call.deps
+        if not deps or self.takes_all or "base" in self.needs:
+            return list(deps)
+        arguments = call.arguments
+        read = None
+        for name in self.needs:
+            value = arguments.get(name)
+            if type(value) not in _ATOMS:  # a node, or a container that may hold some
+                read = read or _AsTarget(deps)
+                visit(value, read.mark)
+        return [] if read is None else [dep for dep in deps if id(dep) in read.marked]
+
     def _check_callable_fields(self, fields: Mapping[str, Any], given: frozenset[str]) -> None:
         """Refuse a text argument a target callable receives that could leave the root."""
         passed = given if self.takes_all else given & self.names
@@ -206,6 +223,7 @@ class TargetSpec:
                 if isinstance(text, str):
                     check_named(text, name, repr(self.option), self.task)
                     check_contained(text, name, repr(self.option), self.task)
+                    check_segments(text, name, repr(self.option), self.task)
 
     def _check_callable_location(self, location: str) -> None:
         check_named(location, "location", repr(self.option), self.task)
@@ -235,10 +253,9 @@ class TargetSpec:
         tail = literal.rsplit("/", 1)[-1]
         self.suffix_known = "." in tail
         if self.save and self.suffix_known:
-            self._check_suffix(tail[tail.rindex(".") :])
+            self._check_suffix(tail[tail.rindex(".") :], self.option)  # type: ignore[arg-type]
 
-    def _check_suffix(self, path: str) -> None:
-        suffix = path if path.startswith(".") else posixpath.splitext(path)[1]
+    def _check_suffix(self, suffix: str, path: str) -> None:
         try:
             for_suffix(suffix)
         except SerializerError as exc:
@@ -246,16 +263,22 @@ class TargetSpec:
 
 
 class _AsTarget:
-    """Replaces each upstream node of a call by its target (what templates see)."""
+    """Replaces each upstream node of a call by its target (what templates see); ``mark``
+    notes the upstream nodes met instead."""
 
-    __slots__ = ("upstream",)
+    __slots__ = ("marked", "upstream")
 
     def __init__(self, deps: tuple[Any, ...]) -> None:
         self.upstream = {id(dep): dep for dep in deps}
+        self.marked: set[int] = set()
 
     def __call__(self, value: Any) -> Any:
         dep = self.upstream.get(id(value))
         return value if dep is None else dep.target
+
+    def mark(self, value: Any) -> None:
+        if id(value) in self.upstream:
+            self.marked.add(id(value))
 
 
 def _normalized(location: str) -> str:

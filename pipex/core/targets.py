@@ -5,13 +5,15 @@ from __future__ import annotations
 import posixpath
 from typing import Any
 
+from pipex.redact import redact
 from pipex.stores import FileStore, Store
 
 
 class Target:
     """A task's output location: a ``path`` inside a ``store``.
 
-    ``str(target)`` is the full location; ``os.fspath(target)`` works for local stores.
+    ``str(target)`` is the full location (credentials in a URL shown as ``***``);
+    ``os.fspath(target)`` works for local stores.
     """
 
     __slots__ = ("path", "store")
@@ -57,10 +59,10 @@ class Target:
         try:
             return self.store.fspath(self.path)
         except TypeError:
-            return self.store.location(self.path)
+            return redact(self.store.location(self.path))
 
     def __repr__(self) -> str:
-        return f"Target({self.path!r}, store={self.store!r})"
+        return f"Target({redact(self.path)!r}, store={self.store!r})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Target) and other.path == self.path and other.store == self.store

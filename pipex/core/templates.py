@@ -12,7 +12,7 @@ import difflib
 import posixpath
 import re
 import string
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from pipex.exceptions import TargetError
@@ -72,12 +72,18 @@ class Template:
         return False
 
     def render(
-        self, fields: Mapping[str, Any], task: str = "", free: frozenset[str] = ROOT_FIELDS
+        self,
+        fields: Mapping[str, Any],
+        task: str = "",
+        free: frozenset[str] = ROOT_FIELDS,
+        given: Collection[str] = (),
     ) -> str:
         """The location for ``fields``; :class:`TargetError` if a field is missing or unsafe.
 
         Fields in ``free`` (the root, ``path``, when it does not come from an argument) may
         point anywhere; every other field must stay inside the folder the template puts it.
+        Fields in ``given`` (the call's arguments) must not render empty or hold an empty or
+        ``.`` segment.
         """
         out = []
         anchor = -1  # how many pieces were rendered before the first checked field
@@ -110,6 +116,8 @@ class Template:
                     check_contained(text, root, self.text, task)
                 if anchor < 0:
                     anchor = len(out)
+            if root in given:
+                check_segments(text, root, self.text, task)
             out.append(text)
         result = "".join(out)
         if anchor >= 0 and (
@@ -158,10 +166,11 @@ def check_location(location: str, task: str = "", where: str = "") -> None:
     """Refuse a rendered location that no store can hold: a NUL character, an empty file
     name (nothing before the suffix), or a component longer than :data:`NAME_MAX` bytes."""
     name = location.rpartition("/")[2]
+    stem, dot, _ = name.rpartition(".")
     problem = None
     if "\0" in location:
         problem = "holds a NUL character"
-    elif not name or name in (".", "..") or (name[:1] == "." and "." not in name[1:]):
+    elif not name or (dot and not stem.strip(".")):  # "", ".pkl", "..pkl", ".."
         problem = "has an empty file name (nothing before its suffix)"
     elif len(location) > NAME_MAX and any(
         len(part.encode()) > NAME_MAX for part in location.split("/")
@@ -173,6 +182,23 @@ def check_location(location: str, task: str = "", where: str = "") -> None:
             "Nothing was run or written. Give the fields it is built from plain, non-empty, "
             "shorter values."
         )
+
+
+def check_segments(value: str, field: str, template: str, task: str = "") -> None:
+    """Refuse an argument's text that is empty or has an empty or ``.`` segment: such a
+    value vanishes from the location (``a//b``), or makes names like ``..pkl``."""
+    if "/" in value or "\\" in value:
+        parts = re.split(r"[\\/]", value)
+        if "" not in parts and "." not in parts:
+            return
+    elif value and value != ".":
+        return  # the usual value: one plain name
+    raise TargetError(
+        f"{_who(task)}argument {{{field}}} of target template {template!r} renders to "
+        f"{value!r}, which is empty or has an empty or '.' segment: it would vanish from the "
+        "target's location or name a file of dots. Nothing was run or written. Pass a "
+        "non-empty name for it."
+    )
 
 
 def check_named(value: str, field: str, template: str, task: str = "") -> None:

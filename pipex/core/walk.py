@@ -4,6 +4,8 @@ Upstream nodes, input placeholders and targets can sit anywhere inside the argum
 call: in lists, tuples (named ones too), sets, dicts and other mappings, and dataclass
 instances. Every place that looks for them or swaps them walks the arguments with
 :func:`visit` or :func:`replace`, so the containers searched are defined once, here.
+Values nested to any depth are walked: past :data:`DEEP` levels a loop takes over from the
+quick recursive walk, and refuses a container found inside itself.
 """
 
 from __future__ import annotations
@@ -19,17 +21,24 @@ SEQUENCES = (list, tuple, set, frozenset)
 ATOMS = frozenset({str, int, float, bool, bytes, complex, type(None)})
 
 
-def visit(value: Any, fn: Callable[[Any], object]) -> None:
-    """Call ``fn`` on every value inside ``value`` that is not a container."""
+#: How deep the quick recursive walk goes before a loop takes over (values nested deeper
+#: than this are rare, and would exhaust Python's recursion limit).
+DEEP = 50
+
+
+def visit(value: Any, fn: Callable[[Any], object], depth: int = 0) -> None:
+    """Call ``fn`` on every value inside ``value`` that is not a container, in order."""
     kind = type(value)
     if kind in ATOMS or (kind not in SEQUENCES and _shape(kind) is _LEAF):
         fn(value)
-        return
-    for child in _children(value, kind):  # type: ignore[union-attr]
-        visit(child, fn)
+    elif depth < DEEP:
+        for child in _children(value, kind):  # type: ignore[union-attr]
+            visit(child, fn, depth + 1)
+    else:
+        _visited(value, kind, fn)
 
 
-def replace(value: Any, fn: Callable[[Any], Any]) -> Any:
+def replace(value: Any, fn: Callable[[Any], Any], depth: int = 0) -> Any:
     """``value`` with every non-container ``x`` inside it replaced by ``fn(x)``.
 
     Containers are rebuilt only where something inside them changed, so ``replace(v, f) is
@@ -40,34 +49,122 @@ def replace(value: Any, fn: Callable[[Any], Any]) -> Any:
     kind = type(value)
     if kind in ATOMS:
         return fn(value)
+    if depth >= DEEP:
+        if kind not in SEQUENCES and kind is not dict and _shape(kind) is _LEAF:
+            return fn(value)
+        return _rebuilt(value, kind, fn, False)
     if kind in SEQUENCES:
-        items = [replace(item, fn) for item in value]
+        items = [replace(item, fn, depth + 1) for item in value]
         if all(new is old for new, old in zip(items, value, strict=True)):
             return value
         return kind(items)
     if kind is dict:
-        changed = {k: replace(v, fn) for k, v in value.items()}
+        changed = {k: replace(v, fn, depth + 1) for k, v in value.items()}
         if all(changed[k] is v for k, v in value.items()):
             return value
         return changed
-    if _shape(kind) is _LEAF:  # a node, a target, any other object
+    children = _children(value, kind)
+    if children is None:  # a node, a target, any other object
         return fn(value)
-    return _replace_other(value, kind, fn)
+    old = list(children)
+    new = [replace(child, fn, depth + 1) for child in old]
+    if all(a is b for a, b in zip(new, old, strict=True)):
+        return value
+    return _rebuild(value, kind, new)
 
 
-def copy(value: Any) -> Any:
+def copy(value: Any, depth: int = 0) -> Any:
     """``value`` with every container rebuilt (its leaves shared): a snapshot of its structure."""
     kind = type(value)
     if kind in ATOMS:
         return value
+    if depth >= DEEP:
+        if kind not in SEQUENCES and kind is not dict and _shape(kind) is _LEAF:
+            return value
+        return _rebuilt(value, kind, _same, True)
     if kind in SEQUENCES:
-        return kind([copy(item) for item in value])
+        return kind([copy(item, depth + 1) for item in value])
     if kind is dict:
-        return {k: copy(v) for k, v in value.items()}
+        return {k: copy(v, depth + 1) for k, v in value.items()}
     children = _children(value, kind)
     if children is None:
         return value
-    return _rebuild(value, kind, [copy(child) for child in children])
+    return _rebuild(value, kind, [copy(child, depth + 1) for child in children])
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _visited(value: Any, kind: type, fn: Callable[[Any], object]) -> None:
+    """:func:`visit` of a deeply nested container, in a loop."""
+    path = {id(value): None}  # the containers being walked, innermost last
+    stack = [iter(_children(value, kind))]  # type: ignore[arg-type]
+    while stack:
+        for child in stack[-1]:
+            kind = type(child)
+            if kind in ATOMS or (kind not in SEQUENCES and _shape(kind) is _LEAF):
+                fn(child)
+                continue
+            _enter(path, child)
+            stack.append(iter(_children(child, kind)))  # type: ignore[arg-type]
+            break
+        else:
+            stack.pop()
+            path.popitem()
+
+
+def _items(value: Any, kind: type) -> list[Any]:
+    if kind is dict:
+        return list(value.values())
+    return list(_children(value, kind))  # type: ignore[arg-type]
+
+
+def _rebuilt(value: Any, kind: type, fn: Callable[[Any], Any], fresh: bool) -> Any:
+    """:func:`replace` (``fresh``: :func:`copy`) of a deeply nested container, in a loop."""
+    path = {id(value): None}
+    items = _items(value, kind)
+    new: list[Any] = []
+    stack = [(value, kind, items, new)]  # the containers being rebuilt, innermost last
+    while True:
+        for child in items[len(new) :]:
+            kind = type(child)
+            if kind in ATOMS or (
+                kind not in SEQUENCES and kind is not dict and _shape(kind) is _LEAF
+            ):
+                new.append(fn(child))
+                continue
+            _enter(path, child)
+            items = _items(child, kind)
+            new = []
+            stack.append((child, kind, items, new))
+            break
+        else:
+            value, kind, items, new = stack.pop()
+            path.popitem()
+            if not fresh and all(a is b for a, b in zip(new, items, strict=True)):
+                result = value
+            elif kind in SEQUENCES:
+                result = kind(new)
+            elif kind is dict:
+                result = dict(zip(value.keys(), new, strict=True))
+            else:
+                result = _rebuild(value, kind, new)
+            if not stack:
+                return result
+            _, _, items, new = stack[-1]
+            new.append(result)
+
+
+def _enter(path: dict[int, None], container: Any) -> None:
+    """Note that ``container`` is being walked; refuse one found inside itself."""
+    ident = id(container)
+    if ident in path:
+        raise ValueError(
+            f"an argument holds a {type(container).__name__} that contains itself; pipex "
+            "cannot copy or search it. Pass a value without such a cycle."
+        )
+    path[ident] = None
 
 
 def _children(value: Any, kind: type) -> Iterator[Any] | list[Any] | None:
@@ -97,17 +194,6 @@ def _shape(kind: type) -> str:
     if issubclass(kind, (list, tuple, set, frozenset)):
         return _SEQUENCE
     return _LEAF
-
-
-def _replace_other(value: Any, kind: type, fn: Callable[[Any], Any]) -> Any:
-    children = _children(value, kind)
-    if children is None:
-        return fn(value)
-    old = list(children)
-    new = [replace(child, fn) for child in old]
-    if all(a is b for a, b in zip(new, old, strict=True)):
-        return value
-    return _rebuild(value, kind, new)
 
 
 def _rebuild(value: Any, kind: type, items: list[Any]) -> Any:

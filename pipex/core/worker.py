@@ -7,16 +7,17 @@ failure at once.
 
 from __future__ import annotations
 
+import pickle
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipex.core.outcomes import Failure, NotRun, Outcome, Waited, failed_inputs, mark_raised
 from pipex.core.targets import Target
 from pipex.core.walk import replace
-from pipex.exceptions import StoreError
+from pipex.exceptions import PipexError, StoreError
 from pipex.stores.claims import held
 
 
@@ -61,6 +62,25 @@ class Call:
         """What dask tokenizes a task's call by: its key, which names the call's target
         (without it, dask pickles and unpickles every call, its function included)."""
         return ("pipex.Call", self.key)
+
+
+def too_deep_to_send(exc: BaseException, tasks: Iterable[str]) -> PipexError | None:
+    """The error to raise when ``exc`` is pickle giving up on sending ``tasks`` to another
+    process because a value in their arguments is nested too deeply; else ``None``."""
+    text = str(exc)
+    if not (
+        (isinstance(exc, pickle.PicklingError) and "recursion" in text)
+        or (isinstance(exc, RecursionError) and "pickl" in text)
+    ):
+        return None
+    return PipexError(
+        f"pipex task(s) {', '.join(sorted(tasks)) or '(unknown)'} could not be sent to "
+        "another process: a value in their arguments is nested too deeply for pickle, which "
+        "recurses once per level and gives up near Python's recursion limit (about 1,000 "
+        "levels). Their targets were not written. Flatten that argument, build it in an "
+        "upstream pipex task and pass its node, or run on the threads scheduler (the "
+        "default), which sends nothing to another process."
+    )
 
 
 def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:

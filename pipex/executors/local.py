@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import pickle
 import socket
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ from pipex.core import fusion
 from pipex.core.graph import new_run_id, task_key, to_dask
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
+from pipex.core.worker import too_deep_to_send
 from pipex.exceptions import PipexError
 from pipex.executors.base import Executor, Observer
 
@@ -68,6 +70,8 @@ class LocalExecutor(Executor):
                 "rerun to continue, or use the threads scheduler or a dask.distributed "
                 "cluster, where such a task is reported as that task's failure."
             ) from exc
+        except (pickle.PicklingError, RecursionError) as exc:
+            raise too_deep_to_send(exc, reporting.running) or exc from exc
         return {
             node.key: outcome
             for chain, result in zip(chains, results, strict=True)

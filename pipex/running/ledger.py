@@ -35,6 +35,7 @@ from typing import Any
 
 from pipex.core.outcomes import Failure, NotRun, Waited, one_line
 from pipex.core.tokens import token
+from pipex.redact import redact
 from pipex.running import runs
 from pipex.running.lineages import Lineages
 from pipex.stores import sqlite
@@ -280,7 +281,9 @@ class Ledger:
         target = node.target
         error = trace = None
         if isinstance(outcome, Failure):
-            status, error, trace = "failed", one_line(outcome.exception), outcome.traceback
+            status = "failed"
+            error, trace = redact(one_line(outcome.exception)), outcome.traceback
+            trace = redact(trace) if trace else trace
         elif isinstance(outcome, NotRun):
             status = "not run"
             error = "an input failed: " + ", ".join(sorted(outcome.causes)[:3])

@@ -8,6 +8,7 @@ from typing import Any
 
 from pipex.core.outcomes import Failure, NotRun, Tally, one_line
 from pipex.exceptions import PipelineError
+from pipex.redact import redact
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,10 @@ class Report:
             lines.append(f"    ... and {len(not_run) - SHOWN} more not run (all in error.not_run)")
         lines.append("Targets of these tasks were not written; rerun to run only them.")
         error = PipelineError(
-            "\n".join(lines), [_annotated(f) for f in failed], failed=failed, not_run=not_run
+            redact("\n".join(lines)),
+            [_annotated(f) for f in failed],
+            failed=failed,
+            not_run=not_run,
         )
         error.summary = summary
         return error
@@ -123,7 +127,7 @@ def _annotated(failure: Failure) -> Exception:
         exc = RuntimeError(f"{type(exc).__name__}: {exc}")
     note = f"pipex task {failure.key}, target {failure.target}"
     if exc.__traceback__ is None:  # it crossed a process boundary: show where it happened
-        note += "\nTraceback on the worker:\n" + failure.traceback.rstrip()
+        note += "\nTraceback on the worker:\n" + redact(failure.traceback.rstrip())
     if note not in getattr(exc, "__notes__", ()):
         exc.add_note(note)
     return exc

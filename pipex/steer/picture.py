@@ -113,16 +113,9 @@ def _layout(picture: Picture) -> None:
     for a, b in picture.edges:
         if a != b:
             inputs[b].append(a)
-    layer: dict[int, int] = {}
-
-    def depth(i: int, path: frozenset[int]) -> int:
-        if i not in layer:
-            ins = [j for j in inputs[i] if j not in path]
-            layer[i] = 1 + max((depth(j, path | {i}) for j in ins), default=-1)
-        return layer[i]
-
+    layer = _longest_paths(inputs)
     for i in range(len(picture.boxes)):
-        picture.boxes[i].layer = depth(i, frozenset())
+        picture.boxes[i].layer = layer[i]
     rows: dict[int, float] = {}
     for members in picture.layers():
         keyed = sorted(
@@ -135,3 +128,33 @@ def _layout(picture: Picture) -> None:
         for row, i in enumerate(keyed):
             rows[i] = row
             picture.boxes[i].row = row
+
+
+def _longest_paths(inputs: dict[int, list[int]]) -> dict[int, int]:
+    """Each box's longest path from an input box (edges back into the path walked are left
+    out), found in a loop: a chain of boxes of any length needs no recursion."""
+    layer: dict[int, int] = {}
+    for start in inputs:
+        if start in layer:
+            continue
+        path = {start}
+        stack = [(start, iter(inputs[start]), [-1])]
+        while stack:
+            i, ins, best = stack[-1]
+            for j in ins:
+                if j in path:
+                    continue
+                if j in layer:
+                    best[0] = max(best[0], layer[j])
+                    continue
+                path.add(j)
+                stack.append((j, iter(inputs[j]), [-1]))
+                break
+            else:
+                stack.pop()
+                path.discard(i)
+                layer[i] = 1 + best[0]
+                if stack:
+                    outer = stack[-1][2]
+                    outer[0] = max(outer[0], layer[i])
+    return layer

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
+from pipex.redact import redact
 from pipex.stores.atomic import local_stage, require_file
 from pipex.stores.base import Store, by_folder
 from pipex.stores.claims import claim_path
@@ -35,7 +36,8 @@ class FsspecStore(Store):
     ``options`` (``key=``, ``secret=``, ``endpoint_url=``, ...) go to that filesystem as
     they are; without them fsspec's own configuration applies (its config files and
     ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables, e.g. ``FSSPEC_S3_ENDPOINT_URL``).
-    The store shows its URL and the names of its options, never their values.
+    The store shows its URL (credentials in it as ``***``) and the names of its options,
+    never their values.
 
     Existence is one listing per folder (paginated by the filesystem). A write goes to a
     local temporary file, uploaded in one ``put`` once complete: object stores publish an
@@ -60,7 +62,7 @@ class FsspecStore(Store):
 
     def __repr__(self) -> str:
         shown = f", options={sorted(self.options)}" if self.options else ""
-        return f"{type(self).__name__}({self.url!r}{shown})"
+        return f"{type(self).__name__}({redact(self.url)!r}{shown})"
 
     def __eq__(self, other: object) -> bool:
         return (
@@ -166,9 +168,9 @@ class FsspecStore(Store):
         except Exception as exc:  # a server without conditional writes: claims are granted
             logger.warning(
                 "pipex: cannot claim %s (%s: %s); computing it without a claim",
-                self.location(path),
+                redact(self.location(path)),
                 type(exc).__name__,
-                exc,
+                redact(str(exc)),
             )
         return True
 

@@ -183,3 +183,28 @@ def test_the_scheduler_sees_a_fused_chain_under_the_name_of_every_step(client, t
     assert ran["key"][:2] == ("source+double+total", summary.target.path)
     prefixes = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.task_prefixes))
     assert "source+double+total" in prefixes  # the dashboard's name for the task
+
+
+def test_a_chain_of_5000_runs_on_the_workers_then_skips(client, tmp_path):
+    with pipex.context(path=str(tmp_path / "out")):
+        node = None
+        for i in range(5000):
+            node = pipelines.link(node, i)
+    with client.as_current():
+        assert pipex.compute(node, load=True, progress=False) == (4999,)
+        started = time.perf_counter()
+        assert pipex.compute(node, progress=False) == (node.target,)
+    assert time.perf_counter() - started < 20
+    assert len(list((tmp_path / "out" / "link").iterdir())) == 5000
+
+
+def test_a_deeply_nested_argument_is_a_clear_error_on_the_cluster(client, tmp_path):
+    value: object = "leaf"
+    for _ in range(5000):
+        value = [value]
+    with pipex.context(path=str(tmp_path / "out")):
+        node = pipelines.link(value, 1)
+    with client.as_current(), pytest.raises(pipex.PipexError, match="nested too deeply") as info:
+        pipex.compute(node, progress=False)
+    assert node.key in str(info.value)
+    assert not node.target.exists()

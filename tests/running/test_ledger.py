@@ -286,3 +286,17 @@ def test_a_run_records_how_it_ended_and_clears_its_marks(workdir):
         marks = connection.execute("SELECT path FROM pending").fetchall()
     assert ended == [("finished", os.getpid()), ("stopped", os.getpid())]
     assert marks == [("out/scale/2.pkl",)]  # never run: the run stopped first
+
+
+def test_credentials_in_an_error_are_not_recorded(workdir):
+    @pipex.task(target="out/fetch/{i}.pkl")
+    def fetch(i: int) -> int:
+        raise OSError(f"cannot read https://user:s3cr3t@host/data/{i}.csv?token=t0k3n")
+
+    with pytest.raises(pipex.PipelineError) as info:
+        pipex.compute(fetch(1), progress=False)
+    assert "s3cr3t" not in str(info.value) and "t0k3n" not in str(info.value)
+    (record,) = pipex.history()
+    assert record.error == "OSError: cannot read https://***@host/data/1.csv?token=***"
+    assert "s3cr3t" not in record.traceback and "t0k3n" not in record.traceback
+    assert "https://***@host/data/1.csv" in record.traceback

@@ -101,8 +101,13 @@ def _sealed(task: Task) -> Task:
     """
     keys = sorted(task.dependencies)
     results = Task(None, dict, Task(None, zip, tuple(keys), List(*map(TaskRef, keys))))
+    try:
+        sent = cloudpickle.dumps(task)
+    except (pickle.PicklingError, RecursionError) as exc:
+        name = "-".join(task.key[:2]) if isinstance(task.key, tuple) else str(task.key)
+        raise worker.too_deep_to_send(exc, [name]) or exc from exc
     opener = Task(None, pickle.loads, _UNSEALED)
-    return Task(task.key, operator.call, opener, cloudpickle.dumps(task), results)
+    return Task(task.key, operator.call, opener, sent, results)
 
 
 class _Unreachable(Exception):
