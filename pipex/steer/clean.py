@@ -20,7 +20,7 @@ from typing import Any
 
 from pipex.core.targets import Target
 from pipex.steer import trash
-from pipex.stores import claims
+from pipex.stores import claims, owners
 from pipex.stores.atomic import TEMPORARY_MARK
 from pipex.stores.base import Store
 
@@ -77,6 +77,6 @@ def _expired(store: Store, paths: list[str]) -> list[tuple[Target, str]]:
     for path in paths:
         target = claims.target_of(path)
         holder = store.claim_holder(target)
-        if holder is not None and claims.expired(holder, seconds):
+        if holder is not None and owners.expired(holder, seconds):
             expired.append((Target(target, store), holder[0]))
     return expired

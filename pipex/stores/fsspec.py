@@ -18,6 +18,7 @@ from pipex.exceptions import StoreError
 from pipex.stores.atomic import local_stage, require_file
 from pipex.stores.base import Store, by_folder
 from pipex.stores.claims import claim_path
+from pipex.stores.owners import readable
 
 #: The pipex extra that installs each fsspec implementation package.
 EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
@@ -176,7 +177,7 @@ class FsspecStore(Store):
         fs, full = self.filesystem, self.location(claim_path(path))
         fs.invalidate_cache(full)
         try:
-            owner = fs.cat_file(full).decode()
+            owner = readable(fs.cat_file(full))
             return owner, fs.modified(full).timestamp()
         except FileNotFoundError:
             return None
