@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from pipex.exceptions import StoreError
 from pipex.stores import claims, owners
-from pipex.stores.atomic import TEMPORARY_MARK, abandoned, discard, temporary_name
+from pipex.stores.atomic import TEMPORARY_MARK, abandoned, create, discard, temporary_name
 from pipex.stores.base import Store, by_folder
 from pipex.stores.claims import CLAIM_SIZE, claim_path, is_claim
 from pipex.stores.owners import readable
@@ -116,7 +116,7 @@ class FileStore(Store):
             os.close(descriptor)  # the claim was lost (taken over): stage anew
         folder, name = os.path.split(self.fspath(path))
         staged = os.path.join(folder, temporary_name(name))
-        return staged, os.fdopen(_create(staged), "wb")
+        return staged, os.fdopen(create(staged), "wb")
 
     def commit(self, staged: str, path: str) -> None:
         os.replace(staged, self.fspath(path))
@@ -129,7 +129,7 @@ class FileStore(Store):
     def claim(self, path: str, owner: str) -> bool:
         full = self.fspath(claim_path(path))
         try:
-            descriptor = _create(full)
+            descriptor = create(full)
         except FileExistsError:
             return False
         record = owner.encode()
@@ -211,18 +211,6 @@ def _holder(full: str) -> tuple[str, float]:
         with open(full, "rb") as file:
             return readable(file.read(CLAIM_SIZE)), os.fstat(file.fileno()).st_mtime
     return readable(record), os.stat(full).st_mtime
-
-
-def _create(full: str) -> int:
-    """A new file ``full`` (``FileExistsError`` if there is one), its folders made as needed
-    (again if another thread removed an empty one meanwhile); its descriptor."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    for _ in range(3):
-        try:
-            return os.open(full, flags, 0o666)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-    return os.open(full, flags, 0o666)
 
 
 class _Overwriting(io.RawIOBase):

@@ -148,6 +148,21 @@ class FsspecStore(Store):
         self.filesystem.invalidate_cache(full)
         return bool(self.filesystem.isfile(full))
 
+    def glob(self, pattern: str) -> list[str]:
+        """The objects under the store's URL whose path matches ``pattern``, sorted (an
+        optional listing, as :meth:`pipex.FileStore.glob`: ``pipex clean`` uses it)."""
+        fs = self.filesystem
+        root = fs._strip_protocol(self.url).rstrip("/")
+        full = f"{root}/{pattern}" if root else pattern
+        fs.invalidate_cache(posixpath.dirname(full))
+        found = fs.glob(full, detail=True)
+        prefix = f"{root}/" if root else ""
+        return sorted(
+            name[len(prefix) :]
+            for name, info in found.items()
+            if info.get("type") == "file" and name.startswith(prefix)
+        )
+
     # -- claims --------------------------------------------------------------------------------
 
     @property
