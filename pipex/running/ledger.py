@@ -263,7 +263,7 @@ class Ledger:
         by_store: dict[Any, list[tuple[Any, ...]]] = {}
         for key, outcome, finished, timing in buffer:
             node = self.nodes.get(key)
-            if node is not None and type(outcome) is not Waited:  # the writer records it
+            if node is not None and not isinstance(outcome, Waited):  # its writer records it
                 row = self._row(node, outcome, finished, timing)
                 by_store.setdefault(home(node), []).append(row)
         for store, rows in by_store.items():

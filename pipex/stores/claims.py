@@ -144,7 +144,17 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
     ``True``.
     """
 
-    __slots__ = ("beat", "owner", "path", "reset", "rewrite", "slot", "stage", "store")
+    __slots__ = (
+        "beat",
+        "owner",
+        "path",
+        "reset",
+        "rewrite",
+        "slot",
+        "stage",
+        "store",
+        "waited",
+    )
 
     def __init__(
         self, store: Claiming, path: str, stage: bool = False, rewrite: bool = False
@@ -154,6 +164,9 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
         self.stage = stage
         self.rewrite = rewrite
         self.owner: str | None = None
+        #: Whether the block got ``False`` after this runner found another's claim (and so
+        #: waited for it); else the target was found written with no other runner seen.
+        self.waited = False
 
     def __enter__(self) -> bool:
         store, path = self.store, self.path
@@ -167,7 +180,7 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
         self.slot = slot
         self.reset = _staging.set(slot) if slot is not None else None
         try:
-            self.owner = _take(store, path, owner, seconds, self.rewrite)
+            self.owner, self.waited = _take(store, path, owner, seconds, self.rewrite)
         finally:
             if self.owner is None and slot is not None:
                 slot.close()
@@ -239,10 +252,14 @@ def staged_in_claim(store: Any, path: str, kept: bool = False) -> Slot | None:
     return current
 
 
-def _take(store: Claiming, path: str, owner: str, seconds: float, rewrite: bool) -> str | None:
+def _take(
+    store: Claiming, path: str, owner: str, seconds: float, rewrite: bool
+) -> tuple[str | None, bool]:
     """Claim ``path`` (waiting while another live runner holds it): ``owner``, or ``None``
-    once the target exists (unless it is to be rewritten)."""
+    once the target exists (unless it is to be rewritten); and whether another runner's
+    claim on it was found on the way."""
     pause = POLL_FIRST
+    other = False
     while True:
         if store.claim(path, owner):
             try:
@@ -255,10 +272,11 @@ def _take(store: Claiming, path: str, owner: str, seconds: float, rewrite: bool)
                 if slot is not None:
                     slot.close()
                 store.release(path, owner)
-                return None
-            return owner
+                return None, other
+            return owner, other
+        other = True
         if not rewrite and store.exists(path):
-            return None
+            return None, other
         holder = store.claim_holder(path)
         if holder is None:
             continue  # released meanwhile without a target (its task failed): try again
