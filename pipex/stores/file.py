@@ -29,10 +29,11 @@ class FileStore(Store):
     Writes are staged in a hidden temporary sibling and renamed into place (``os.replace``).
     A claim is a hidden sibling ``.<name>.pipex-claim`` created with ``O_EXCL``; its
     modification time is its heartbeat. Its owner record is its content and, where the
-    filesystem keeps user extended attributes, its attribute :data:`OWNER_ATTRIBUTE`: there
-    the task's save writes the target's data into the claim itself and renames it into place
-    (one file creation fewer per task), and the attribute still names the owner should the
-    writer be killed half way.
+    filesystem keeps user extended attributes, a short form of it (host, process and its
+    start) is its attribute :data:`OWNER_ATTRIBUTE`: there the task's save writes the
+    target's data into the claim itself and renames it into place (one file creation fewer
+    per task), and the attribute still tells whether the owner runs should the writer be
+    killed half way.
     """
 
     exclusive_claims = True
@@ -132,14 +133,14 @@ class FileStore(Store):
             descriptor = create(full)
         except FileExistsError:
             return False
-        record = owner.encode()
         try:
+            short = owners.mark(owner)
             try:
-                os.setxattr(descriptor, OWNER_ATTRIBUTE, record)
-                marked = True
+                os.setxattr(descriptor, OWNER_ATTRIBUTE, short)
+                marked = bool(short)
             except OSError:  # no user attributes here: the content alone holds the record
                 marked = False
-            os.pwrite(descriptor, record, 0)  # the file's position stays at its start
+            os.pwrite(descriptor, owner.encode(), 0)  # the file's position stays at its start
         except BaseException:
             os.close(descriptor)
             raise
@@ -201,16 +202,15 @@ class FileStore(Store):
 
 
 def _holder(full: str) -> tuple[str, float]:
-    """The owner of the claim file ``full`` (its attribute, else its content; see
-    :func:`~pipex.stores.claims.readable`) and its modification time."""
-    try:
-        record = os.getxattr(full, OWNER_ATTRIBUTE)
-    except FileNotFoundError:
-        raise
-    except OSError:  # none (a claim made without one, or killed before it), or unsupported
-        with open(full, "rb") as file:
-            return readable(file.read(CLAIM_SIZE)), os.fstat(file.fileno()).st_mtime
-    return readable(record), os.stat(full).st_mtime
+    """The owner of the claim file ``full`` (its content, else, when data was written over
+    it, the short form its attribute keeps; see :mod:`pipex.stores.owners`) and its
+    modification time."""
+    with open(full, "rb") as file:
+        owner = readable(file.read(CLAIM_SIZE))
+        if owner == owners.UNREADABLE:
+            with contextlib.suppress(OSError):  # none (killed before it), or unsupported
+                owner = owners.from_mark(os.getxattr(file.fileno(), OWNER_ATTRIBUTE))
+        return owner, os.fstat(file.fileno()).st_mtime
 
 
 class _Overwriting(io.RawIOBase):

@@ -349,6 +349,10 @@ def test_the_owner_of_a_claim_written_through_stays_readable(tmp_path):
     assert json.loads(seen[0])["pid"] == os.getpid()
     assert (tmp_path / PATH).stat().st_ino == inode  # written through the claim still
     assert store.load(PATH) == [b"x" * 100_000, 0]
+    assert "user.pipex.owner" not in os.listxattr(tmp_path / PATH)  # the target keeps none
+    assert store.claim("out/step/other.pkl", new_owner())
+    short = os.getxattr(tmp_path / claims.claim_path("out/step/other.pkl"), "user.pipex.owner")
+    assert 0 < len(short) <= 48  # kept inside an ext4 inode: no disk block per claim
 
 
 def test_without_extended_attributes_the_data_is_staged_beside_the_claim(tmp_path, monkeypatch):
