@@ -87,7 +87,7 @@ def local_stage(path: str) -> tuple[str, IO[bytes]]:
     process), so that :func:`abandoned_staged` finds it once its writer is gone.
     """
     staged = os.path.join(staging_folder(), temporary_name(posixpath.basename(path)))
-    return staged, os.fdopen(create(staged), "wb")
+    return staged, os.fdopen(create(staged, private=True), "wb")
 
 
 def staging_folder() -> str:
@@ -107,16 +107,18 @@ def abandoned_staged() -> list[str]:
     return sorted(os.path.join(folder, name) for name in names if abandoned(name))
 
 
-def create(full: str) -> int:
+def create(full: str, private: bool = False) -> int:
     """A new file ``full`` (``FileExistsError`` if there is one), its folders made as needed
-    (again if another thread removed an empty one meanwhile); its descriptor."""
+    (again if another thread removed an empty one meanwhile); its descriptor. ``private``:
+    readable by its user only (as ``tempfile.mkstemp`` makes them), and so are its folders."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    mode = 0o600 if private else 0o666
     for _ in range(3):
         try:
-            return os.open(full, flags, 0o666)
+            return os.open(full, flags, mode)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-    return os.open(full, flags, 0o666)
+            os.makedirs(os.path.dirname(full), mode | 0o100 if private else 0o777, exist_ok=True)
+    return os.open(full, flags, mode)
 
 
 def require_file(staged: str, location: str) -> None:
