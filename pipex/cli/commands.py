@@ -230,8 +230,8 @@ def graph(entry_point: str, params: tuple[str, ...], filename: str, max_boxes: i
 @pipeline
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would be removed.")
 def clean(entry_point: str, params: tuple[str, ...], dry_run: bool) -> None:
-    """Remove temporaries and expired claims a crashed run left beside ENTRY's targets, and
-    empty the trash.
+    """Remove temporaries and expired claims a crashed run left beside ENTRY's targets (and
+    the local files a killed writer staged for S3 or SQLite), and empty the trash.
 
     Do not run it while a run writes to the same folders.
     """
@@ -239,10 +239,14 @@ def clean(entry_point: str, params: tuple[str, ...], dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removing"
     output.targets(verb, found.temporaries)
     output.targets(f"{verb} the expired claim on", [target for target, _ in found.claims])
+    output.targets(f"{verb} the local staged file", found.staged)
+    staged = f" {len(found.staged):,} local staged file(s) of writers that are gone." * bool(
+        found.staged
+    )
     click.echo(
         f"{len(found.temporaries):,} temporary file(s), {len(found.claims):,} expired "
         f"claim(s); the trash holds {found.trashed:,} "
-        f"target(s) from {sum(len(e) for e in found.trash.values())} invalidation(s)."
+        f"target(s) from {sum(len(e) for e in found.trash.values())} invalidation(s).{staged}"
     )
     if dry_run:
         click.echo("Dry run: nothing removed.")

@@ -50,6 +50,17 @@ class Waited(Target):
         return (Waited, (self.path, self.store))
 
 
+class Found(Waited):
+    """A target found written when its runner claimed it, with no other runner's claim seen
+    on the way: written by a runner that finished first, or by an earlier attempt of the
+    same task (a worker lost after writing it). Not run, not waited for."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Found, (self.path, self.store))
+
+
 Outcome = Target | Failure | NotRun
 
 
@@ -148,6 +159,7 @@ class Tally:
     failed: int = 0
     not_run: int = 0
     waited: int = 0
+    found: int = 0  #: found written meanwhile (:class:`Found`)
 
     def add(self, outcome: object) -> None:
         """Count one outcome."""
@@ -157,16 +169,19 @@ class Tally:
             self.not_run += 1
         elif type(outcome) is Waited:
             self.waited += 1
+        elif type(outcome) is Found:
+            self.found += 1
         else:
             self.ran += 1
 
     @property
     def total(self) -> int:
-        return self.ran + self.failed + self.not_run + self.waited
+        return self.ran + self.failed + self.not_run + self.waited + self.found
 
     def __str__(self) -> str:
         text = f"ran {self.ran}, failed {self.failed}, not run {self.not_run}"
-        return text + (f", waited {self.waited}" if self.waited else "")
+        text += f", waited {self.waited}" if self.waited else ""
+        return text + (f", found {self.found}" if self.found else "")
 
 
 def one_line(exc: BaseException) -> str:

@@ -16,7 +16,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
 from pipex.exceptions import TargetError
-from pipex.stores.atomic import NAME_MAX
+from pipex.stores.atomic import NAME_MAX, TEMPORARY_MARK
+from pipex.stores.claims import is_claim
 
 ROOT_FIELDS = frozenset({"path"})
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
@@ -181,6 +182,20 @@ def check_location(location: str, task: str = "", where: str = "") -> None:
             f"{_who(task)}{where or 'the target'} renders to {location!r}, which {problem}. "
             "Nothing was run or written. Give the fields it is built from plain, non-empty, "
             "shorter values."
+        )
+    check_unreserved(name, location, task)
+
+
+def check_unreserved(name: str, location: str, task: str = "") -> None:
+    """Refuse a file name ``name`` of the kind pipex gives its own files: a temporary
+    (holding ``.pipex-tmp``) or a claim (``.<name>.pipex-claim``): it never counts as a
+    written target, so its task would seem to run again on every run."""
+    if TEMPORARY_MARK in name or is_claim(name):
+        kind = "temporary file" if TEMPORARY_MARK in name else "claim"
+        raise TargetError(
+            f"{_who(task)}target {location!r} is named as pipex names a {kind}, which never "
+            "counts as a written target. Nothing was run or written. Rename the target "
+            f"(no {TEMPORARY_MARK!r} in its name, no leading '.' with a '.pipex-claim' end)."
         )
 
 

@@ -14,7 +14,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pipex.core.outcomes import Failure, NotRun, Outcome, Waited, failed_inputs, mark_raised
+from pipex.core.outcomes import (
+    Failure,
+    Found,
+    NotRun,
+    Outcome,
+    Waited,
+    failed_inputs,
+    mark_raised,
+)
 from pipex.core.targets import Target
 from pipex.core.walk import replace
 from pipex.exceptions import PipexError, StoreError
@@ -94,9 +102,10 @@ def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
         return NotRun(call.key, call.target, causes)
     target = call.target
     try:
-        with held(target.store, target.path, call.task.save, call.rewrite) as mine:
-            if not mine:
-                return Waited(target.path, target.store)
+        claim = held(target.store, target.path, call.task.save, call.rewrite)
+        with claim as mine:
+            if not mine:  # written meanwhile: by another runner, or by an earlier attempt
+                return (Waited if claim.waited else Found)(target.path, target.store)
             arguments = _resolve(call, inputs)
             if call.task.save:
                 result = call.task.call(arguments, "")

@@ -256,7 +256,7 @@ class Ledger:
             node = self.nodes.get(key)
             if node is not None:
                 rows = by_store.setdefault(home(node), [])
-                if type(outcome) is Waited:  # the writer records it; only its mark goes
+                if isinstance(outcome, Waited):  # found or waited for: only its mark goes
                     rows.append((None, node.target.path))
                 else:
                     rows.append(self._row(node, outcome, finished, timing))

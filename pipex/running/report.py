@@ -24,6 +24,7 @@ class Summary:
     reused: int = 0  #: finished inputs (not requested) that tasks which ran read
     skipped: int = 0  #: left alone with skip_failed: failed last time, or need one that did
     waited: int = 0  #: claimed by another runner when this one came to them; it wrote them
+    found: int = 0  #: found written when claimed, no other runner seen (a lost worker's, say)
 
     def __str__(self) -> str:
         text = (
@@ -32,6 +33,8 @@ class Summary:
         )
         if self.waited:
             text += f", waited {self.waited} (written by another runner)"
+        if self.found:
+            text += f", found {self.found} written meanwhile (by an earlier attempt or runner)"
         if self.skipped:
             text += f", skipped {self.skipped} (failed last time, or need a task that did)"
         if self.reused:
@@ -78,9 +81,8 @@ class Report:
     ) -> Summary:
         """The run's counts."""
         t = self.tally
-        return Summary(
-            requested, done, t.ran, t.failed, t.not_run, seconds, reused, skipped, t.waited
-        )
+        counts = (t.ran, t.failed, t.not_run, seconds, reused, skipped, t.waited, t.found)
+        return Summary(requested, done, *counts)
 
     def error(self, summary: Summary) -> PipelineError | None:
         """One error naming every failed task, or ``None`` when nothing failed.

@@ -1,12 +1,15 @@
-"""Leftovers of past runs: temporaries a crash left beside targets, expired claims, and
-the trash.
+"""Leftovers of past runs: temporaries a crash left beside targets or in the local staging
+folder, expired claims, and the trash.
 
 A temporary is a hidden file whose name holds :data:`~pipex.stores.atomic.TEMPORARY_MARK`;
-it never counts as a target, but it takes space. An expired claim (``.<name>.pipex-claim``,
-see :mod:`pipex.stores.claims`) is one whose runner is gone. Finding them needs a listing,
-so only stores that can list (``glob``, as :class:`~pipex.stores.FileStore`) are searched,
-and only in the folders of the graph's targets. Do not clean while a run writes there: its
-temporaries are in use (its claims are live, and stay).
+it never counts as a target, but it takes space. Stores that are not local folders (S3,
+SQLite) stage writes in a local folder (:func:`~pipex.stores.atomic.staging_folder`): the
+files there of writers of this host that are gone are leftovers too. An expired claim (see
+:mod:`pipex.stores.claims`) is one whose runner is gone. Finding claims needs a listing:
+stores that can list (``glob``: :class:`~pipex.stores.FileStore`, ``FsspecStore``) or list
+their claims (``claimed``: ``SQLiteStore``) are searched, in the folders of the graph's
+targets. Do not clean while a run writes there: its temporaries are in use (its claims are
+live, and stay).
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from typing import Any
 from pipex.core.targets import Target
 from pipex.exceptions import StoreError
 from pipex.steer import trash
-from pipex.stores import claims
-from pipex.stores.atomic import TEMPORARY_MARK
+from pipex.stores import claims, owners
+from pipex.stores.atomic import TEMPORARY_MARK, abandoned_staged, discard
 from pipex.stores.base import Store
 
 
@@ -32,6 +35,7 @@ class Leftovers:
 
     temporaries: list[Target] = field(default_factory=list)
     claims: list[tuple[Target, str]] = field(default_factory=list)  #: (target, its owner)
+    staged: list[str] = field(default_factory=list)  #: local files of writers that are gone
     trash: dict[Store, list[trash.Entry]] = field(default_factory=dict)
 
     @property
@@ -43,6 +47,8 @@ class Leftovers:
         """Delete the temporaries and expired claims, and empty the trash."""
         for target in self.temporaries:
             target.store.delete(target.path)
+        for staged in self.staged:
+            discard(staged)
         for target, owner in self.claims:
             target.store.release(target.path, owner)
         for store, entries in self.trash.items():
@@ -56,15 +62,14 @@ def leftovers(nodes: Iterable[Any]) -> Leftovers:
     for node in nodes:
         target = node.target
         folders[target.store].add(target.parent)
-    found = Leftovers()
+    found = Leftovers(staged=abandoned_staged() if folders else [])
     for store, parents in folders.items():
         listing = getattr(store, "glob", None)  # an optional listing, not a Store primitive
-        if listing is not None:
-            for parent in sorted(parents):
+        for parent in sorted(parents):
+            if listing is not None:
                 pattern = posixpath.join(glob.escape(parent), f".*{TEMPORARY_MARK}*")
                 found.temporaries += [Target(path, store) for path in listing(pattern)]
-                pattern = posixpath.join(glob.escape(parent), f".*{claims.CLAIM_MARK}")
-                found.claims += _expired(store, listing(pattern))
+            found.claims += _expired(store, _claimed(store, parent))
         try:
             entries = trash.entries(store)
         except StoreError:  # a damaged index: the trashed files are still there
@@ -74,13 +79,25 @@ def leftovers(nodes: Iterable[Any]) -> Leftovers:
     return found
 
 
-def _expired(store: Store, paths: list[str]) -> list[tuple[Target, str]]:
-    """The targets of the claims at ``paths`` that have expired, with their owners."""
+def _claimed(store: Store, folder: str) -> list[str]:
+    """The targets of ``folder`` that have a claim: from the store's list of its claims
+    (``claimed``), or a listing of its claim files (``glob``); none where it has neither."""
+    claimed = getattr(store, "claimed", None)
+    if claimed is not None:
+        return list(claimed(folder))
+    listing = getattr(store, "glob", None)
+    if listing is None:
+        return []
+    pattern = posixpath.join(glob.escape(folder), f".*{claims.CLAIM_MARK}")
+    return [claims.target_of(path) for path in listing(pattern)]
+
+
+def _expired(store: Store, targets: list[str]) -> list[tuple[Target, str]]:
+    """Those of the claimed ``targets`` whose claim has expired, with their owners."""
     expired = []
     seconds = claims.timeout()
-    for path in paths:
-        target = claims.target_of(path)
+    for target in targets:
         holder = store.claim_holder(target)
-        if holder is not None and claims.expired(holder, seconds):
+        if holder is not None and owners.expired(holder, seconds):
             expired.append((Target(target, store), holder[0]))
     return expired

@@ -83,11 +83,42 @@ def _host() -> str:
 def local_stage(path: str) -> tuple[str, IO[bytes]]:
     """A new local temporary file for ``path`` (a store that is not a local folder stages here).
 
-    In the system's temporary folder (``TMPDIR``); it keeps the target's suffix.
+    In :func:`staging_folder`, named by :func:`temporary_name` (its writer's host and
+    process), so that :func:`abandoned_staged` finds it once its writer is gone.
     """
-    stem, suffix = posixpath.splitext(posixpath.basename(path))
-    descriptor, staged = tempfile.mkstemp(prefix=f".{stem}.", suffix=f"{TEMPORARY_MARK}{suffix}")
-    return staged, os.fdopen(descriptor, "wb")
+    staged = os.path.join(staging_folder(), temporary_name(posixpath.basename(path)))
+    return staged, os.fdopen(create(staged, private=True), "wb")
+
+
+def staging_folder() -> str:
+    """The local folder stores that are not local folders stage their writes in: a
+    ``pipex-staging-<user id>`` folder of the system's temporary folder (``TMPDIR``)."""
+    user = os.getuid() if hasattr(os, "getuid") else "all"
+    return os.path.join(tempfile.gettempdir(), f"pipex-staging-{user}")
+
+
+def abandoned_staged() -> list[str]:
+    """The files in :func:`staging_folder` whose writer, a process of this host, is gone."""
+    folder = staging_folder()
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(os.path.join(folder, name) for name in names if abandoned(name))
+
+
+def create(full: str, private: bool = False) -> int:
+    """A new file ``full`` (``FileExistsError`` if there is one), its folders made as needed
+    (again if another thread removed an empty one meanwhile); its descriptor. ``private``:
+    readable by its user only (as ``tempfile.mkstemp`` makes them), and so are its folders."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    mode = 0o600 if private else 0o666
+    for _ in range(3):
+        try:
+            return os.open(full, flags, mode)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(full), mode | 0o100 if private else 0o777, exist_ok=True)
+    return os.open(full, flags, mode)
 
 
 def require_file(staged: str, location: str) -> None:

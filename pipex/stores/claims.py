@@ -7,10 +7,15 @@ waits until the target exists (done by the other runner) or the claim expires (t
 runner died; then it takes the claim over and runs the task itself). The claim is removed
 once the target is committed, or when the task fails.
 
-A claim names its owner (host, process id, a random id) and is kept alive by a heartbeat:
-one daemon thread per process, started with the process's first claim, renews the claims it
-holds every ``timeout / 3``. A claim whose heartbeat is older than ``pipex.claims.timeout``
-is expired; so is, at once, a claim whose owner was a process of this host that is gone.
+A claim names its owner (host, process id and start time, a random id) and is kept alive by
+a heartbeat: one daemon thread per process, started with the process's first claim, renews
+the claims it holds every ``timeout / 3``. An owner on this host holds its claim while its
+process runs, whatever the heartbeat's age (a task that keeps Python's GIL stops the
+heartbeat, not the task), and loses it at once when that process is gone (the start time
+tells a reused process id). For an owner on another host the heartbeat decides: its claim
+expires when the heartbeat is older than ``pipex.claims.timeout``. A claim whose owner
+cannot be read (its runner was killed while making it) expires :data:`ORPHAN_AGE` seconds
+after it was made.
 
 Settings: ``pipex.claims.enabled`` and ``pipex.claims.timeout``.
 Stores that cannot create exclusively grant every claim (:attr:`Store.exclusive_claims`).
@@ -20,24 +25,20 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import itertools
-import json
 import logging
 import os
 import posixpath
-import socket
 import threading
 import time
-import uuid
 import zlib
 from typing import Any, Protocol
 
 import dask.config
-import psutil
 from dask.utils import parse_timedelta
 
 from pipex import settings
 from pipex.stores.atomic import NAME_MAX
+from pipex.stores.owners import expired, new_owner, shown, why_expired
 
 CLAIM_MARK = ".pipex-claim"
 #: The most bytes of a claim that are read as its owner.
@@ -89,19 +90,6 @@ def target_of(claim: str) -> str:
     return posixpath.join(folder, name[1 : -len(CLAIM_MARK)])
 
 
-def new_owner() -> str:
-    """A fresh owner record, JSON: this host and process, and an id of its own."""
-    prefix = _owners.get(os.getpid())
-    if prefix is None:
-        record = {"host": socket.gethostname(), "pid": os.getpid(), "id": uuid.uuid4().hex}
-        prefix = _owners[os.getpid()] = json.dumps(record)[:-2]  # without its closing '"}'
-    return f'{prefix}-{next(_counter)}"}}'
-
-
-_owners: dict[int, str] = {}  # process id -> the start of its owner records
-_counter = itertools.count()
-
-
 def timeout(section: Any = None) -> float:
     """Seconds after its last heartbeat that a claim expires (``pipex.claims.timeout``;
     ``section``: the ``pipex.claims`` setting, when already read)."""
@@ -115,32 +103,6 @@ def timeout(section: Any = None) -> float:
 @functools.lru_cache(maxsize=16)
 def _seconds(value: Any) -> float:
     return float(parse_timedelta(value, default="seconds"))
-
-
-def expired(holder: tuple[str, float], seconds: float, now: float | None = None) -> bool:
-    """Whether the claim of ``holder`` (owner, last heartbeat) no longer holds.
-
-    Expired when its heartbeat is older than ``seconds``, or at once when its owner is a
-    process of this host that is gone. Clocks of hosts sharing a store must agree to well
-    within ``seconds``.
-    """
-    owner, beat = holder
-    try:
-        record: Any = json.loads(owner)
-    except ValueError:
-        record = None  # being written, or not ours to read: the heartbeat decides
-    if isinstance(record, dict) and record.get("host") == socket.gethostname():
-        pid = record.get("pid")
-        if isinstance(pid, int) and pid != os.getpid() and not _alive(pid):
-            return True
-    return (time.time() if now is None else now) - beat > seconds
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 class Slot:
@@ -182,7 +144,17 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
     ``True``.
     """
 
-    __slots__ = ("beat", "owner", "path", "reset", "rewrite", "slot", "stage", "store")
+    __slots__ = (
+        "beat",
+        "owner",
+        "path",
+        "reset",
+        "rewrite",
+        "slot",
+        "stage",
+        "store",
+        "waited",
+    )
 
     def __init__(
         self, store: Claiming, path: str, stage: bool = False, rewrite: bool = False
@@ -192,6 +164,9 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
         self.stage = stage
         self.rewrite = rewrite
         self.owner: str | None = None
+        #: Whether the block got ``False`` after this runner found another's claim (and so
+        #: waited for it); else the target was found written with no other runner seen.
+        self.waited = False
 
     def __enter__(self) -> bool:
         store, path = self.store, self.path
@@ -205,7 +180,7 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
         self.slot = slot
         self.reset = _staging.set(slot) if slot is not None else None
         try:
-            self.owner = _take(store, path, owner, seconds, self.rewrite)
+            self.owner, self.waited = _take(store, path, owner, seconds, self.rewrite)
         finally:
             if self.owner is None and slot is not None:
                 slot.close()
@@ -256,44 +231,60 @@ def keep(store: Any, path: str, descriptor: int, file: str) -> bool:
     return True
 
 
-def staged_in_claim(store: Any, path: str) -> Slot | None:
+def staged_in_claim(store: Any, path: str, kept: bool = False) -> Slot | None:
     """The claim this context holds on ``path`` when the save under way may write into it
     (once: it becomes the staged file, and its commit is the release); its descriptor is
-    then the caller's to close.
+    then the caller's to close. With ``kept``: only a claim whose descriptor :func:`keep`
+    kept (a claim file whose owner stays readable while data is written into it).
 
     A store whose claim is a file beside the target (``FileStore``) saves one file
     creation per task this way.
     """
     current = _staging.get()
-    if current is None or current.path != path or current.store != store:
+    if (
+        current is None
+        or current.path != path
+        or current.store != store
+        or (kept and current.descriptor is None)
+    ):
         return None
     _staging.set(None)
     return current
 
 
-def _take(store: Claiming, path: str, owner: str, seconds: float, rewrite: bool) -> str | None:
+def _take(
+    store: Claiming, path: str, owner: str, seconds: float, rewrite: bool
+) -> tuple[str | None, bool]:
     """Claim ``path`` (waiting while another live runner holds it): ``owner``, or ``None``
-    once the target exists (unless it is to be rewritten)."""
+    once the target exists (unless it is to be rewritten); and whether another runner's
+    claim on it was found on the way."""
     pause = POLL_FIRST
+    other = False
     while True:
         if store.claim(path, owner):
-            if not rewrite and store.exists(path):  # written by another runner just now
+            try:
+                written = not rewrite and store.exists(path)  # by another runner just now
+            except BaseException:
+                store.release(path, owner)
+                raise
+            if written:
                 slot = _staging.get()
                 if slot is not None:
                     slot.close()
                 store.release(path, owner)
-                return None
-            return owner
+                return None, other
+            return owner, other
+        other = True
         if not rewrite and store.exists(path):
-            return None
+            return None, other
         holder = store.claim_holder(path)
         if holder is None:
             continue  # released meanwhile without a target (its task failed): try again
         if pause == POLL_FIRST:
-            logger.debug("pipex: %s is claimed by %s: waiting for it", path, holder[0])
+            logger.debug("pipex: %s is claimed by %s: waiting for it", path, shown(holder[0]))
         if expired(holder, seconds):
             logger.warning(
-                "pipex: taking over the expired claim on %s (held by %s)", path, holder[0]
+                "pipex: taking over the claim on %s: %s", path, why_expired(holder, seconds)
             )
             store.release(path, holder[0])
             continue

@@ -10,10 +10,14 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
-from pipex.stores import claims
-from pipex.stores.atomic import TEMPORARY_MARK, abandoned, discard, temporary_name
+from pipex.stores import claims, owners
+from pipex.stores.atomic import TEMPORARY_MARK, abandoned, create, discard, temporary_name
 from pipex.stores.base import Store, by_folder
 from pipex.stores.claims import CLAIM_SIZE, claim_path, is_claim
+from pipex.stores.owners import readable
+
+#: The extended attribute of a claim file that holds its owner record.
+OWNER_ATTRIBUTE = "user.pipex.owner"
 
 
 class FileStore(Store):
@@ -24,7 +28,12 @@ class FileStore(Store):
     find the same files.
     Writes are staged in a hidden temporary sibling and renamed into place (``os.replace``).
     A claim is a hidden sibling ``.<name>.pipex-claim`` created with ``O_EXCL``; its
-    modification time is its heartbeat.
+    modification time is its heartbeat. Its owner record is its content and, where the
+    filesystem keeps user extended attributes, a short form of it (host, process and its
+    start) is its attribute :data:`OWNER_ATTRIBUTE`: there the task's save writes the
+    target's data into the claim itself and renames it into place (one file creation fewer
+    per task), and the attribute still tells whether the owner runs should the writer be
+    killed half way.
     """
 
     exclusive_claims = True
@@ -99,20 +108,16 @@ class FileStore(Store):
     def stage(self, path: str) -> tuple[str, IO[bytes]]:
         """A hidden sibling of the target (same folder, so the commit is one rename): the
         target's claim when this context holds it (:func:`~pipex.stores.claims.held`)."""
-        slot = claims.staged_in_claim(self, path)
-        if slot is not None:
-            descriptor, slot.descriptor = slot.descriptor, None
-            full = slot.file or self.fspath(claim_path(path))
-            if descriptor is None:  # not kept since the claim was made: open it again
-                with contextlib.suppress(FileNotFoundError):  # else the claim was lost
-                    return full, _Overwriting(os.open(full, os.O_WRONLY), slot.size)
-            elif slot.surely_held() or os.fstat(descriptor).st_nlink:
-                return full, _Overwriting(descriptor, slot.size)
-            else:
-                os.close(descriptor)  # the claim was lost (taken over): stage anew
+        slot = claims.staged_in_claim(self, path, kept=True)
+        descriptor = slot.descriptor if slot is not None else None
+        if slot is not None and descriptor is not None:
+            slot.descriptor = None
+            if slot.surely_held() or os.fstat(descriptor).st_nlink:
+                return slot.file, _Overwriting(descriptor, slot.size)
+            os.close(descriptor)  # the claim was lost (taken over): stage anew
         folder, name = os.path.split(self.fspath(path))
         staged = os.path.join(folder, temporary_name(name))
-        return staged, os.fdopen(_create(staged), "wb")
+        return staged, os.fdopen(create(staged), "wb")
 
     def commit(self, staged: str, path: str) -> None:
         os.replace(staged, self.fspath(path))
@@ -125,23 +130,28 @@ class FileStore(Store):
     def claim(self, path: str, owner: str) -> bool:
         full = self.fspath(claim_path(path))
         try:
-            descriptor = _create(full)
+            descriptor = create(full)
         except FileExistsError:
             return False
         try:
+            short = owners.mark(owner)
+            try:
+                os.setxattr(descriptor, OWNER_ATTRIBUTE, short)
+                marked = bool(short)
+            except OSError:  # no user attributes here: the content alone holds the record
+                marked = False
             os.pwrite(descriptor, owner.encode(), 0)  # the file's position stays at its start
         except BaseException:
             os.close(descriptor)
             raise
-        if not claims.keep(self, path, descriptor, full):  # else its save writes the data there
+        # Data may go into the claim only while the attribute keeps its owner readable.
+        if not (marked and claims.keep(self, path, descriptor, full)):
             os.close(descriptor)
         return True
 
     def claim_holder(self, path: str) -> tuple[str, float] | None:
         try:
-            with open(self.fspath(claim_path(path)), "rb") as file:
-                owner = file.read(CLAIM_SIZE).decode(errors="replace")
-                return owner, os.fstat(file.fileno()).st_mtime
+            return _holder(self.fspath(claim_path(path)))
         except FileNotFoundError:
             return None
 
@@ -156,7 +166,7 @@ class FileStore(Store):
         if holder is None or holder[0] != owner:
             return
         full = self.fspath(claim_path(path))
-        if claims.expired(holder, claims.timeout()):
+        if owners.expired(holder, claims.timeout()):
             # Taking over another runner's claim: move it aside first (one rename, so no
             # other runner taking it over removes a claim made meanwhile).
             aside = os.path.join(os.path.dirname(full), temporary_name(os.path.basename(full)))
@@ -165,8 +175,7 @@ class FileStore(Store):
             except FileNotFoundError:
                 return
             try:
-                with open(aside, "rb") as file:
-                    moved = file.read(CLAIM_SIZE).decode(errors="replace")
+                moved = _holder(aside)[0]
                 if moved != owner:  # a new claim, made after the look: put it back
                     with contextlib.suppress(FileExistsError):
                         os.link(aside, full)
@@ -192,21 +201,22 @@ class FileStore(Store):
         return sorted(p for p in found if os.path.isfile(os.path.join(self.root, p)))
 
 
-def _create(full: str) -> int:
-    """A new file ``full`` (``FileExistsError`` if there is one), its folders made as needed
-    (again if another thread removed an empty one meanwhile); its descriptor."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    for _ in range(3):
-        try:
-            return os.open(full, flags, 0o666)
-        except FileNotFoundError:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-    return os.open(full, flags, 0o666)
+def _holder(full: str) -> tuple[str, float]:
+    """The owner of the claim file ``full`` (its content, else, when data was written over
+    it, the short form its attribute keeps; see :mod:`pipex.stores.owners`) and its
+    modification time."""
+    with open(full, "rb") as file:
+        owner = readable(file.read(CLAIM_SIZE))
+        if owner == owners.UNREADABLE:
+            with contextlib.suppress(OSError):  # none (killed before it), or unsupported
+                owner = owners.from_mark(os.getxattr(file.fileno(), OWNER_ATTRIBUTE))
+        return owner, os.fstat(file.fileno()).st_mtime
 
 
 class _Overwriting(io.RawIOBase):
     """A claim file, its descriptor open since the claim was made, overwritten with the
-    target's data from its start, and cut at the end of the data when that is shorter than
+    target's data from its start (its owner attribute stays until the close removes it),
+    and cut at the end of the data when that is shorter than
     the claim was (``size``): cheaper than truncating it when opened (ext4 then flushes the
     file at its close). Unbuffered: each write is one ``os.write`` (more when the kernel
     writes a part), and nothing seeks."""
@@ -241,6 +251,8 @@ class _Overwriting(io.RawIOBase):
         try:
             if self.written < self.size:
                 os.ftruncate(self.descriptor, self.written)
+            with contextlib.suppress(OSError):  # the target keeps no owner record
+                os.removexattr(self.descriptor, OWNER_ATTRIBUTE)
         finally:
             os.close(self.descriptor)
             super().close()

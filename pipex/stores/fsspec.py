@@ -19,6 +19,7 @@ from pipex.redact import redact
 from pipex.stores.atomic import local_stage, require_file
 from pipex.stores.base import Store, by_folder
 from pipex.stores.claims import claim_path
+from pipex.stores.owners import readable
 
 #: The pipex extra that installs each fsspec implementation package.
 EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
@@ -149,6 +150,21 @@ class FsspecStore(Store):
         self.filesystem.invalidate_cache(full)
         return bool(self.filesystem.isfile(full))
 
+    def glob(self, pattern: str) -> list[str]:
+        """The objects under the store's URL whose path matches ``pattern``, sorted (an
+        optional listing, as :meth:`pipex.FileStore.glob`: ``pipex clean`` uses it)."""
+        fs = self.filesystem
+        root = fs._strip_protocol(self.url).rstrip("/")
+        full = f"{root}/{pattern}" if root else pattern
+        fs.invalidate_cache(posixpath.dirname(full))
+        found = fs.glob(full, detail=True)
+        prefix = f"{root}/" if root else ""
+        return sorted(
+            name[len(prefix) :]
+            for name, info in found.items()
+            if info.get("type") == "file" and name.startswith(prefix)
+        )
+
     # -- claims --------------------------------------------------------------------------------
 
     @property
@@ -178,7 +194,7 @@ class FsspecStore(Store):
         fs, full = self.filesystem, self.location(claim_path(path))
         fs.invalidate_cache(full)
         try:
-            owner = fs.cat_file(full).decode()
+            owner = readable(fs.cat_file(full))
             return owner, fs.modified(full).timestamp()
         except FileNotFoundError:
             return None

@@ -154,6 +154,14 @@ class SQLiteStore(Store):
     def release(self, path: str, owner: str) -> None:
         self._write("DELETE FROM claims WHERE path = ? AND owner = ?", (path, owner))
 
+    def claimed(self, folder: str) -> list[str]:
+        """The targets of folder ``folder`` that are claimed, sorted (for ``pipex clean``)."""
+        below = f"{folder.rstrip('/')}/" if folder else ""
+        query = "SELECT path FROM claims WHERE path >= ? AND path < ? ORDER BY path"
+        end = below[:-1] + "0" if below else "\U0010ffff"  # "0" follows "/"
+        rows = self._connection().execute(query, (below, end))
+        return [path for (path,) in rows if "/" not in path[len(below) :]]
+
     def _write(self, statement: str, parameters: tuple[Any, ...], *more: Any) -> int:
         """Run one statement (and ``more`` statements and parameters after it) in a
         transaction of their own; the number of rows the first changed."""

@@ -13,6 +13,7 @@ import textwrap
 import threading
 from pathlib import Path
 
+import dask
 import pytest
 
 import pipex
@@ -190,3 +191,97 @@ def _wait_for_line(tmp_path: Path, line: str, timeout: float = 120) -> None:
             return
         done.wait(0.02)
     raise AssertionError(f"no call {line!r} within {timeout} s")
+
+
+def test_a_target_found_written_with_no_other_runner_is_not_counted_as_waited(tmp_path):
+    """As after a worker killed once it had written its target: the task's retry finds it
+    written, by no other runner."""
+    calls: list[str] = []
+
+    @pipex.task(target="{path}/after/{i}.pkl")
+    def after(x, i):
+        calls.append("after")
+        return x
+
+    @pipex.task(target="{path}/before/{i}.pkl")
+    def before(i):
+        calls.append("before")
+        after_node.target.store.save(after_node.target.path, "an earlier attempt's")
+        return i
+
+    with pipex.context(path=str(tmp_path / "out")):
+        after_node = after(before(0), 0)
+    results = pipex.compute(after_node, scheduler="sync", progress=False)
+
+    assert calls == ["before"]
+    assert (results.summary.waited, results.summary.found) == (0, 1)
+    assert "written by another runner" not in str(results.summary)
+    assert results[0].load() == "an earlier attempt's"
+
+
+@pytest.mark.parametrize("name", ["page.pipex-tmp.pkl", ".page.pkl.pipex-claim"])
+def test_a_target_named_as_a_temporary_or_a_claim_is_refused_before_running(tmp_path, name):
+    calls: list[int] = []
+
+    @pipex.task(target="{path}/step/{name}", save=False)
+    def step(name, target):
+        calls.append(1)
+        Path(target).write_text("1")
+
+    with pytest.raises(pipex.TargetError) as info:
+        with pipex.context(path=str(tmp_path / "out")):
+            node = step(name)
+        pipex.compute(node, scheduler="sync", progress=False)
+    assert "step" in str(info.value) and name in str(info.value)
+    assert calls == []
+    assert not (tmp_path / "out").exists()
+
+
+#: One task that holds the GIL in a C loop (``sum`` over a range never lets another thread
+#: run, the claims' heartbeat included) after appending "busy" to argv[2].
+BUSY = textwrap.dedent(
+    """
+    import os, sys
+    import pipex
+
+    @pipex.task(target="{path}/busy/{i}.pkl")
+    def busy(i):
+        descriptor = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(descriptor, b"busy\\n")
+        os.close(descriptor)
+        return sum(range(10**8))  # seconds without releasing the GIL
+
+    with pipex.context(path=sys.argv[1]):
+        node = busy(0)
+    pipex.compute(node, progress=False, scheduler="sync")
+    """
+)
+
+
+def test_a_task_holding_the_gil_past_the_timeout_is_waited_for_not_run_twice(tmp_path):
+    log = tmp_path / "calls.log"
+    env = environment({"DASK_PIPEX__CLAIMS__TIMEOUT": "0.5s"})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", BUSY, str(tmp_path / "out"), str(log)], env=env, cwd=tmp_path
+    )
+    here: list[int] = []
+
+    @pipex.task(target="{path}/busy/{i}.pkl")
+    def busy(i):
+        here.append(i)
+        return -1
+
+    try:
+        _wait_for_line(tmp_path, "busy")
+        with (
+            pipex.context(path=str(tmp_path / "out")),
+            dask.config.set({"pipex.claims.timeout": "0.5s"}),
+        ):
+            result = pipex.compute(busy(0), scheduler="sync", progress=False)
+        assert holder.wait(120) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+    assert here == []  # its heartbeat stopped, but its process ran: waited for, not taken over
+    assert result.summary.waited == 1
+    assert result[0].load() == sum(range(10**8))

@@ -27,7 +27,13 @@ _SLOW_SAVE = textwrap.dedent(
 
     with open(sys.argv[1], "rb") as file:
         store = pickle.load(file)
-    store.save(sys.argv[2], [b"x" * int(sys.argv[3]), Slow()])
+    if sys.argv[4] == "claimed":  # as a task does: the save runs inside its target's claim
+        from pipex.stores.claims import held
+
+        with held(store, sys.argv[2], stage=True):
+            store.save(sys.argv[2], [b"x" * int(sys.argv[3]), Slow()])
+    else:
+        store.save(sys.argv[2], [b"x" * int(sys.argv[3]), Slow()])
     print("finished", flush=True)
     """
 )
@@ -41,9 +47,14 @@ def pickled(store: object, folder: Path) -> str:
 
 
 def kill_mid_save(
-    store: object, path: str, folder: Path, while_writing: Callable[[], None] = lambda: None
+    store: object,
+    path: str,
+    folder: Path,
+    while_writing: Callable[[], None] = lambda: None,
+    claimed: bool = False,
 ) -> None:
-    """Save a large object at ``path`` in another process and SIGKILL it half way through.
+    """Save a large object at ``path`` in another process and SIGKILL it half way through
+    (with ``claimed``, inside the claim on ``path``, as a task saves).
 
     ``while_writing`` runs once the first ``BIG`` bytes are written, before the kill. Local
     temporary files of stores that stage outside their folder go in ``folder/staging``.
@@ -51,7 +62,15 @@ def kill_mid_save(
     staging = folder / "staging"
     staging.mkdir(exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SLOW_SAVE, pickled(store, folder), path, str(BIG)],
+        [
+            sys.executable,
+            "-c",
+            _SLOW_SAVE,
+            pickled(store, folder),
+            path,
+            str(BIG),
+            "claimed" if claimed else "plain",
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=environment({"TMPDIR": str(staging)}),
