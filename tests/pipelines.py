@@ -81,6 +81,17 @@ def crash(name: str, log: str) -> None:
     os._exit(1)
 
 
+@pipex.task(target="{path}/big/{name}.pkl")
+def big_once(name: str, flag: str) -> bytes:
+    """On its first call (``flag`` missing) writes its process id to ``flag`` and returns
+    300 MB, so that a test can kill its worker while it writes them; then a few bytes."""
+    if not os.path.exists(flag):
+        with open(flag, "w") as file:
+            file.write(str(os.getpid()))
+        return bytes(300_000_000)
+    return b"small"
+
+
 @pipex.task(target="{path}/crash-on/{item.stem}.pkl")
 def crash_on(item: object, log: str) -> None:
     """As :func:`crash`, as the step after another (in the middle of a fused chain)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -201,6 +203,34 @@ def test_a_killed_worker_is_that_tasks_failure_and_its_dependants_are_not_run(cl
     assert fine[0].target.exists()
     assert not crash_node.target.exists() and not crashed.target.exists()
     client.wait_for_workers(2, timeout=60)  # the nannies restart the workers
+
+
+def test_a_worker_killed_while_writing_a_target_is_taken_over_at_once(one_worker, tmp_path):
+    flag = tmp_path / "writer.pid"
+    with pipex.context(path=str(tmp_path / "out")):
+        node = pipelines.big_once("b", str(flag))
+    claim = tmp_path / "out" / "big" / ".b.pkl.pipex-claim"
+    killed: list[int] = []
+
+    def kill_mid_write() -> None:
+        def writing() -> bool:
+            return flag.exists() and claim.exists() and claim.stat().st_size > 1_000_000
+
+        wait_until(writing, timeout=120, message="the first attempt never wrote")
+        killed.append(int(flag.read_text()))
+        os.kill(killed[0], signal.SIGKILL)  # the worker process, mid-write
+
+    killer = threading.Thread(target=kill_mid_write)
+    killer.start()
+    started = time.monotonic()
+    pipex.compute(node, scheduler=one_worker, progress=False)
+    took = time.monotonic() - started
+    killer.join()
+
+    assert killed  # the first attempt died writing through its claim
+    assert node.target.load() == b"small"  # the retry took the dead worker's claim over
+    assert not claim.exists()
+    assert took < 45, took  # not after the claim's timeout (60 s): its owner is known dead
 
 
 def test_a_worker_killed_inside_a_fused_chain_fails_that_step_only(client, tmp_path):
