@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipex.core.order import inputs_first
 from pipex.core.targets import Target
 from pipex.core.tokens import token
 from pipex.core.walk import replace
@@ -256,17 +257,7 @@ class _Tokens:
 def _call_token(node: Node, memo: dict[int, str]) -> str:
     """A token of the whole call below ``node`` (upstream calls included, not just keys),
     made inputs first in a loop: a chain of any depth needs no recursion."""
-    stack = [node]
-    while stack:
-        top = stack[-1]
-        if id(top) in memo:
-            stack.pop()
-            continue
-        pending = [dep for dep in top.deps if id(dep) not in memo]
-        if pending:
-            stack.extend(pending)
-            continue
-        stack.pop()
+    for top in inputs_first(node, memo):
         fn = top.task.fn
         name = (getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn)))
         arguments = replace(top.arguments, _Tokens(top, memo))

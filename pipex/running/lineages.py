@@ -10,6 +10,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from pipex.core.order import inputs_first
 from pipex.core.tokens import token
 
 Steps = frozenset[tuple[str, str | None, str]]
@@ -35,17 +36,7 @@ class Lineages:
         found = memo.get(id(node))
         if found is not None:
             return found
-        stack = [node]
-        while stack:
-            top = stack[-1]
-            if id(top) in memo:
-                stack.pop()
-                continue
-            pending = [dep for dep in top.deps if id(dep) not in memo]
-            if pending:
-                stack.extend(pending)
-                continue
-            stack.pop()
+        for top in inputs_first(node, memo):
             key = (id(top.task), tuple([memo[id(dep)] for dep in top.deps]))
             lineage = self._combined.get(key)
             if lineage is None:
