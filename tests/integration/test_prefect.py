@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -317,6 +318,22 @@ def test_the_graph_granularity_runs_the_missing_graph_as_one_task_run(
     )
 
 
+def test_the_graph_granularity_makes_one_task_run_per_batch(prefect_cache, dask_runner, tmp_path):
+    folder, calls = tmp_path / "out", tmp_path / "calls.log"
+    restart = restart_flow(dask_runner, ["a", "b", "c"])  # 6 missing nodes
+
+    with dask.config.set({"pipex.prefect.granularity": "graph", "pipex.batch-size": 4}):
+        state = restart(str(folder), str(calls), return_state=True)
+
+    assert state.is_completed(), state
+    runs = task_runs(state, expected=2)
+    assert sorted((run.name, run.state.name) for run in runs) == [
+        ("pipex-graph-2", "Completed"),  # batches end after a chain: 4 nodes, then 2
+        ("pipex-graph-4", "Completed"),
+    ]
+    assert len(pipelines.calls(calls)) == 6
+
+
 def test_the_graph_granularity_reports_failures_in_its_one_task_run(
     prefect_cache, dask_runner, tmp_path
 ):
@@ -440,6 +457,23 @@ def test_the_same_script_runs_in_every_mode(prefect_api, tmp_path, mode):
         assert again.returncode == 0, again.stderr
         assert ran(again) == []
         assert "result 5" in again.stdout
+
+
+def test_without_a_configured_server_the_workers_use_the_flow_s_temporary_server(
+    prefect_api, monkeypatch, tmp_path
+):
+    # no PREFECT_API_URL: the flow process starts a temporary server, and the default task
+    # runner's worker processes must report to it rather than each start one of their own
+    monkeypatch.delenv("PREFECT_API_URL")
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "150")
+
+    proc, _ = run_script(tmp_path, "prefect+cache")
+
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(ran(proc)) == ["ran square 0", "ran square 1", "ran square 2", "ran total"]
+    servers = set(re.findall(r"temporary server on (http://\S+)", proc.stderr))
+    assert len(servers) == 1, proc.stderr
+    assert "Task run 'total-total' - Finished in state Completed()" in proc.stderr
 
 
 def test_expansions_run_after_the_first_stage_in_a_prefect_cache_flow(

@@ -7,7 +7,8 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipex.executors.prefect.runtime import DaskTaskRunner, prefect, retries_of
+from pipex.executors.prefect.runner import DaskTaskRunner
+from pipex.executors.prefect.runtime import prefect, retries_of
 
 logger = logging.getLogger("pipex")
 
@@ -30,7 +31,8 @@ def call_as_task(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
 
 
 def as_flow(fn: Callable[..., Any], options: Mapping[str, Any], mode: str) -> Any:
-    """``fn`` as a Prefect flow; in ``prefect+cache`` its task runner defaults to Dask's."""
+    """``fn`` as a Prefect flow; in ``prefect+cache`` its task runner defaults to Dask's (its
+    workers on the flow's Prefect server, :mod:`.runner`)."""
     options = dict(options)
     if mode == "prefect+cache":
         options.setdefault("task_runner", DaskTaskRunner())

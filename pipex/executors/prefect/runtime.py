@@ -13,7 +13,12 @@ from pipex import settings
 try:
     import prefect
     from prefect.cache_policies import NO_CACHE
-    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.context import (
+        AsyncClientContext,
+        FlowRunContext,
+        SyncClientContext,
+        TaskRunContext,
+    )
     from prefect.futures import as_completed
     from prefect.logging import get_run_logger
     from prefect.logging.loggers import PrefectLogAdapter, get_logger
@@ -27,11 +32,13 @@ except ImportError as exc:
 
 __all__ = [
     "NO_CACHE",
+    "AsyncClientContext",
     "DaskTaskRunner",
     "Failed",
     "FlowRunContext",
     "Held",
     "PrefectLogAdapter",
+    "SyncClientContext",
     "as_completed",
     "get_logger",
     "get_run_logger",
@@ -49,8 +56,8 @@ def granularity() -> str:
     value = settings.choice(
         "prefect.granularity",
         GRANULARITIES,
-        "'node' runs each missing node as its own Prefect task run, 'graph' runs the whole "
-        "missing graph as one Prefect task run",
+        "'node' runs each missing node as its own Prefect task run, 'graph' runs each batch "
+        "of the missing graph as one Prefect task run",
     )
     return str(value)
 
