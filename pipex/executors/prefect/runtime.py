@@ -22,6 +22,7 @@ try:
     from prefect.futures import as_completed
     from prefect.logging import get_run_logger
     from prefect.logging.loggers import PrefectLogAdapter, get_logger
+    from prefect.settings import get_current_settings
     from prefect.states import Failed
     from prefect_dask import DaskTaskRunner
 except ImportError as exc:
@@ -40,6 +41,7 @@ __all__ = [
     "PrefectLogAdapter",
     "SyncClientContext",
     "as_completed",
+    "get_current_settings",
     "get_logger",
     "get_run_logger",
     "granularity",

@@ -1,5 +1,5 @@
-"""The default task runner of ``PIPEX=prefect+cache`` flows: prefect-dask's, with its worker
-processes on the flow's own Prefect server."""
+"""The temporary Prefect server of a flow process with no Prefect API configured: the Dask
+workers of the flow's default task runner report to it, and its shutdown is quiet."""
 
 from __future__ import annotations
 
@@ -8,10 +8,15 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
-from pipex.executors.prefect.runtime import AsyncClientContext, SyncClientContext
+from pipex.executors.prefect.runtime import (
+    AsyncClientContext,
+    SyncClientContext,
+    get_current_settings,
+)
 from pipex.executors.prefect.runtime import DaskTaskRunner as _DaskTaskRunner
 
 API_URL = "PREFECT_API_URL"
+SERVER_LOGGING_LEVEL = "PREFECT_SERVER_LOGGING_LEVEL"
 
 
 class DaskTaskRunner(_DaskTaskRunner):
@@ -45,13 +50,35 @@ def api_url_exported() -> Iterator[None]:
     """``PREFECT_API_URL`` in this process's environment set to the API of the current Prefect
     client (the flow run's), unless the environment already has one; restored on leaving."""
     context = SyncClientContext.get() or AsyncClientContext.get()
-    url = str(context.client.api_url).rstrip("/") if context is not None and context.client else ""
-    if not url or os.environ.get(API_URL):
+    url = str(context.client.api_url).rstrip("/") if context and context.client else ""
+    with _environment(API_URL, url):
+        yield
+
+
+@contextmanager
+def quiet_temporary_server() -> Iterator[None]:
+    """A temporary Prefect server started meanwhile logs at ``CRITICAL`` only.
+
+    When it stops at the end of a script, Prefect's server cancels its task-run recorder
+    while the last events are being written, and logs "Error flushing 1 events" with a
+    traceback after every successful run. Nothing changes when an API is configured (no
+    temporary server) or ``PREFECT_SERVER_LOGGING_LEVEL`` is set.
+    """
+    temporary = not get_current_settings().api.url
+    with _environment(SERVER_LOGGING_LEVEL, "CRITICAL" if temporary else ""):
+        yield
+
+
+@contextmanager
+def _environment(name: str, value: str) -> Iterator[None]:
+    """``name`` set to ``value`` in this process's environment (inherited by the processes it
+    starts), unless ``value`` is empty or ``name`` is set already; removed on leaving."""
+    if not value or os.environ.get(name):
         yield
         return
-    os.environ[API_URL] = url
+    os.environ[name] = value
     try:
         yield
     finally:
-        if os.environ.get(API_URL) == url:
-            del os.environ[API_URL]
+        if os.environ.get(name) == value:
+            del os.environ[name]
