@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -22,7 +23,7 @@ import pytest
 
 import pipex
 from tests import pipelines
-from tests.test_modes import files_under, ran, run_script
+from tests.test_modes import SCRIPT, files_under, ran, run_script
 
 # `import prefect` creates $PREFECT_HOME and reads its settings once: point both at a
 # throwaway folder before the first import, and keep it offline.
@@ -103,7 +104,7 @@ def task_runs(state: Any, expected: int, timeout: float = 60) -> list[Any]:
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )
-        seen = sorted((r.name, r.state.name if r.state else None) for r in runs)
+        seen = sorted((r.name, r.state.name if r.state else "") for r in runs)
         settled = all(r.state and (r.state.is_final() or r.state.name == "NotReady") for r in runs)
         if len(runs) >= expected and settled and seen == last:
             return runs
@@ -317,6 +318,22 @@ def test_the_graph_granularity_runs_the_missing_graph_as_one_task_run(
     )
 
 
+def test_the_graph_granularity_makes_one_task_run_per_batch(prefect_cache, dask_runner, tmp_path):
+    folder, calls = tmp_path / "out", tmp_path / "calls.log"
+    restart = restart_flow(dask_runner, ["a", "b", "c"])  # 6 missing nodes
+
+    with dask.config.set({"pipex.prefect.granularity": "graph", "pipex.batch-size": 4}):
+        state = restart(str(folder), str(calls), return_state=True)
+
+    assert state.is_completed(), state
+    runs = task_runs(state, expected=2)
+    assert sorted((run.name, run.state.name) for run in runs) == [
+        ("pipex-graph-2", "Completed"),  # batches end after a chain: 4 nodes, then 2
+        ("pipex-graph-4", "Completed"),
+    ]
+    assert len(pipelines.calls(calls)) == 6
+
+
 def test_the_graph_granularity_reports_failures_in_its_one_task_run(
     prefect_cache, dask_runner, tmp_path
 ):
@@ -442,6 +459,30 @@ def test_the_same_script_runs_in_every_mode(prefect_api, tmp_path, mode):
         assert "result 5" in again.stdout
 
 
+# Enough task runs that events are still arriving when the temporary server stops.
+MANY_TASKS = SCRIPT.replace("range(3)", "range(60)")
+
+
+def test_without_a_configured_server_the_flow_s_temporary_server_is_the_only_one_and_quiet(
+    prefect_api, monkeypatch, tmp_path
+):
+    # no PREFECT_API_URL: the flow process starts a temporary server; the default task
+    # runner's worker processes must report to it rather than each start one of their own,
+    # and its shutdown must not log errors ("Error flushing 1 events") after a good run
+    monkeypatch.delenv("PREFECT_API_URL")
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "150")
+
+    proc, _ = run_script(tmp_path, "prefect+cache", text=MANY_TASKS)
+
+    assert proc.returncode == 0, proc.stderr
+    assert len(ran(proc)) == 61
+    assert "Task run 'total-total' - Finished in state Completed()" in proc.stderr
+    servers = set(re.findall(r"temporary server on (http://\S+)", proc.stderr))
+    assert len(servers) == 1, proc.stderr
+    assert "ERROR" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 def test_expansions_run_after_the_first_stage_in_a_prefect_cache_flow(
     prefect_cache, dask_runner, tmp_path
 ):
@@ -472,6 +513,16 @@ def test_expansions_run_after_the_first_stage_in_a_prefect_cache_flow(
     assert again.is_completed(), again
     assert task_runs(again, expected=0) == []
     assert calls(log) == {"split": 2, "ocr": 4}
+
+
+def test_this_prefect_version_is_supported_and_submits_through_the_fast_path():
+    # CI runs this on the lowest (3.8) and the newest (3.9) supported Prefect: a version whose
+    # internals moved would fall back to task.submit, slower, without this failing
+    from pipex.executors.prefect import submit
+
+    minor = ".".join(prefect.__version__.split(".")[:2])
+    assert minor in submit.SUPPORTED, f"prefect {prefect.__version__} is not tested"
+    assert submit._fast_dask is not None
 
 
 def test_node_task_runs_see_the_flow_process_settings_built_once_per_worker_and_compute(

@@ -6,7 +6,7 @@
   ``prefect_dask.DaskTaskRunner``. Inside its run, :func:`pipex.compute` resolves the pipex
   graph as in cache mode and runs only what is missing, on the flow's task runner: one task
   run per missing node (:mod:`.nodes`, ``pipex.prefect.granularity: node``, the default) or
-  one for the whole missing graph (:mod:`.graph`, ``graph``). Finished nodes create no task
+  one per batch of the missing graph (:mod:`.graph`, ``graph``). Finished nodes create no task
   run. Outside a flow run, ``prefect+cache`` is ``cache``.
 
 This ``__init__`` does not import Prefect; the modules beside it do (:mod:`.runtime`).

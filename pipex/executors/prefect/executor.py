@@ -17,7 +17,7 @@ logger = logging.getLogger("pipex")
 
 
 class PrefectExecutor(Executor):
-    """Runs each plan as Prefect task runs, one per node or one for the whole graph."""
+    """Runs each plan (a batch) as Prefect task runs: one per node, or one for all of it."""
 
     def execute(
         self, plan: Plan, observer: Observer, keep_going: bool, **options: Any

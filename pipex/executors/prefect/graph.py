@@ -1,6 +1,7 @@
-"""``PIPEX=prefect+cache``, granularity ``graph``: the whole missing graph as one task run.
+"""``PIPEX=prefect+cache``, granularity ``graph``: the missing graph as one task run per
+batch (``pipex.batch-size`` nodes; and one per ``pipex.expand`` that adds nodes).
 
-Much less overhead per node, one task run in Prefect's UI. The run computes the graph with
+Much less overhead per node, a few task runs in Prefect's UI. The run computes the graph with
 dask on the task runner's cluster (or dask's threads) and reports progress and failures
 through its run logger; each task's own log records go to that run too.
 """
@@ -38,7 +39,7 @@ GRAPH_TASK_NAME = "pipex-graph"
 
 
 def run_graph(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Outcome]:
-    """The whole missing graph as one Prefect task run; outcomes by key."""
+    """The missing graph of ``plan`` (one batch) as one Prefect task run; outcomes by key."""
     run_id = new_run_id()
     tasks = fusion.chains(plan) if keep_going and settings.get("fuse") else None
     chains = tasks or [[node] for node in plan.missing]

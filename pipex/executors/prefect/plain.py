@@ -3,11 +3,13 @@ Prefect modes is a Prefect flow (with Dask's task runner under ``prefect+cache``
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from pipex.executors.prefect.runtime import DaskTaskRunner, prefect, retries_of
+from pipex.executors.prefect.runtime import prefect, retries_of
+from pipex.executors.prefect.server import DaskTaskRunner, quiet_temporary_server
 
 logger = logging.getLogger("pipex")
 
@@ -30,8 +32,17 @@ def call_as_task(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
 
 
 def as_flow(fn: Callable[..., Any], options: Mapping[str, Any], mode: str) -> Any:
-    """``fn`` as a Prefect flow; in ``prefect+cache`` its task runner defaults to Dask's."""
+    """``fn`` as a Prefect flow; in ``prefect+cache`` its task runner defaults to Dask's (its
+    workers on the flow's Prefect server). A temporary server it starts is quiet when it stops
+    (:mod:`.server`)."""
     options = dict(options)
     if mode == "prefect+cache":
         options.setdefault("task_runner", DaskTaskRunner())
-    return prefect.flow(fn, **options)
+    prefect_flow = prefect.flow(fn, **options)
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with quiet_temporary_server():
+            return prefect_flow(*args, **kwargs)
+
+    return run

@@ -13,10 +13,16 @@ from pipex import settings
 try:
     import prefect
     from prefect.cache_policies import NO_CACHE
-    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.context import (
+        AsyncClientContext,
+        FlowRunContext,
+        SyncClientContext,
+        TaskRunContext,
+    )
     from prefect.futures import as_completed
     from prefect.logging import get_run_logger
     from prefect.logging.loggers import PrefectLogAdapter, get_logger
+    from prefect.settings import get_current_settings
     from prefect.states import Failed
     from prefect_dask import DaskTaskRunner
 except ImportError as exc:
@@ -27,12 +33,15 @@ except ImportError as exc:
 
 __all__ = [
     "NO_CACHE",
+    "AsyncClientContext",
     "DaskTaskRunner",
     "Failed",
     "FlowRunContext",
     "Held",
     "PrefectLogAdapter",
+    "SyncClientContext",
     "as_completed",
+    "get_current_settings",
     "get_logger",
     "get_run_logger",
     "granularity",
@@ -49,8 +58,8 @@ def granularity() -> str:
     value = settings.choice(
         "prefect.granularity",
         GRANULARITIES,
-        "'node' runs each missing node as its own Prefect task run, 'graph' runs the whole "
-        "missing graph as one Prefect task run",
+        "'node' runs each missing node as its own Prefect task run, 'graph' runs each batch "
+        "of the missing graph as one Prefect task run",
     )
     return str(value)
 

@@ -1,9 +1,10 @@
 """Submitting task runs to a ``DaskTaskRunner`` the way prefect-dask does, but cheaper.
 
-This is the one module that leans on prefect-dask and Prefect internals (checked with
-prefect 3.8 and prefect-dask 0.3.7): ``prefect.task_engine.run_task_sync`` (with a serialized
-context), ``prefect.context.serialize_context``, ``SettingsContext`` and ``SyncClientContext``,
-``prefect.utilities.engine.collect_task_run_inputs_sync``, and
+This is the one module that leans on prefect-dask and Prefect internals (the same code on
+prefect 3.8.0 with prefect-dask 0.3.6 and on prefect 3.9.1 with prefect-dask 0.3.7, the lowest
+and newest tested; ``SUPPORTED`` lists the versions): ``prefect.task_engine.run_task_sync``
+(with a serialized context), ``prefect.context.serialize_context``, ``SettingsContext`` and
+``SyncClientContext``, ``prefect.utilities.engine.collect_task_run_inputs_sync``, and
 ``prefect_dask.task_runners.PrefectDaskFuture`` wrapping a ``distributed.Future`` — what
 ``DaskTaskRunner.submit`` itself does. If any of them is missing (another Prefect version),
 task runs are submitted with ``task.submit`` instead: slower, same result.
@@ -62,6 +63,9 @@ except ImportError:  # pragma: no cover - other Prefect versions
     _fast_dask = None
 
 _SETTINGS = "settings_context"  # the part of Prefect's serialized context rebuilt once
+
+#: Prefect releases (major.minor) whose internals the fast path is tested on.
+SUPPORTED = ("3.8", "3.9")
 
 
 def submit_all(task_runner: Any, runs: Sequence[Run]) -> list[Any]:
