@@ -14,7 +14,7 @@ from typing import Any
 from pipex.core.plan import Plan, resolve
 from pipex.core.targets import Target
 from pipex.running import records, staleness
-from pipex.steer.graph import Graph, collect, step_order
+from pipex.steer.graph import collect, step_order
 from pipex.steer.table import plain
 
 HEADER = ("step", "done", "to run", "failed", "not checked")
@@ -80,15 +80,15 @@ def status(*nodes: Any) -> Status:
     code``), stale targets count as to run, as in compute.
     """
     roots = collect(nodes)
-    return of_plan(resolve(roots, stale=staleness.check(roots)), Graph(roots))
+    return of_plan(resolve(roots, stale=staleness.check(roots)), below=True)
 
 
-def of_plan(plan: Plan, graph: Graph | None = None) -> Status:
-    """The :class:`Status` of a resolved plan; with the ``graph`` of its roots, the steps
-    and targets below done targets too (not checked)."""
+def of_plan(plan: Plan, below: bool = False) -> Status:
+    """The :class:`Status` of a resolved plan; with ``below``, the steps and targets below
+    done targets too (not checked)."""
     done_nodes = _done_nodes(plan)
-    visited = [*plan.missing, *done_nodes]
-    every = visited if graph is None else graph.nodes
+    unchecked = _not_checked(plan, done_nodes) if below else []
+    every = [*plan.missing, *done_nodes, *unchecked]
     present = {node.task.name for node in every}
     counts = {name: [0, 0, 0, 0] for name in step_order(every) if name in present}
     for node in done_nodes:
@@ -99,7 +99,6 @@ def of_plan(plan: Plan, graph: Graph | None = None) -> Status:
     failed = records.failed_last_time(order)
     for node in failed:
         counts[node.task.name][2] += 1
-    unchecked = _not_checked(graph, plan) if graph is not None else []
     for node in unchecked:
         counts[node.task.name][3] += 1
     steps = {name: StepCounts(*numbers) for name, numbers in counts.items()}
@@ -113,14 +112,24 @@ def of_plan(plan: Plan, graph: Graph | None = None) -> Status:
     )
 
 
-def _not_checked(graph: Graph, plan: Plan) -> list[Any]:
-    """The nodes of ``graph`` resolution did not check: neither roots nor inputs of missing
-    nodes (found by identity: no target is rendered for them)."""
-    checked = {id(node) for node in plan.roots}
+def _not_checked(plan: Plan, done: list[Any]) -> list[Any]:
+    """The nodes below the ``done`` ones that resolution did not check: neither roots nor
+    inputs of missing nodes (each node object once, found by identity: no target is
+    rendered for them)."""
+    seen = {id(node) for node in plan.roots}
     for node in plan.missing:
-        checked.add(id(node))
-        checked.update(id(dep) for dep in node.deps)
-    return [node for node in graph.nodes if id(node) not in checked]
+        seen.add(id(node))
+        seen.update(id(dep) for dep in node.deps)
+    seen.update(id(node) for node in done)
+    found: list[Any] = []
+    stack = [dep for node in done for dep in node.deps]
+    while stack:
+        node = stack.pop()
+        if id(node) not in seen:
+            seen.add(id(node))
+            found.append(node)
+            stack.extend(node.deps)
+    return found
 
 
 def _done_nodes(plan: Plan) -> list[Any]:
