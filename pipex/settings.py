@@ -14,6 +14,7 @@ import difflib
 import functools
 import os
 import pathlib
+import sys
 import warnings
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -124,8 +125,18 @@ def _warn(name: str) -> None:
         f"pipex.{name} is not a pipex setting, so it is ignored (set by dask.config.set, a "
         f"dask config file or the environment variable {variable}): {hint}",
         UserWarning,
-        stacklevel=4,
+        stacklevel=_first_outside(),
     )
+
+
+def _first_outside() -> int:
+    """The ``stacklevel`` of the caller's first frame outside pipex: a warning shows the
+    user's line that led to it, not pipex's."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1  # level 1: the function that warns
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def choice(name: str, allowed: tuple[Any, ...], meaning: str) -> Any:

@@ -50,6 +50,7 @@ def test_a_misspelled_setting_warns_once_naming_the_closest_key():
     assert len(messages) == 2
     assert "pipex.claims.timout" in messages[0] and "pipex.claims.timeout" in messages[0]
     assert "pipex.pth" in messages[1] and "did you mean pipex.path" in messages[1]
+    assert {w.filename for w in caught} == {__file__}  # the user's line, not pipex's
 
 
 def test_known_settings_in_either_spelling_do_not_warn(recwarn):
@@ -67,3 +68,14 @@ def test_a_misspelled_environment_variable_warns_when_settings_are_read(tmp_path
     assert done.stderr.count("UserWarning") == 1
     assert "pipex.pth" in done.stderr and "did you mean pipex.path" in done.stderr
     assert "DASK_PIPEX__PTH" in done.stderr
+
+
+def test_a_misspelled_setting_warning_shows_the_users_line(workdir):
+    @pipex.task(target="out/{i}.pkl")
+    def made(i: int) -> int:
+        return i
+
+    with dask.config.set({"pipex.ledgr": False}), pytest.warns(UserWarning) as caught:
+        pipex.compute(made(1), progress=False)
+    (warned,) = [w for w in caught if "pipex.ledgr" in str(w.message)]
+    assert warned.filename == __file__  # where the user computed, not inside pipex
