@@ -56,29 +56,17 @@ def get(name: str) -> Any:
 def warn_unknown(section: Any) -> None:
     """A ``UserWarning``, once per key, for each key of ``section`` (the ``pipex`` part of
     dask's configuration) that is not a pipex setting, naming the closest one."""
-    if isinstance(section, dict) and not _all_known(section):
+    if isinstance(section, dict):
         for name in _names(section):
-            if _canonical(name) not in _KNOWN:
+            if name not in _KNOWN and _canonical(name) not in _KNOWN:
                 _warn(name)
-
-
-def _all_known(section: dict[str, Any], prefix: str = "") -> bool:
-    """Whether every key set in ``section`` is a setting as spelled in ``pipex.yaml`` (the
-    quick check made on every read)."""
-    if not _KEYS[prefix].issuperset(section):
-        return False
-    for key, inner in _INNER[prefix]:
-        value = section.get(key)
-        if type(value) is dict and not _all_known(value, inner):
-            return False
-    return True
 
 
 def _names(section: dict[str, Any], prefix: str = "") -> Iterator[str]:
     """The dotted names of the keys set in ``section``, down to the known sub-sections."""
     for key, value in section.items():
         name = f"{prefix}{key}"
-        if isinstance(value, dict) and _canonical(name) in _SECTIONS:
+        if type(value) is dict and _canonical(name) in _SECTIONS:
             yield from _names(value, f"{name}.")
         else:
             yield name
@@ -100,15 +88,6 @@ def _known(section: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, boo
 _SECTIONS = frozenset(name for name, inner in _known(DEFAULTS["pipex"]) if inner)
 _LEAVES = tuple(name for name, inner in _known(DEFAULTS["pipex"]) if not inner)
 _KNOWN = _SECTIONS | frozenset(_LEAVES)
-#: The keys of each section ("" for pipex's own, "claims." ...), and its sub-sections.
-_KEYS = {
-    prefix: frozenset(n[len(prefix) :] for n in _KNOWN if n.rpartition(".")[0] == prefix[:-1])
-    for prefix in ("", *(f"{name}." for name in _SECTIONS))
-}
-_INNER = {
-    prefix: tuple((k, f"{prefix}{k}.") for k in keys if f"{prefix}{k}" in _SECTIONS)
-    for prefix, keys in _KEYS.items()
-}
 
 
 @functools.cache

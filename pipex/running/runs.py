@@ -16,7 +16,7 @@ import socket
 import sqlite3
 import time
 
-import psutil
+from pipex.stores import owners
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -62,17 +62,7 @@ def ending(status: str, host: str | None, pid: int | None) -> str:
         return status
     if host != socket.gethostname() or pid is None:
         return "killed"
-    return "running" if alive(pid) else "killed"
-
-
-def alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host runs (the current process does)."""
-    if pid == os.getpid():
-        return True
-    try:
-        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
+    return "running" if owners.running(pid) else "killed"
 
 
 ORPHANS = "SELECT p.path, r.status, r.host, r.pid FROM pending p LEFT JOIN runs r ON r.id = p.run"

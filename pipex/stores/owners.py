@@ -108,7 +108,7 @@ def expired(holder: tuple[str, float], seconds: float, now: float | None = None)
         return age > ORPHAN_AGE
     process = _local_process(owner)
     if process is not None:
-        return not _running(*process)
+        return not running(*process)
     return age > seconds
 
 
@@ -128,9 +128,9 @@ def _local_process(owner: str) -> tuple[int, Any] | None:
     return None
 
 
-def _running(pid: int, start: Any = None) -> bool:
-    """Whether process ``pid`` runs (started at ``start``, when given: else the id was
-    reused by a new process)."""
+def running(pid: int, start: Any = None) -> bool:
+    """Whether process ``pid`` of this host runs (started at ``start``, when given: else the
+    id was reused by a new process)."""
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
