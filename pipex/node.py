@@ -16,6 +16,7 @@ import dask
 import dask.threaded
 
 from pipex.core.collection import NodeGraph, optimize
+from pipex.core.order import inputs_first
 from pipex.core.rendering import NOWHERE, Origin
 from pipex.core.targets import Target
 from pipex.core.walk import ATOMS, replace
@@ -244,39 +245,29 @@ class _FromRef:
 
 def _flattened(root: Node) -> list[tuple[Any, ...]]:
     """``root`` and every node below it as records, inputs first, upstream nodes swapped
-    for :class:`_Ref` (found in a loop: no recursion)."""
+    for :class:`_Ref` (in a loop: no recursion)."""
     index: dict[int, int] = {}
     records: list[tuple[Any, ...]] = []
     contexts: dict[int, dict[str, Any]] = {}  # each context as one plain dict (picklable)
-    entered = {id(root)}
-    stack = [(root, iter(root.deps))]
-    while stack:
-        node, deps = stack[-1]
-        for dep in deps:
-            if id(dep) not in entered:
-                entered.add(id(dep))
-                stack.append((dep, iter(dep.deps)))
-                break
-        else:
-            stack.pop()
-            variables = contexts.get(id(node.context))
-            if variables is None:
-                variables = contexts[id(node.context)] = dict(node.context)
-            refs = {id(dep): _Ref(index[id(dep)]) for dep in node.deps}
-            values = replace(node._values, _ToRef(refs)) if refs else node._values
-            index[id(node)] = len(records)
-            records.append(
-                (
-                    node.task,
-                    values,
-                    tuple(index[id(dep)] for dep in node.deps),
-                    variables,
-                    node.today,
-                    node.origin,
-                    node._target,
-                    node._key,
-                )
+    for node in inputs_first(root, index):
+        variables = contexts.get(id(node.context))
+        if variables is None:
+            variables = contexts[id(node.context)] = dict(node.context)
+        refs = {id(dep): _Ref(index[id(dep)]) for dep in node.deps}
+        values = replace(node._values, _ToRef(refs)) if refs else node._values
+        index[id(node)] = len(records)
+        records.append(
+            (
+                node.task,
+                values,
+                tuple(index[id(dep)] for dep in node.deps),
+                variables,
+                node.today,
+                node.origin,
+                node._target,
+                node._key,
             )
+        )
     return records
 
 
