@@ -168,7 +168,7 @@ def test_a_store_without_claims_grants_every_claim_and_runs_pipelines():
 
 def _dead_pid() -> int:
     pid = os.getpid() + 100_000
-    while owners._running(pid):
+    while owners.running(pid):
         pid += 1
     return pid
 
