@@ -105,7 +105,7 @@ def run(
     if skip_failed and plan.missing:
         plan, skipped = plan.without(n.key for n in records.failed_last_time(plan.missing))
     expanding.check(plan)
-    outcomes: dict[str, Outcome] = {}
+    outcomes: dict[str, Outcome | None] = {}  # None: skipped, with load=True
     report = Report()
     requested = {n.key for n in nodes}
     done = sum(key in requested for key in plan.done)  # "already done", as in the summary

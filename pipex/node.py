@@ -78,7 +78,7 @@ class Node:
                 if dep.versioned:
                     versioned = True
                     break
-        self.versioned = versioned
+        self.versioned: bool = versioned
         self._target: Target | None = None
         self._key: str | None = None
 
@@ -89,7 +89,7 @@ class Node:
         values = self._values
         if type(values) is dict:
             return values
-        return self.task.binder.pack(*values)  # type: ignore[no-any-return]
+        return self.task.binder.pack(*values)
 
     @property
     def target(self) -> Target:

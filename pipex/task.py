@@ -119,6 +119,8 @@ class TaskFunction:
     With ``PIPEX=off`` calling it runs the function directly and returns its result.
     """
 
+    __qualname__: str  # the function's, set by functools.update_wrapper
+
     def __init__(
         self, fn: Callable[..., Any], options: TaskOptions | None = None, **kwargs: Any
     ) -> None:

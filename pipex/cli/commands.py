@@ -13,6 +13,7 @@ from pipex.cli import entry, output
 from pipex.cli.selectors import Selectors, read_lines
 from pipex.compute import run as run_pipeline
 from pipex.exceptions import PipelineError, TargetError
+from pipex.running.report import Results
 from pipex.steer.clean import leftovers
 from pipex.steer.graph import Graph
 from pipex.steer.invalidate import Invalidation
@@ -75,6 +76,7 @@ def run(
         if summary is not None:
             click.echo(str(summary))
         sys.exit(1)
+    assert isinstance(results, Results)  # not a bare tuple: the pipeline has nodes
     output.targets("skipped", results.skipped)
     click.echo(str(results.summary))
 

@@ -170,7 +170,8 @@ def _users_frame(exc: BaseException) -> traceback.FrameSummary | None:
         and not os.path.abspath(frame.filename).startswith(pipex)
     ]
     own = [f for f in outside if not os.path.abspath(f.filename).startswith(libraries)]
-    return (own or outside or [None])[-1]
+    found = own or outside
+    return found[-1] if found else None
 
 
 def _relative(filename: str) -> str:

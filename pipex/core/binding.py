@@ -72,7 +72,7 @@ class Binder:
         """``fn`` called with bound ``arguments`` (and ``extra`` keywords)."""
         if self.simple:
             return fn(**arguments, **extra)
-        bound = inspect.BoundArguments(self.signature, dict(arguments))  # type: ignore[arg-type]
+        bound = inspect.BoundArguments(self.signature, dict(arguments))
         return fn(*bound.args, **bound.kwargs, **extra)
 
 

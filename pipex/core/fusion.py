@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, final
 
 from pipex import serializers
 from pipex.core.outcomes import Failure, NotRun, Outcome, failed_inputs
@@ -102,6 +102,7 @@ def chain_of(nodes: Sequence[Any], call_of: Callable[[Any], Call]) -> Chain:
     return Chain(tuple(call_of(node) for node in nodes), tuple(widths), tuple(previous))
 
 
+@final  # so that mypy narrows ``type(x) is Steps`` both ways
 @dataclass(frozen=True, slots=True)
 class Steps:
     """What a fused task returns: each step's outcome, and when it started and how long it
@@ -167,7 +168,9 @@ def outcomes(
         yield nodes[0], result, None
 
 
-def lost(nodes: Sequence[Any], failure: Failure, written: Sequence[bool]) -> list[Outcome]:
+def lost(
+    nodes: Sequence[Any], failure: Failure | NotRun, written: Sequence[bool]
+) -> list[Outcome]:
     """The outcomes of a fused chain whose task itself failed (its worker died, say): steps
     whose targets were ``written`` ran, the first other one failed, the rest did not run."""
     out: list[Outcome] = []

@@ -32,8 +32,10 @@ class Node(Protocol):
     """What resolution reads of a node (a :class:`pipex.Node`)."""
 
     task: Any
-    arguments: dict[str, Any]
     deps: tuple[Any, ...]
+
+    @property
+    def arguments(self) -> dict[str, Any]: ...
 
     @property
     def target(self) -> Target: ...
@@ -93,7 +95,8 @@ class Plan:
         if len(self.missing) <= size:
             yield self
             return
-        done = ChainMap(finished, self.done)  # type: ignore[arg-type]
+        # ChainMap's stub asks for MutableMappings; only reads go through this one
+        done: ChainMap[str, Any] = ChainMap(finished, self.done)  # type: ignore[arg-type]
         batch: list[Any] = []
         for group in _placed(self.missing):
             batch.extend(group)

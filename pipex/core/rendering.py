@@ -13,7 +13,7 @@ import inspect
 import os
 import posixpath
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 from pipex import settings
 from pipex.core.targets import Target
@@ -44,11 +44,13 @@ TargetOption = str | Callable[..., "str | os.PathLike[str] | Target"]
 class Call(Protocol):
     """What rendering reads of one call (a :class:`pipex.Node`)."""
 
-    arguments: dict[str, Any]
     context: Mapping[str, Any]
     today: datetime.date | None
     deps: tuple[Any, ...]
     origin: Origin
+
+    @property
+    def arguments(self) -> dict[str, Any]: ...
 
 
 class Origin(NamedTuple):
@@ -135,7 +137,8 @@ class TargetSpec:
             location: Any = self.template.render(fields, self.task, free, given)
         else:
             self._check_callable_fields(fields, frozenset(given))
-            location = render_callable(self.option, fields, self.takes_all, self.names)
+            option = cast(Callable[..., Any], self.option)  # not a str: there is no template
+            location = render_callable(option, fields, self.takes_all, self.names)
             if isinstance(location, Target):
                 store, location = location.store, location.path
             elif not isinstance(location, (str, os.PathLike)):

@@ -23,6 +23,7 @@ ROOT_FIELDS = frozenset({"path"})
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 _SEPARATORS = ("/", "\\")
 _ADDRESS = re.compile(r" at 0x[0-9A-Fa-f]{4,}")
+_CONVERSIONS: dict[str, Callable[[object], str]] = {"s": str, "r": repr, "a": ascii}
 
 
 class Template:
@@ -32,7 +33,7 @@ class Template:
 
     def __init__(self, text: str) -> None:
         self.text = text
-        pieces = []
+        pieces: list[tuple[str, str | None, tuple[Any, ...], str | None, str]] = []
         try:
             parsed = list(string.Formatter().parse(text))
         except ValueError as exc:
@@ -152,7 +153,7 @@ class Template:
             for is_attribute, key in accessors:
                 value = getattr(value, key) if is_attribute else value[key]
             if conversion:
-                value = {"s": str, "r": repr, "a": ascii}[conversion](value)
+                value = _CONVERSIONS[conversion](value)
             if "{" in spec:
                 spec = Template(spec).render(fields, task, free)
             return format(value, spec)

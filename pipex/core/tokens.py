@@ -70,6 +70,7 @@ def _deep(value: Any) -> Any:
     if parts[0] is None:
         return parts[1]
     path = {id(value): None}  # the containers being walked, innermost last
+    stack: list[tuple[list[Any], Callable[[list[Any]], Any], list[Any], list[int]]]
     stack = [(parts[0], parts[1], [], [0])]
     while True:
         items, build, forms, height = stack[-1]

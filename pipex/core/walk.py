@@ -28,7 +28,7 @@ DEEP = 50
 
 def visit(value: Any, fn: Callable[[Any], object], depth: int = 0) -> None:
     """Call ``fn`` on every value inside ``value`` that is not a container, in order."""
-    kind = type(value)
+    kind: type = type(value)  # not type[Any], which mypy finds unhashable
     if kind in ATOMS or (kind not in SEQUENCES and _shape(kind) is _LEAF):
         fn(value)
     elif depth < DEEP:
@@ -46,7 +46,7 @@ def replace(value: Any, fn: Callable[[Any], Any], depth: int = 0) -> Any:
     is a reference cycle that would keep every value it produced alive until the garbage
     collector runs.
     """
-    kind = type(value)
+    kind: type = type(value)  # not type[Any], which mypy finds unhashable
     if kind in ATOMS:
         return fn(value)
     if depth >= DEEP:
@@ -75,7 +75,7 @@ def replace(value: Any, fn: Callable[[Any], Any], depth: int = 0) -> Any:
 
 def copy(value: Any, depth: int = 0) -> Any:
     """``value`` with every container rebuilt (its leaves shared): a snapshot of its structure."""
-    kind = type(value)
+    kind: type = type(value)  # not type[Any], which mypy finds unhashable
     if kind in ATOMS:
         return value
     if depth >= DEEP:
@@ -103,7 +103,7 @@ def _visited(value: Any, kind: type, fn: Callable[[Any], object]) -> None:
     while stack:
         for child in stack[-1]:
             kind = type(child)
-            if kind in ATOMS or (kind not in SEQUENCES and _shape(kind) is _LEAF):
+            if kind in ATOMS or (kind not in SEQUENCES and _shape(kind) is _LEAF):  # type: ignore[arg-type]
                 fn(child)
                 continue
             _enter(path, child)
@@ -130,7 +130,7 @@ def _rebuilt(value: Any, kind: type, fn: Callable[[Any], Any], fresh: bool) -> A
         for child in items[len(new) :]:
             kind = type(child)
             if kind in ATOMS or (
-                kind not in SEQUENCES and kind is not dict and _shape(kind) is _LEAF
+                kind not in SEQUENCES and kind is not dict and _shape(kind) is _LEAF  # type: ignore[arg-type]
             ):
                 new.append(fn(child))
                 continue
@@ -173,7 +173,7 @@ def _children(value: Any, kind: type) -> Iterator[Any] | list[Any] | None:
     if shape is _LEAF:
         return None
     if shape is _SEQUENCE:
-        return value  # type: ignore[no-any-return]
+        return value
     if shape is _MAPPING:
         return list(value.values())
     return [getattr(value, f.name) for f in dataclasses.fields(value)]
@@ -182,6 +182,8 @@ def _children(value: Any, kind: type) -> Iterator[Any] | list[Any] | None:
 _LEAF, _SEQUENCE, _MAPPING, _DATACLASS = "leaf", "sequence", "mapping", "dataclass"
 
 
+# mypy refuses a ``type[Any]`` (what ``type(x)`` of an ``Any`` gives) as lru_cache's Hashable
+# argument: callers annotate ``kind: type`` or ignore that ``arg-type`` error.
 @functools.lru_cache(maxsize=1024)
 def _shape(kind: type) -> str:
     """How :func:`_children` looks inside values of type ``kind`` (decided once per type)."""
@@ -209,7 +211,7 @@ def _rebuild(value: Any, kind: type, items: list[Any]) -> Any:
             return kind(pairs)
         except TypeError:
             return pairs  # a mapping type that cannot be built from a dict: a plain dict
-    if dataclasses.is_dataclass(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
         names = [f.name for f in dataclasses.fields(value) if f.init]
         by_name = dict(zip([f.name for f in dataclasses.fields(value)], items, strict=True))
         return dataclasses.replace(value, **{n: by_name[n] for n in names})

@@ -46,5 +46,5 @@ def select(scheduler: Any = None) -> Executor:
     for spec in EXECUTORS:
         executor = registry.load(spec)(scheduler)
         if executor is not None:
-            return executor  # type: ignore[no-any-return]
+            return executor
     raise ValueError(f"no pipex executor runs scheduler={scheduler!r}")

@@ -112,7 +112,7 @@ class Reporting(Callback):
     started, how long it ran, and which worker ran it.
     """
 
-    def __init__(self, observer: Observer, steps: dict[Any, Sequence[Any]]) -> None:
+    def __init__(self, observer: Observer, steps: Mapping[Any, Sequence[Any]]) -> None:
         super().__init__()
         self.observer = observer
         self.steps = steps

@@ -192,7 +192,7 @@ class _Stream:
             self.shared.__exit__(kind, exc, tb)
 
     def _execute(self, plan: Plan) -> dict[str, Outcome]:
-        return self.executor.execute(plan, self, self.keep_going, **self.options)  # type: ignore[no-any-return]
+        return self.executor.execute(plan, self, self.keep_going, **self.options)
 
     # The observer the executors report to.
 

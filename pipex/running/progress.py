@@ -62,7 +62,7 @@ class Progress:
     def planned(self, nodes: Sequence[Any]) -> None:
         """Count more tasks to run (an expansion's)."""
         if self._bar is not None and nodes:
-            self._bar.total += len(nodes)
+            self._bar.total = (self._bar.total or 0) + len(nodes)
             self._bar.refresh()
 
     def found(self, done: int) -> None:

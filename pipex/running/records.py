@@ -242,7 +242,7 @@ def runs(file: str | None, limit: int = 10, paths: Sequence[str] | None = None) 
         query += " ORDER BY started DESC LIMIT ?"
         found = connection.execute(query, [*parameters, limit]).fetchall()
         return [
-            Run(*row[:6], run_rows.ending(status, host, pid) if status != "-" else "-")
+            Run(*[*row[:6], run_rows.ending(status, host, pid) if status != "-" else "-"])
             for *row, status, host, pid, _ in found
         ]
     return []

@@ -113,14 +113,14 @@ class Report:
         if len(not_run) > SHOWN:
             lines.append(f"    ... and {len(not_run) - SHOWN} more not run (all in error.not_run)")
         lines.append("Targets of these tasks were not written; rerun to run only them.")
-        error = PipelineError(
+        raised = PipelineError(
             redact("\n".join(lines)),
             [_annotated(f) for f in failed],
             failed=failed,
             not_run=not_run,
         )
-        error.summary = summary
-        return error
+        raised.summary = summary
+        return raised
 
 
 def _annotated(failure: Failure) -> Exception:

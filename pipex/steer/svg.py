@@ -17,7 +17,7 @@ def render(picture: Picture) -> str:
     layers = picture.layers()
     rows = max((len(layer) for layer in layers), default=0)
     top = MARGIN + 24
-    where = {
+    where: dict[int, tuple[float, float]] = {
         i: (MARGIN + box.layer * (WIDTH + GAP_X), top + box.row * (height + GAP_Y))
         for i, box in enumerate(picture.boxes)
     }
@@ -44,7 +44,7 @@ def render(picture: Picture) -> str:
         )
     for i, box in enumerate(picture.boxes):
         out += _box(box, *where[i], height)
-    x = MARGIN
+    x: float = MARGIN
     for state, colour in STATES.items():
         out.append(
             f"<rect x='{x}' y='{legend_y}' width='14' height='14' rx='3' fill='{colour}' "

@@ -184,7 +184,8 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
         finally:
             if self.owner is None and slot is not None:
                 slot.close()
-                _staging.reset(self.reset)
+                if self.reset is not None:  # it is whenever there is a slot
+                    _staging.reset(self.reset)
         if self.owner is None:
             return False
         self.beat = heartbeat()
@@ -199,7 +200,8 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
         consumed = slot is not None and _staging.get() is None  # committed, or discarded
         if slot is not None:
             slot.close()  # the save did not take it (it failed before)
-            _staging.reset(self.reset)
+            if self.reset is not None:  # it is whenever there is a slot
+                _staging.reset(self.reset)
         self.beat.remove(self.store, self.path)
         if not consumed:
             self.store.release(self.path, owner)

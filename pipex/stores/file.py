@@ -7,7 +7,7 @@ import glob
 import io
 import os
 from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from pipex.exceptions import StoreError
 from pipex.stores import claims, owners
@@ -113,7 +113,8 @@ class FileStore(Store):
         if slot is not None and descriptor is not None:
             slot.descriptor = None
             if slot.surely_held() or os.fstat(descriptor).st_nlink:
-                return slot.file, _Overwriting(descriptor, slot.size)
+                # a binary file (io.RawIOBase), which typeshed does not count as an IO[bytes]
+                return slot.file, cast(IO[bytes], _Overwriting(descriptor, slot.size))
             os.close(descriptor)  # the claim was lost (taken over): stage anew
         folder, name = os.path.split(self.fspath(path))
         staged = os.path.join(folder, temporary_name(name))

@@ -67,9 +67,7 @@ class FsspecStore(Store):
 
     def __eq__(self, other: object) -> bool:
         return (
-            type(other) is type(self)
-            and other.url == self.url  # type: ignore[attr-defined]
-            and other.options == self.options  # type: ignore[attr-defined]
+            type(other) is type(self) and other.url == self.url and other.options == self.options
         )
 
     def __hash__(self) -> int:

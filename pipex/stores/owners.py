@@ -29,7 +29,7 @@ def new_owner() -> str:
     """A fresh owner record, JSON: this host, process and its start time, and an id."""
     prefix = _owners.get(os.getpid())
     if prefix is None:
-        record = {
+        record: dict[str, Any] = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "start": psutil.Process().create_time(),

@@ -52,7 +52,7 @@ class SQLiteStore(Store):
         return f"SQLiteStore({self.file!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.file == self.file  # type: ignore[attr-defined]
+        return type(other) is type(self) and other.file == self.file
 
     def __hash__(self) -> int:
         return self._hash

@@ -104,7 +104,7 @@ def _sealed(task: Task) -> Task:
     try:
         sent = cloudpickle.dumps(task)
     except (pickle.PicklingError, RecursionError) as exc:
-        name = "-".join(task.key[:2]) if isinstance(task.key, tuple) else str(task.key)
+        name = "-".join(map(str, task.key[:2])) if isinstance(task.key, tuple) else str(task.key)
         raise worker.too_deep_to_send(exc, [name]) or exc from exc
     opener = Task(None, pickle.loads, _UNSEALED)
     return Task(task.key, operator.call, opener, sent, results)

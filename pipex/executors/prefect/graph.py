@@ -48,7 +48,8 @@ def run_graph(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
     dsk = to_dask(plan, keep_going, run_id, chains=tasks)
     steps = {key: fusion.members(chain) for key, chain in zip(keys, chains, strict=True)}
     graph = Held((dsk, steps, names))
-    graph_task = prefect.task(
+    # prefect.task's overloads omit its fn-and-options form, which it runs
+    graph_task = prefect.task(  # type: ignore[call-overload]
         _compute_graph,
         name=GRAPH_TASK_NAME,
         task_run_name=f"{GRAPH_TASK_NAME}-{len(plan.missing)}",
@@ -76,7 +77,8 @@ def _compute_graph(graph: Held) -> Any:
     each node's outcome, by key."""
     dsk, steps, names = graph.value
     run_logger = get_run_logger()
-    extra = {k: v for k, v in run_logger.extra.items() if isinstance(v, (str, int, float))}
+    given = getattr(run_logger, "extra", None) or {}  # a task run's: a LoggerAdapter's
+    extra = {k: v for k, v in given.items() if isinstance(v, (str, int, float))}
     dsk = {key: _logging(value, extra) for key, value in dsk.items()}
     report = _RunLog(run_logger, names)
     run_logger.info("pipex: running %d missing task(s) as one dask graph", len(names))

@@ -51,7 +51,9 @@ def run_nodes(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
         wait_for = [position[dep.key] for dep in node.deps if dep.key in position]
         position[node.key] = len(runs)
         runs.append(Run(prefect_task, parameters, wait_for))
-    futures = submit_all(FlowRunContext.get().task_runner, runs)
+    context = FlowRunContext.get()
+    assert context is not None  # the pipex flow runs this
+    futures = submit_all(context.task_runner, runs)
     by_run = {future.task_run_id: node for future, node in zip(futures, order, strict=True)}
     outcomes: dict[str, Outcome] = {}
     unsettled: dict[str, NotRun] = {}  # reported once the failures they waited for are known
@@ -75,7 +77,8 @@ def run_nodes(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
 
 def _node_task(task: Any) -> Any:
     """The Prefect task that runs nodes of ``task``: named after it, Prefect caching off."""
-    return prefect.task(
+    # prefect.task's overloads omit its fn-and-options form, which it runs
+    return prefect.task(  # type: ignore[call-overload]
         _run_node,
         name=task.name,
         description=task.__doc__,
