@@ -60,7 +60,9 @@ class Call:
     target: Target
     key: str
     linked: frozenset[str] = frozenset()  # the argument names that hold Inputs
-    rewrite: bool = False  # the target exists but is stale: its existence is not "done"
+    #: The target exists but is stale: its existence is not "done" (``Plan.rewrite``: its
+    #: stamp as resolution saw it, or ``True``).
+    rewrite: bool | str = False
     #: A target (or input) another runner claimed is not waited for: :class:`Claimed` at once.
     defer: bool = False
 

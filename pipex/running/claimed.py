@@ -82,13 +82,13 @@ class _Rounds:
         self.keep_going = keep_going
         self.options = options
         self.again: set[str] = set()
-        self.rewrites: set[str] = set()
+        self.plan = Plan(roots=[])
 
     def run(self, plan: Plan) -> dict[str, Outcome]:
         outcomes: dict[str, Outcome] = {}
         done = ChainMap(outcomes, plan.done)  # type: ignore[arg-type]
         pending = plan.missing
-        self.rewrites = plan.rewrites
+        self.plan = plan
         pause = claims.POLL_FIRST
         while True:
             step = Plan(
@@ -140,7 +140,7 @@ class _Rounds:
                 holder = target.store.claim_holder(target.path)
                 if holder is not None and not expired(holder, seconds):
                     live.append((node, holder))
-                elif node.key not in self.rewrites and target.store.exists(target.path):
+                elif claims.written(target.store, target.path, self.plan.rewrite(node.key)):
                     written.append((node, Waited(target.path, target.store)))
                 else:
                     free = True  # released without its target (failed), or expired

@@ -32,7 +32,6 @@ import functools
 import logging
 import os
 import posixpath
-import threading
 import time
 import zlib
 from typing import Any, Protocol
@@ -42,6 +41,7 @@ from dask.utils import parse_timedelta
 
 from pipex import settings
 from pipex.stores.atomic import NAME_MAX
+from pipex.stores.heartbeat import heartbeat
 from pipex.stores.owners import described, expired, new_owner, shown, why_expired
 
 CLAIM_MARK = ".pipex-claim"
@@ -70,6 +70,8 @@ class Claiming(Protocol):
     def release(self, path: str, owner: str) -> None: ...
 
     def exists(self, path: str) -> bool: ...
+
+    def stamp(self, path: str) -> str | None: ...
 
 
 def claim_path(path: str) -> str:
@@ -146,8 +148,10 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
     With ``stage``, the block's save may write the target's data into the claim itself
     (:func:`staged_in_claim`; the commit then releases it). With ``rewrite`` (the target
     exists, but is stale) its existence says nothing: the block runs once this runner holds
-    the claim. Without ``wait``, a claim another live runner holds is not waited for: the
-    block gets ``False`` at once and :attr:`busy` names the holder. Without claims (the
+    the claim, unless ``rewrite`` is the target's stamp (``Store.stamp``) as resolution saw
+    it and the stamp changed since (another runner rewrote it: ``False``). Without ``wait``,
+    a claim another live runner holds is not waited for: the block gets ``False`` at once
+    and :attr:`busy` names the holder. Without claims (the
     setting, or a store that cannot create exclusively): ``True``.
     """
 
@@ -170,7 +174,7 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
         store: Claiming,
         path: str,
         stage: bool = False,
-        rewrite: bool = False,
+        rewrite: bool | str = False,
         wait: bool = True,
     ) -> None:
         self.store = store
@@ -273,7 +277,12 @@ def staged_in_claim(store: Any, path: str, kept: bool = False) -> Slot | None:
 
 
 def _take(
-    store: Claiming, path: str, owner: str, seconds: float, rewrite: bool, wait: bool = True
+    store: Claiming,
+    path: str,
+    owner: str,
+    seconds: float,
+    rewrite: bool | str,
+    wait: bool = True,
 ) -> tuple[str | None, bool, tuple[str, float] | None]:
     """Claim ``path`` (waiting while another live runner holds it, if ``wait``): ``owner``,
     or ``None`` once the target exists (unless it is to be rewritten); whether another
@@ -285,11 +294,11 @@ def _take(
     while True:
         if store.claim(path, owner):
             try:
-                written = not rewrite and store.exists(path)  # by another runner just now
+                done = written(store, path, rewrite)  # by another runner just now
             except BaseException:
                 store.release(path, owner)
                 raise
-            if written:
+            if done:
                 slot = _staging.get()
                 if slot is not None:
                     slot.close()
@@ -297,7 +306,7 @@ def _take(
                 return None, other, None
             return owner, other, None
         other = True
-        if not rewrite and store.exists(path):
+        if rewrite is not True and written(store, path, rewrite):
             return None, other, None
         holder = store.claim_holder(path)
         if holder is None:
@@ -330,57 +339,13 @@ def _take(
         pause = min(pause * 1.5, POLL_LONGEST, seconds / 4)
 
 
-class Heartbeat:
-    """One daemon thread per process: renews every claim the process holds."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.claims: dict[tuple[Any, str], str] = {}
-        self.interval = 60.0
-        self.wake = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="pipex-claims", daemon=True)
-        self.thread.start()
-
-    def add(self, store: Claiming, path: str, owner: str, interval: float) -> None:
-        """Renew ``owner``'s claim on ``path`` every ``interval`` seconds (or sooner)."""
-        with self.lock:
-            self.claims[store, path] = owner
-            if interval < self.interval:
-                self.interval = interval
-                self.wake.set()
-
-    def remove(self, store: Claiming, path: str) -> None:
-        """Stop renewing the claim on ``path`` (a renewal under way finishes first)."""
-        with self.lock:
-            self.claims.pop((store, path), None)
-
-    def _run(self) -> None:
-        while True:
-            self.wake.wait(self.interval)
-            self.wake.clear()
-            with self.lock:
-                held = list(self.claims.items())
-            for (store, path), owner in held:
-                with self.lock:
-                    if self.claims.get((store, path)) != owner:
-                        continue  # released meanwhile
-                    try:
-                        store.refresh_claim(path, owner)
-                    except Exception as exc:  # a store error now; the next beat tries again
-                        logger.warning("pipex: cannot renew the claim on %s: %s", path, exc)
-
-
-_heartbeats: dict[int, Heartbeat] = {}  # by process id: a forked child starts its own
-_start = threading.Lock()
-
-
-def heartbeat() -> Heartbeat:
-    """This process's heartbeat thread, started on first use."""
-    pid = os.getpid()
-    beat = _heartbeats.get(pid)
-    if beat is None:
-        with _start:
-            beat = _heartbeats.get(pid)
-            if beat is None:
-                beat = _heartbeats[pid] = Heartbeat()
-    return beat
+def written(store: Any, path: str, rewrite: bool | str = False) -> bool:
+    """Whether the target at ``path`` counts as written by now: it exists; for a stale
+    target (``rewrite``, its stamp as resolution saw it), its stamp changed since. A stale
+    target of unknown stamp (``True``) never does."""
+    if rewrite is True:
+        return False
+    if rewrite is False:
+        return bool(store.exists(path))
+    stamp = store.stamp(path)
+    return stamp is not None and stamp != rewrite

@@ -195,3 +195,60 @@ def test_a_stopped_owner_of_this_host_holds_its_claim_while_its_heartbeat_is_you
         child.kill()
         child.wait()
     assert owners.expired((owner, time.time()), 2)  # gone: at once
+
+
+#: TASKS tasks ``versioned(i)`` of version argv[2] under argv[1], one thread; each call
+#: appends "versioned i" to argv[3].
+VERSIONED = textwrap.dedent(
+    f"""
+    import json, os, sys
+    import pipex
+
+    root, version, log = sys.argv[1], sys.argv[2], sys.argv[3]
+
+    @pipex.task(target="{{path}}/versioned/{{i}}.pkl", version=version)
+    def versioned(i):
+        descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        os.write(descriptor, f"versioned {{i}}\\n".encode())
+        os.close(descriptor)
+        return (version, i)
+
+    with pipex.context(path=root):
+        nodes = [versioned(i) for i in range({TASKS})]
+    results = pipex.compute(nodes, load=True, progress=False, num_workers=1)
+    summary = results.summary
+    print(json.dumps({{"ran": summary.ran, "waited": summary.waited, "values": results[0]}}))
+    """
+)
+
+
+def test_a_stale_target_another_runner_rewrote_meanwhile_is_not_rewritten_again(tmp_path):
+    """After a version bump, a stale target claimed by another runner, which rewrites it,
+    is waited for: its function is not called a second time."""
+    script = tmp_path / "versioned.py"
+    script.write_text(VERSIONED)
+    log = tmp_path / "calls.log"
+
+    def runner(version: str) -> subprocess.Popen[str]:
+        command = [sys.executable, str(script), str(tmp_path / "out"), version, str(log)]
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, env=environment(), cwd=tmp_path
+        )
+
+    assert finish(runner("1"))[0]["ran"] == TASKS
+    log.unlink()
+    store = FileStore(str(tmp_path / "out"))
+    claimed = "versioned/0.pkl"
+    with held(store, claimed, rewrite=True):  # as another runner of version 2
+        bumped = runner("2")
+        try:
+            wait_until(lambda: len(calls(tmp_path)) == TASKS - 1, "the other targets rewritten")
+            store.save(claimed, ("2", 0))
+        finally:
+            if bumped.poll() is None and not (tmp_path / "out" / claimed).exists():
+                bumped.kill()
+    result, _ = finish(bumped)
+
+    assert sorted(calls(tmp_path)) == sorted(f"versioned {i}" for i in range(1, TASKS))
+    assert (result["ran"], result["waited"]) == (TASKS - 1, 1)
+    assert result["values"] == [["2", i] for i in range(TASKS)]
