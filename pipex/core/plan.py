@@ -57,13 +57,27 @@ class Plan:
 
     ``done`` maps each finished node's key to its target; ``missing`` lists the nodes to run,
     each before the nodes below it (the order they were found in); ``rewrites`` holds the
-    keys of those whose targets exist but count as missing (``Stale``): they are rewritten.
+    keys of those whose targets exist but count as missing (``Stale``): they are rewritten;
+    each maps to the target's stamp as resolution saw it (``Store.stamp``), so that a
+    runner that claims it can tell another runner rewrote it meanwhile (:meth:`rewrite`).
+    With ``defer``, a target another runner claimed is not waited for: its call returns
+    ``Claimed`` at once (the run comes back to it: :mod:`pipex.running.claimed`).
     """
 
     roots: list[Any]
     done: Mapping[str, Target] = field(default_factory=dict)
     missing: list[Any] = field(default_factory=list)
-    rewrites: set[str] = field(default_factory=set)
+    rewrites: dict[str, str | None] = field(default_factory=dict)
+    defer: bool = False
+
+    def rewrite(self, key: str) -> bool | str:
+        """What the call of ``key`` rewrites: ``False``, a missing target; a stale target's
+        stamp, which it writes unless that changed meanwhile; ``True`` (stamp unknown),
+        which it writes whatever it holds."""
+        if key not in self.rewrites:
+            return False
+        stamp = self.rewrites[key]
+        return True if stamp is None else stamp
 
     def order(self) -> list[Any]:
         """The missing nodes, every one after the missing nodes it depends on."""
@@ -171,10 +185,16 @@ def resolve(roots: Iterable[Node], check: bool = True, stale: Stale | None = Non
                 continue
             plan.missing.append(node)
             if was:
-                plan.rewrites.add(node.key)
+                plan.rewrites[node.key] = _stamp(node.target)
             below.extend(dep for dep in node.deps if first_visit(dep))
         frontier = below
     return plan
+
+
+def _stamp(target: Target) -> str | None:
+    """The stamp of an existing target (``Store.stamp``), if its store gives one."""
+    stamp = getattr(target.store, "stamp", None)
+    return stamp(target.path) if stamp is not None else None
 
 
 def _fresh(nodes: Sequence[Node], exists: list[bool], stale: Stale) -> list[bool]:

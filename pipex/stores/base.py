@@ -76,6 +76,12 @@ class Store(abc.ABC):
         """Remove the claim on ``path`` if ``owner`` holds it."""
         return None
 
+    def stamp(self, path: str) -> str | None:
+        """A mark of the target at ``path`` that changes whenever it is written again (an
+        inode and modification time, an ETag), or ``None`` (none there, or unknown here).
+        Claims compare it to tell a stale target another runner rewrote meanwhile."""
+        return None
+
     # -- built on them -------------------------------------------------------------------------
 
     def exists(self, path: str) -> bool:

@@ -76,6 +76,14 @@ class FileStore(Store):
     def exists(self, path: str) -> bool:
         return os.path.exists(self.fspath(path))
 
+    def stamp(self, path: str) -> str | None:
+        """Its inode, modification time and size: a commit is a rename of a new file."""
+        try:
+            info = os.stat(self.fspath(path))
+        except OSError:
+            return None
+        return f"{info.st_ino}:{info.st_mtime_ns}:{info.st_size}"
+
     @staticmethod
     def _listing(full: str) -> set[str]:
         """The finished targets in folder ``full`` (no dangling links, temporaries or claims).

@@ -148,6 +148,18 @@ class FsspecStore(Store):
         self.filesystem.invalidate_cache(full)
         return bool(self.filesystem.isfile(full))
 
+    def stamp(self, path: str) -> str | None:
+        """Its ETag (S3, GCS, Azure), modification time and size, as the filesystem gives
+        them; one request."""
+        full = self.location(path)
+        self.filesystem.invalidate_cache(full)
+        try:
+            info = self.filesystem.info(full)
+        except (FileNotFoundError, OSError):
+            return None
+        marks = [str(info[key]) for key in _STAMPED if info.get(key) is not None]
+        return ":".join([*marks, str(info.get("size"))]) if marks else None
+
     def glob(self, pattern: str) -> list[str]:
         """The objects under the store's URL whose path matches ``pattern``, sorted (an
         optional listing, as :meth:`pipex.FileStore.glob`: ``pipex clean`` uses it)."""
@@ -208,6 +220,10 @@ class FsspecStore(Store):
         if holder is not None and holder[0] == owner:
             with contextlib.suppress(FileNotFoundError):
                 self.filesystem.rm_file(self.location(claim_path(path)))
+
+
+#: What a stamp is made of, of what a filesystem's ``info`` gives (the size is added).
+_STAMPED = ("ETag", "etag", "md5Hash", "LastModified", "last_modified", "mtime", "created", "ino")
 
 
 def _rebuild(cls: type[FsspecStore], url: str, options: dict[str, Any]) -> FsspecStore:

@@ -442,3 +442,13 @@ def test_a_takeover_from_another_host_says_to_raise_the_timeout_for_long_tasks(t
     with caplog.at_level(logging.WARNING, logger="pipex.stores.claims"), held(store, PATH) as m:
         assert m
     assert "another-host" in caplog.text and "raise pipex.claims.timeout" in caplog.text
+
+
+def test_a_stamp_changes_when_a_target_is_written_again(store):
+    assert store.stamp(PATH) is None
+    store.save(PATH, 1)
+    first = store.stamp(PATH)
+    assert first is not None and store.stamp(PATH) == first
+    time.sleep(1.1)  # S3 keeps times to the second
+    store.save(PATH, 2)
+    assert store.stamp(PATH) not in (None, first)

@@ -45,7 +45,7 @@ def run_nodes(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
             prefect_task = tasks[id(node.task)] = _node_task(node.task)
         parameters = {
             "run_name": names[node.key],
-            "call": Held(call_of(node, node.key in plan.rewrites)),
+            "call": Held(call_of(node, plan.rewrite(node.key))),
             "inputs": [dep.target for dep in node.deps],  # Targets are known before running
         }
         wait_for = [position[dep.key] for dep in node.deps if dep.key in position]
