@@ -73,10 +73,18 @@ def abandoned(name: str) -> bool:
     A temporary of another host is never abandoned here: its writer may be alive there.
     """
     match = _WRITER.search(name) if TEMPORARY_MARK in name else None
-    if match is None or match.group(1) != _host():
-        return False
-    pid = int(match.group(2))
-    return pid != os.getpid() and not psutil.pid_exists(pid)
+    return match is not None and gone(match.group(1), int(match.group(2)))
+
+
+def gone(host: str, pid: int) -> bool:
+    """Whether the writer ``pid`` of ``host`` (:func:`host_id`) is gone: a process of this
+    host that no longer runs (another host's may be alive there: never gone here)."""
+    return host == _host() and pid != os.getpid() and not psutil.pid_exists(pid)
+
+
+def host_id() -> str:
+    """This host, as writers' names hold it: a hash of its name, 8 hex digits."""
+    return _host()
 
 
 @functools.cache
