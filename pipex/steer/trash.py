@@ -54,6 +54,9 @@ class Entry:
     paths: list[str]
     #: the run ledger's row of each path when it was moved (see pipex.running.recorded)
     ledger: dict[str, Any] = field(default_factory=dict)
+    #: the root of the ledger of each path whose ledger is not its store's own (an absolute
+    #: target under an absolute ``{path}`` root: pipex.running.ledger.home)
+    homes: dict[str, str] = field(default_factory=dict)
 
     def trashed(self, path: str) -> str:
         """Where ``path``'s bytes are kept in the trash."""
@@ -161,7 +164,7 @@ def entries(store: Store) -> list[Entry]:
         with store.open(INDEX) as file:
             data = json.load(file)
         return [
-            Entry(e["id"], e["time"], e["paths"], e.get("ledger", {}))
+            Entry(e["id"], e["time"], e["paths"], e.get("ledger", {}), e.get("homes", {}))
             for e in data["invalidations"]
         ]
     except FileNotFoundError:
@@ -190,11 +193,16 @@ def salvage(store: Store) -> list[Entry]:
 
 
 def move(
-    store: Store, paths: Sequence[str], entry_id: str, ledger: dict[str, Any] | None = None
+    store: Store,
+    paths: Sequence[str],
+    entry_id: str,
+    ledger: dict[str, Any] | None = None,
+    homes: dict[str, str] | None = None,
 ) -> Entry:
     """Move the targets at ``paths`` into the trash as one invalidation (``ledger``: what
-    to keep with it of their run ledger rows)."""
-    entry = Entry(entry_id, time.time(), list(paths), ledger or {})
+    to keep with it of their run ledger rows; ``homes``: the roots of their ledgers, where
+    not the store's)."""
+    entry = Entry(entry_id, time.time(), list(paths), ledger or {}, homes or {})
     copied: list[str] = []
     try:
         for path in paths:
