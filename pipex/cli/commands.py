@@ -233,7 +233,8 @@ def graph(entry_point: str, params: tuple[str, ...], filename: str, max_boxes: i
 @click.option("--dry-run", "-n", is_flag=True, help="Show what would be removed.")
 def clean(entry_point: str, params: tuple[str, ...], dry_run: bool) -> None:
     """Remove temporaries and expired claims a crashed run left beside ENTRY's targets (and
-    the local files a killed writer staged for S3 or SQLite), and empty the trash.
+    the local files a killed writer staged for S3 or SQLite), and empty the trash (with the
+    folders a killed invalidation left there).
 
     Do not run it while a run writes to the same folders.
     """
@@ -242,13 +243,24 @@ def clean(entry_point: str, params: tuple[str, ...], dry_run: bool) -> None:
     output.targets(verb, found.temporaries)
     output.targets(f"{verb} the expired claim on", [target for target, _ in found.claims])
     output.targets(f"{verb} the local staged file", found.staged)
+    orphans = [
+        f"{store.location(o.folder)} ({output.size(o.size)})"
+        for store, found_here in found.orphans.items()
+        for o in found_here
+    ]
+    output.targets(f"{verb} the folder of an invalidation cut short,", orphans)
     staged = f" {len(found.staged):,} local staged file(s) of writers that are gone." * bool(
         found.staged
     )
+    cut = (
+        f" {len(orphans):,} invalidation(s) cut short left {output.size(found.orphaned)} in "
+        "the trash (never restored)."
+    ) * bool(orphans)
     click.echo(
         f"{len(found.temporaries):,} temporary file(s), {len(found.claims):,} expired "
         f"claim(s); the trash holds {found.trashed:,} "
-        f"target(s) from {sum(len(e) for e in found.trash.values())} invalidation(s).{staged}"
+        f"target(s) from {sum(len(e) for e in found.trash.values())} invalidation(s)."
+        f"{cut}{staged}"
     )
     if dry_run:
         click.echo("Dry run: nothing removed.")

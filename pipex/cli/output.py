@@ -46,6 +46,16 @@ def status(shown: Status) -> None:
     table(HEADER, shown.rows())
 
 
+def size(count: int) -> str:
+    """A number of bytes for people: ``"512 B"``, ``"3.4 MB"``, ``"1.2 GB"``."""
+    amount = float(count)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if amount < 1000 or unit == "TB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1000
+    raise AssertionError("unreachable")
+
+
 def targets(label: str, items: Sequence[object], limit: int = 10) -> None:
     """Up to ``limit`` of ``items``, one per line, and how many more there are."""
     for item in items[:limit]:

@@ -62,14 +62,19 @@ class NodeGraph(Mapping[Any, GraphNode]):
 #: Called with the missing nodes when a graph is pickled while ``distributed`` is imported
 #: (sent to a cluster by ``dask.compute``): import strings, loaded on use.
 ON_SEND = ("pipex.executors.distributed.plugins:on_send",)
+#: Builds the graph sent to a cluster from the roots and their plan, as ``pipex.compute``
+#: builds it there (fused chains, sealed tasks): an import string, loaded on use.
+SEND = "pipex.executors.distributed.execute:sent"
 
 
 def _sent(roots: Sequence[Any]) -> dict[Any, GraphNode]:
     plan = planning.resolve(roots)
-    if "distributed" in sys.modules:
-        for spec in ON_SEND:
-            registry.load(spec)(plan.missing)
-    return _pruned(roots, plan)
+    if "distributed" not in sys.modules:
+        return _pruned(roots, plan)
+    for spec in ON_SEND:
+        registry.load(spec)(plan.missing)
+    built: dict[Any, GraphNode] = registry.load(SEND)(roots, plan)
+    return built
 
 
 def _pruned(roots: Sequence[Any], plan: planning.Plan) -> dict[Any, GraphNode]:

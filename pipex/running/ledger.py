@@ -164,10 +164,13 @@ class Ledger:
         self._writer: ThreadPoolExecutor | None = None  # SQLite is written on this thread
         self._pending: list[Future[None]] = []
         self._started: set[Any] = set()  # the stores whose ledger has this run's row
+        self._heart: runs.Heartbeat | None = None
 
     def start(self) -> None:
-        """Record durably, before anything runs, that this run writes its nodes' targets."""
+        """Record durably, before anything runs, that this run writes its nodes' targets;
+        then refresh the run's heartbeat until :meth:`close`."""
         self._mark(list(self.nodes.values()))
+        self._heart = runs.Heartbeat(functools.partial(self._submit, self._end, None))
 
     def planned(self, nodes: Sequence[Any]) -> None:
         """Record the outcomes of these nodes too (an expansion's), and, before they run,
@@ -208,6 +211,8 @@ class Ledger:
     def close(self, ended: str = "finished") -> None:
         """Write what is buffered and how the run ``ended`` (one of
         :data:`~pipex.running.runs.ENDINGS`), close the files and stop the writer thread."""
+        if self._heart is not None:
+            self._heart.stop()
         self.flush()
         if self._writer is not None:
             self._writer.submit(self._end, ended).result()
@@ -242,7 +247,7 @@ class Ledger:
                     runs.begin(connection, self.run, paths)
                 self._started.add(store)
 
-    def _end(self, ended: str) -> None:
+    def _end(self, ended: str | None) -> None:
         for store in self._started:
             connection = self._files.get(store)
             if connection is not None:

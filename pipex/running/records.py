@@ -189,7 +189,8 @@ class Run:
     failed: int
     not_run: int
     #: "finished", "interrupted" (Ctrl-C), "stopped" (by an error it raised), "killed" (its
-    #: process is gone without saying), "running", or "-" (a ledger older than that record)
+    #: process is gone without saying; another host's: no heartbeat for the claims timeout),
+    #: "running", or "-" (a ledger older than that record)
     ended: str = "-"
 
 
@@ -206,10 +207,10 @@ WITH t AS ({TALLY}) SELECT * FROM (
     SELECT r.id AS run, min(r.started, coalesce(t.first, r.started)) AS started,
         coalesce(r.ended, t.last, r.started) AS finished, coalesce(t.ran, 0) AS ran,
         coalesce(t.failed, 0) AS failed, coalesce(t.not_run, 0) AS not_run,
-        r.status AS status, r.host AS host, r.pid AS pid, r.first AS first
+        r.status AS status, r.host AS host, r.pid AS pid, {{beat}} AS beat, r.first AS first
     FROM runs r LEFT JOIN t ON t.run = r.id
     UNION ALL
-    SELECT run, first, last, ran, failed, not_run, '-', NULL, NULL, NULL FROM t
+    SELECT run, first, last, ran, failed, not_run, '-', NULL, NULL, NULL, NULL FROM t
     WHERE t.run NOT IN (SELECT id FROM runs)
 )
 """
@@ -218,7 +219,7 @@ WITH t AS ({TALLY}) SELECT * FROM (
 OLD_RUNS = f"""
 SELECT * FROM (
     SELECT run, first AS started, last AS finished, ran, failed, not_run, '-' AS status,
-        NULL AS host, NULL AS pid, NULL AS first
+        NULL AS host, NULL AS pid, NULL AS beat, NULL AS first
     FROM ({TALLY})
 )
 """
@@ -236,7 +237,8 @@ def runs(file: str | None, limit: int = 10, paths: Sequence[str] | None = None) 
     with reading(file) as connection:
         if connection is None:
             return []
-        query = RUNS if _has(connection, "runs") else OLD_RUNS
+        has_runs = _has(connection, "runs")
+        query = RUNS.format(beat=run_rows.beat_column(connection)) if has_runs else OLD_RUNS
         parameters: list[Any] = []
         if paths is not None:
             query += AMONG
@@ -244,8 +246,8 @@ def runs(file: str | None, limit: int = 10, paths: Sequence[str] | None = None) 
         query += " ORDER BY started DESC LIMIT ?"
         found = connection.execute(query, [*parameters, limit]).fetchall()
         return [
-            Run(*[*row[:6], run_rows.ending(status, host, pid) if status != "-" else "-"])
-            for *row, status, host, pid, _ in found
+            Run(*[*row[:6], run_rows.ending(status, host, pid, beat) if status != "-" else "-"])
+            for *row, status, host, pid, beat, _ in found
         ]
     return []
 

@@ -7,16 +7,27 @@ it is about to write. A task's outcome, when written to the ledger, deletes its 
 ``interrupted`` on Ctrl-C, ``stopped`` by an error it raised). So a run killed before its
 buffered outcomes reached the ledger leaves its ``running`` row and the ``pending`` rows of
 the targets it may have written: those targets have no known version (:func:`orphans`).
+
+Whether a run still marked ``running`` runs: a process of this host is looked at
+(:func:`pipex.stores.owners.running`); another host's cannot be, so the running client
+refreshes its run's ``beat`` (a heartbeat, every third of ``pipex.claims.timeout``), and a
+run of another host runs while its heartbeat is younger than that timeout. So on a shared
+filesystem a run on host B does not make host A take the targets B is writing as orphans
+(stale under ``version=`` / ``rerun: code``), and a run killed on B counts as killed once its
+heartbeat is old.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 
-from pipex.stores import owners
+from pipex.stores import claims, owners
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -26,7 +37,8 @@ CREATE TABLE IF NOT EXISTS runs (
     status TEXT NOT NULL,
     host TEXT,
     pid INTEGER,
-    first TEXT
+    first TEXT,
+    beat REAL
 );
 CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, run TEXT NOT NULL) WITHOUT ROWID;
 """
@@ -35,50 +47,91 @@ CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, run TEXT NOT NULL) WI
 ENDINGS = ("finished", "interrupted", "stopped")
 
 BEGIN = (
-    "INSERT OR IGNORE INTO runs (id, started, status, host, pid, first) "
-    "VALUES (?, ?, 'running', ?, ?, ?)"
+    "INSERT OR IGNORE INTO runs (id, started, status, host, pid, first, beat) "
+    "VALUES (?, ?, 'running', ?, ?, ?, ?)"
 )
 PENDING = "INSERT OR REPLACE INTO pending (path, run) VALUES (?, ?)"
 DONE = "DELETE FROM pending WHERE path = ? AND run = ?"
 END = "UPDATE runs SET ended = ?, status = ? WHERE id = ?"
+BEAT = "UPDATE runs SET beat = ? WHERE id = ?"
 
 
 def begin(connection: sqlite3.Connection, run: str, paths: list[str]) -> None:
     """Record, in the caller's transaction, that ``run`` is writing the targets ``paths``."""
-    connection.execute(BEGIN, (run, time.time(), socket.gethostname(), os.getpid(), paths[0]))
+    with contextlib.suppress(sqlite3.OperationalError):  # a ledger made before heartbeats
+        connection.execute("ALTER TABLE runs ADD COLUMN beat REAL")
+    now = time.time()
+    connection.execute(BEGIN, (run, now, socket.gethostname(), os.getpid(), paths[0], now))
     connection.executemany(PENDING, [(path, run) for path in paths])
 
 
-def end(connection: sqlite3.Connection, run: str, status: str) -> None:
-    """Record how ``run`` ended (one of :data:`ENDINGS`)."""
-    connection.execute(END, (time.time(), status, run))
+def end(connection: sqlite3.Connection, run: str, status: str | None) -> None:
+    """Record how ``run`` ended (one of :data:`ENDINGS`); ``None``: that it still runs (its
+    heartbeat)."""
+    if status is None:
+        connection.execute(BEAT, (time.time(), run))
+    else:
+        connection.execute(END, (time.time(), status, run))
 
 
-def ending(status: str, host: str | None, pid: int | None) -> str:
+class Heartbeat:
+    """Calls ``beat`` every third of ``pipex.claims.timeout`` from a thread of its own, until
+    :meth:`stop`: a running client's proof to other hosts that its run is alive."""
+
+    def __init__(self, beat: Callable[[], object]) -> None:
+        self._stopped = threading.Event()
+        self._beat = beat
+        self._thread = threading.Thread(target=self._loop, name="pipex-run-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(claims.timeout() / 3):
+            self._beat()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join()
+
+
+def ending(status: str, host: str | None, pid: int | None, beat: float | None = None) -> str:
     """How a run ended as users see it: its recorded status, except that a ``running`` run
-    whose process is gone is ``killed`` (only this host's processes can be looked at:
-    another host's run still marked running counts as killed too)."""
+    that no longer runs is ``killed``: a process of this host that is gone, or a run of
+    another host whose heartbeat (``beat``, seconds since the epoch) is older than
+    ``pipex.claims.timeout``."""
     if status != "running":
         return status
     if host != socket.gethostname() or pid is None:
-        return "killed"
+        alive = beat is not None and time.time() - beat < claims.timeout()
+        return "running" if alive else "killed"
     return "running" if owners.running(pid) else "killed"
 
 
-ORPHANS = "SELECT p.path, r.status, r.host, r.pid FROM pending p LEFT JOIN runs r ON r.id = p.run"
+def beat_column(connection: sqlite3.Connection) -> str:
+    """The SQL of a run's last heartbeat in the ``runs`` table ``r`` (its start in a ledger
+    made before heartbeats)."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(runs)")}
+    return "coalesce(r.beat, r.started)" if "beat" in columns else "r.started"
+
+
+ORPHANS = (
+    "SELECT p.path, r.status, r.host, r.pid, {beat} FROM pending p LEFT JOIN runs r "
+    "ON r.id = p.run"
+)
 
 
 def orphans(connection: sqlite3.Connection) -> set[str]:
     """The paths of targets whose latest run may have written them but never recorded how:
-    a ``pending`` row of a run that ended or whose process is gone (one query; the table
-    holds only the targets of runs in progress, and those orphaned)."""
+    a ``pending`` row of a run that ended or no longer runs (one query; the table holds only
+    the targets of runs in progress, and those orphaned)."""
     verdicts: dict[tuple[object, ...], bool] = {}
     found = set()
-    for path, status, host, pid in connection.execute(ORPHANS):
-        key = (status, host, pid)
+    query = ORPHANS.format(beat=beat_column(connection))
+    for path, status, host, pid, beat in connection.execute(query):
+        key = (status, host, pid, beat)
         orphaned = verdicts.get(key)
         if orphaned is None:
-            orphaned = verdicts[key] = ending(status or "finished", host, pid) != "running"
+            verdict = ending(status or "finished", host, pid, beat)
+            orphaned = verdicts[key] = verdict != "running"
         if orphaned:
             found.add(path)
     return found

@@ -1,5 +1,5 @@
 """Leftovers of past runs: temporaries a crash left beside targets or in the local staging
-folder, expired claims, and the trash.
+folder, expired claims, the trash, and the trash folders of invalidations cut short.
 
 A temporary is a hidden file whose name holds :data:`~pipex.stores.atomic.TEMPORARY_MARK`;
 it never counts as a target, but it takes space. Stores that are not local folders (S3,
@@ -36,12 +36,19 @@ class Leftovers:
     temporaries: list[Target] = field(default_factory=list)
     claims: list[tuple[Target, str]] = field(default_factory=list)  #: (target, its owner)
     staged: list[str] = field(default_factory=list)  #: local files of writers that are gone
+    #: trash folders of invalidations cut short (a killed ``pipex invalidate``)
+    orphans: dict[Store, list[trash.Orphan]] = field(default_factory=dict)
     trash: dict[Store, list[trash.Entry]] = field(default_factory=dict)
 
     @property
     def trashed(self) -> int:
         """How many targets the trash holds."""
         return sum(len(e.paths) for entries in self.trash.values() for e in entries)
+
+    @property
+    def orphaned(self) -> int:
+        """How many bytes the trash folders of invalidations cut short take."""
+        return sum(o.size for orphans in self.orphans.values() for o in orphans)
 
     def remove(self) -> None:
         """Delete the temporaries and expired claims, and empty the trash."""
@@ -53,6 +60,9 @@ class Leftovers:
             target.store.release(target.path, owner)
         for store, entries in self.trash.items():
             trash.forget(store, entries)
+        for store, orphans in self.orphans.items():
+            for orphan in orphans:
+                trash.remove_orphan(store, orphan)
 
 
 def leftovers(nodes: Iterable[Any]) -> Leftovers:
@@ -72,10 +82,13 @@ def leftovers(nodes: Iterable[Any]) -> Leftovers:
             found.claims += _expired(store, _claimed(store, parent))
         try:
             entries = trash.entries(store)
+            orphans = trash.orphans(store)
         except StoreError:  # a damaged index: the trashed files are still there
-            entries = trash.salvage(store)
+            entries, orphans = trash.salvage(store), []
         if entries:
             found.trash[store] = entries
+        if orphans:
+            found.orphans[store] = orphans
     return found
 
 

@@ -22,6 +22,7 @@ from pipex.core.targets import Target
 from pipex.exceptions import TargetError
 from pipex.node import Node
 from pipex.running import recorded
+from pipex.running.ledger import home
 from pipex.steer import trash
 from pipex.steer.graph import Graph, collect
 from pipex.stores import FileStore, Store, store_for
@@ -38,18 +39,24 @@ class Invalidation:
 
     targets: list[Target] = field(default_factory=list)
     steps: Counter[str] = field(default_factory=Counter)
+    #: the store whose ledger records a target, where not the target's own store (an
+    #: absolute target under an absolute ``{path}`` root: :func:`pipex.running.ledger.home`)
+    homes: dict[Target, Store] = field(default_factory=dict)
 
     @classmethod
     def of(cls, selection: Selection, within: Any = None) -> Invalidation:
         """What ``invalidate(selection, within=within)`` would remove now."""
         nodes, targets, patterns = _split(selection)
         chosen: dict[Target, str] = {}
+        homes: dict[Target, Store] = {}
         if within is not None:
             for node in _downstream(Graph(collect([within])), nodes, targets, patterns):
                 chosen.setdefault(node.target, node.task.name)
+                homes.setdefault(node.target, home(node))
         else:
             for node in nodes:
                 chosen.setdefault(node.target, node.task.name)
+                homes.setdefault(node.target, home(node))
             store = FileStore()
             for pattern in patterns:
                 for path in store.glob(_inside_a_root(pattern, store)):
@@ -62,6 +69,8 @@ class Invalidation:
             if ok:
                 invalidation.targets.append(target)
                 invalidation.steps[step] += 1
+                if target in homes and homes[target] != target.store:
+                    invalidation.homes[target] = homes[target]
         return invalidation
 
     def __len__(self) -> int:
@@ -74,7 +83,19 @@ class Invalidation:
             by_store[target.store].append(target.path)
         entry_id = trash.new_id()
         for store, paths in by_store.items():
-            trash.move(store, paths, entry_id, recorded.rows(store, paths))
+            ledgers: defaultdict[Store, list[str]] = defaultdict(list)
+            for path in paths:
+                ledgers[self.homes.get(Target(path, store), store)].append(path)
+            rows: dict[str, recorded.Row] = {}
+            for ledger, kept in ledgers.items():
+                rows.update(recorded.rows(ledger, kept))
+            homes = {
+                path: _root(ledger)
+                for ledger, kept in ledgers.items()
+                if ledger != store
+                for path in kept
+            }
+            trash.move(store, paths, entry_id, rows, homes)
         return list(self.targets)
 
 
@@ -118,9 +139,19 @@ def restore(*stores: Store | str | os.PathLike[str]) -> list[Target]:
     for store, entry in last.items():
         if entry.id == newest:
             paths = trash.restore(store, entry)
-            recorded.put_back(store, {p: entry.ledger[p] for p in paths if p in entry.ledger})
+            ledgers: defaultdict[str | None, dict[str, recorded.Row]] = defaultdict(dict)
+            for path in paths:
+                if path in entry.ledger:
+                    ledgers[entry.homes.get(path)][path] = entry.ledger[path]
+            for root, rows in ledgers.items():
+                recorded.put_back(store if root is None else store_for(root), rows)
             restored += [Target(path, store) for path in paths]
     return restored
+
+
+def _root(store: Store) -> str:
+    """Where ``store`` is, as :func:`pipex.stores.store_for` takes it back."""
+    return store.root if isinstance(store, FileStore) else store.location("")
 
 
 def _downstream(

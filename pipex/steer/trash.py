@@ -9,14 +9,19 @@ one, without a method of its own. Under the store root::
     .pipex-trash/<id>/<target path>     the bytes each one removed
 
 Moving a target copies its bytes into the trash, records the invalidation in the index, and
-only then deletes the target: a crash at any point loses nothing. The index is read, changed
-and written while holding the store's claim on it (:mod:`pipex.stores.claims`: a file made
-with ``O_EXCL`` on local folders, a conditional create on object stores that offer one, a
-row in SQLite), so invalidations at once from several processes lose no entry; stores that
-cannot create exclusively (``MemoryStore``, object stores without conditional writes) grant
-every claim, and two processes there may still race. A damaged index is a
-:class:`~pipex.exceptions.StoreError` naming it; :func:`salvage` finds the invalidations from
-the trash's files instead (stores that can list), so ``pipex clean`` can still empty it.
+only then deletes the target: a crash at any point loses nothing. A crash before the index
+names the invalidation leaves a folder that no entry names, an :class:`Orphan` (full copies
+and a partial temporary: only space); :func:`orphans` finds those whose writer is gone,
+``pipex clean`` removes them, and :func:`restore` never sees them (it reads the index).
+
+The index is read, changed and written while holding the store's claim on it
+(:mod:`pipex.stores.claims`: a file made with ``O_EXCL`` on local folders, a conditional
+create on object stores that offer one, a row in SQLite), so invalidations at once from
+several processes lose no entry; stores that cannot create exclusively (``MemoryStore``,
+object stores without conditional writes) grant every claim, and two processes there may
+still race. A damaged index is a :class:`~pipex.exceptions.StoreError` naming it;
+:func:`salvage` finds the invalidations from the trash's files instead (stores that can
+list), so ``pipex clean`` can still empty it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -32,6 +38,7 @@ from typing import Any
 
 from pipex.exceptions import StoreError
 from pipex.stores import claims
+from pipex.stores.atomic import gone, host_id
 from pipex.stores.base import Store
 
 FOLDER = ".pipex-trash"
@@ -47,6 +54,9 @@ class Entry:
     paths: list[str]
     #: the run ledger's row of each path when it was moved (see pipex.running.recorded)
     ledger: dict[str, Any] = field(default_factory=dict)
+    #: the root of the ledger of each path whose ledger is not its store's own (an absolute
+    #: target under an absolute ``{path}`` root: pipex.running.ledger.home)
+    homes: dict[str, str] = field(default_factory=dict)
 
     def trashed(self, path: str) -> str:
         """Where ``path``'s bytes are kept in the trash."""
@@ -54,8 +64,97 @@ class Entry:
 
 
 def new_id() -> str:
-    """A fresh invalidation id: sortable by time, unique."""
-    return time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
+    """A fresh invalidation id: sortable by time, unique, naming its writer (host and
+    process), so that a folder of one cut short is told from one being written."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{host_id()}-{os.getpid()}-{os.urandom(4).hex()}"
+
+
+_ID = re.compile(r"\d{8}T\d{6}-([0-9a-f]{8})-(\d+)-[0-9a-f]{8}")
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A trash folder that no invalidation of the index names: its invalidation was cut
+    short (killed while copying targets into the trash, or while its entry was forgotten).
+    Its targets were never removed (or are already back), so it is only space, in ``size``
+    bytes: ``pipex clean`` removes it, :func:`restore` never uses it."""
+
+    id: str
+    files: list[str]
+    size: int
+
+    @property
+    def folder(self) -> str:
+        return f"{FOLDER}/{self.id}"
+
+
+def orphans(store: Store) -> list[Orphan]:
+    """The trash folders of ``store`` that the index does not name and whose writer is gone
+    (one of this host that no longer runs, or an id without a writer, from an older pipex);
+    a folder another host may still be writing is left. ``StoreError`` if the index is
+    damaged (then every folder is what :func:`salvage` finds)."""
+    listed = _folders(store)
+    if not listed:
+        return []
+    named = {entry.id for entry in entries(store)}
+    found = []
+    for entry_id, (files, size) in sorted(listed.items()):
+        match = _ID.fullmatch(entry_id)
+        if entry_id in named or (match and not gone(match.group(1), int(match.group(2)))):
+            continue
+        found.append(Orphan(entry_id, files, size))
+    return found
+
+
+def remove_orphan(store: Store, orphan: Orphan) -> None:
+    """Delete an invalidation cut short: its folder in the trash, partial files included."""
+    try:
+        shutil.rmtree(store.fspath(orphan.folder), ignore_errors=True)
+    except TypeError:  # object stores have no folders
+        for path in orphan.files:
+            store.delete(path)
+    _prune(store, orphan.folder)
+
+
+def _folders(store: Store) -> dict[str, tuple[list[str], int]]:
+    """Every folder of the trash: its files (hidden temporaries included) and their size."""
+    found: dict[str, tuple[list[str], int]] = {}
+    try:
+        top = store.fspath(FOLDER)
+    except TypeError:
+        listing = getattr(store, "glob", None)  # an optional listing, not a Store primitive
+        if listing is None:
+            return {}
+        for path in listing(f"{FOLDER}/*/**"):
+            _, entry_id, rest = path.split("/", 2) if path.count("/") >= 2 else (path, "", "")
+            if rest:
+                found.setdefault(entry_id, ([], 0))[0].append(path)
+        return {key: (files, _size(store, files)) for key, (files, _) in found.items()}
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for item in os.scandir(top):
+            if not item.is_dir(follow_symlinks=False):
+                continue
+            files, size = [], 0
+            for here, _, names in os.walk(item.path):
+                for name in names:
+                    full = os.path.join(here, name)
+                    files.append(f"{FOLDER}/{os.path.relpath(full, top).replace(os.sep, '/')}")
+                    with contextlib.suppress(OSError):
+                        size += os.lstat(full).st_size
+            found[item.name] = (sorted(files), size)
+    return found
+
+
+def _size(store: Store, paths: list[str]) -> int:
+    """The bytes of ``paths`` in an object store (0 where it cannot tell)."""
+    filesystem = getattr(store, "filesystem", None)
+    if filesystem is None:
+        return 0
+    total = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            total += filesystem.size(store.location(path)) or 0
+    return total
 
 
 def entries(store: Store) -> list[Entry]:
@@ -65,7 +164,7 @@ def entries(store: Store) -> list[Entry]:
         with store.open(INDEX) as file:
             data = json.load(file)
         return [
-            Entry(e["id"], e["time"], e["paths"], e.get("ledger", {}))
+            Entry(e["id"], e["time"], e["paths"], e.get("ledger", {}), e.get("homes", {}))
             for e in data["invalidations"]
         ]
     except FileNotFoundError:
@@ -94,11 +193,16 @@ def salvage(store: Store) -> list[Entry]:
 
 
 def move(
-    store: Store, paths: Sequence[str], entry_id: str, ledger: dict[str, Any] | None = None
+    store: Store,
+    paths: Sequence[str],
+    entry_id: str,
+    ledger: dict[str, Any] | None = None,
+    homes: dict[str, str] | None = None,
 ) -> Entry:
     """Move the targets at ``paths`` into the trash as one invalidation (``ledger``: what
-    to keep with it of their run ledger rows)."""
-    entry = Entry(entry_id, time.time(), list(paths), ledger or {})
+    to keep with it of their run ledger rows; ``homes``: the roots of their ledgers, where
+    not the store's)."""
+    entry = Entry(entry_id, time.time(), list(paths), ledger or {}, homes or {})
     copied: list[str] = []
     try:
         for path in paths:

@@ -7,14 +7,18 @@ staged file, which never counts as a target. The serializer is chosen here, by s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import functools
+import glob
 import os
 import posixpath
 import re
 import socket
+import stat
 import tempfile
+import warnings
 import zlib
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
@@ -69,10 +73,18 @@ def abandoned(name: str) -> bool:
     A temporary of another host is never abandoned here: its writer may be alive there.
     """
     match = _WRITER.search(name) if TEMPORARY_MARK in name else None
-    if match is None or match.group(1) != _host():
-        return False
-    pid = int(match.group(2))
-    return pid != os.getpid() and not psutil.pid_exists(pid)
+    return match is not None and gone(match.group(1), int(match.group(2)))
+
+
+def gone(host: str, pid: int) -> bool:
+    """Whether the writer ``pid`` of ``host`` (:func:`host_id`) is gone: a process of this
+    host that no longer runs (another host's may be alive there: never gone here)."""
+    return host == _host() and pid != os.getpid() and not psutil.pid_exists(pid)
+
+
+def host_id() -> str:
+    """This host, as writers' names hold it: a hash of its name, 8 hex digits."""
+    return _host()
 
 
 @functools.cache
@@ -92,19 +104,88 @@ def local_stage(path: str) -> tuple[str, IO[bytes]]:
 
 def staging_folder() -> str:
     """The local folder stores that are not local folders stage their writes in: a
-    ``pipex-staging-<user id>`` folder of the system's temporary folder (``TMPDIR``)."""
-    user = os.getuid() if hasattr(os, "getuid") else "all"
-    return os.path.join(tempfile.gettempdir(), f"pipex-staging-{user}")
+    ``pipex-staging-<user id>`` folder of the system's temporary folder (``TMPDIR``), made
+    with mode 0700 when missing.
+
+    Its name is predictable, so another local user may have made it first (open to all, a
+    symlink to a folder of theirs) to swap or delete a staged file before it is committed.
+    It is used only if it is a real folder of this user with mode 0700; otherwise this
+    process stages in a fresh private folder of its own (``pipex-staging-<user id>-<random>``,
+    made by ``tempfile.mkdtemp``, removed at exit when empty) and says so once, in a warning.
+    """
+    shared = os.path.join(tempfile.gettempdir(), f"pipex-staging-{_user()}")
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(shared, 0o700)
+    problem = unsafe(shared)
+    if problem is None:
+        return shared
+    fresh = _fresh(shared, problem)
+    if unsafe(fresh) is None:
+        return fresh
+    _fresh.cache_clear()  # removed (or changed) since: make another
+    return _fresh(shared, problem)
+
+
+def unsafe(folder: str) -> str | None:
+    """Why ``folder`` is no private staging folder of this user (``None`` if it is one)."""
+    try:
+        found = os.lstat(folder)
+    except FileNotFoundError:
+        return "it does not exist"
+    if stat.S_ISLNK(found.st_mode):
+        return f"it is a symbolic link (to {os.readlink(folder)})"
+    if not stat.S_ISDIR(found.st_mode):
+        return "it is not a folder"
+    if hasattr(os, "getuid"):
+        if found.st_uid != os.getuid():
+            return f"it belongs to user id {found.st_uid}, not to this user ({os.getuid()})"
+        if stat.S_IMODE(found.st_mode) != 0o700:
+            return f"its mode is {stat.S_IMODE(found.st_mode):o}, not 700 (this user's only)"
+    return None
+
+
+@functools.cache
+def _fresh(shared: str, problem: str) -> str:
+    """A new private staging folder for this process, instead of ``shared``."""
+    fresh = tempfile.mkdtemp(prefix=os.path.basename(shared) + "-", dir=os.path.dirname(shared))
+    warnings.warn(
+        f"pipex does not stage writes in {shared}: {problem}, so another user could swap or "
+        f"delete the files staged there. This process stages in {fresh} instead. Remove "
+        f"{shared} (or set TMPDIR to a folder of your own) to use the usual one.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    atexit.register(_remove_if_empty, fresh)
+    return fresh
+
+
+def _remove_if_empty(folder: str) -> None:
+    with contextlib.suppress(OSError):  # a staged file a killed writer left: `pipex clean`
+        os.rmdir(folder)
+
+
+def _user() -> str:
+    return str(os.getuid()) if hasattr(os, "getuid") else "all"
+
+
+def staging_folders() -> list[str]:
+    """This user's private staging folders: the usual one and those made instead of it."""
+    usual = os.path.join(tempfile.gettempdir(), f"pipex-staging-{_user()}")
+    found = [usual, *sorted(glob.glob(glob.escape(usual) + "-*"))]
+    return [folder for folder in found if unsafe(folder) is None]
 
 
 def abandoned_staged() -> list[str]:
-    """The files in :func:`staging_folder` whose writer, a process of this host, is gone."""
-    folder = staging_folder()
-    try:
-        names = os.listdir(folder)
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(os.path.join(folder, name) for name in names if abandoned(name))
+    """The files in this user's private staging folders (:func:`staging_folders`) whose
+    writer, a process of this host, is gone. A folder that is not private is not searched."""
+    found = []
+    for folder in staging_folders():
+        try:
+            names = os.listdir(folder)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        found += [os.path.join(folder, name) for name in names if abandoned(name)]
+    return sorted(found)
 
 
 def create(full: str, private: bool = False) -> int:

@@ -476,6 +476,12 @@ def test_workers_that_cannot_import_the_tasks_module_say_how_to_reach_it(
     with pytest.raises(ImportError, match=r"far_from_workers.*PYTHONPATH"):
         pipex.compute(alone, scheduler=client, keep_going=False)
 
+    with client.as_current(), pytest.raises(ImportError) as raised:  # the same through dask
+        dask.compute(chained)
+    message = str(raised.value)
+    assert chained.deps[0].key in message and str(module) in message, message
+    assert "could not start on its dask worker" in message and "PYTHONPATH" in message
+
     client.upload_file(str(module))  # the advice, followed
     assert pipex.compute(alone, chained, scheduler=client, load=True) == ("ALONE", "CHAINED!")
 

@@ -208,3 +208,22 @@ def test_a_deeply_nested_argument_is_a_clear_error_on_the_cluster(client, tmp_pa
         pipex.compute(node, progress=False)
     assert node.key in str(info.value)
     assert not node.target.exists()
+
+
+def test_dask_compute_of_a_chain_runs_fused_as_pipex_compute_does(client, tmp_path):
+    with pipex.context(path=str(tmp_path / "out")):
+        node = None
+        for i in range(300):
+            node = pipelines.link(node, i)
+    with client.as_current(), distributed.get_task_stream(client) as stream:
+        assert dask.compute(node) == (node.target,)
+    assert len(list((tmp_path / "out" / "link").iterdir())) == 300  # every step wrote
+    ran = [task["key"][:2] for task in stream.data if isinstance(task["key"], tuple)]
+    assert ran == [("link", node.target.path)]  # one task ran the 300 calls
+    assert node.target.load() == 299
+    forgotten(client, tmp_path)
+
+    written = os.stat(node.target).st_mtime_ns
+    with client.as_current():
+        assert node.compute() == node.target  # done: its Target, nothing run again
+    assert os.stat(node.target).st_mtime_ns == written

@@ -378,3 +378,40 @@ def test_invalidate_never_touches_a_target_outside_the_selection_and_its_downstr
         assert all(after[name] == before[name] for name in after)
         pipex.restore()
         assert files("out/n") == before
+
+
+def absolute(root: Path, version: str, calls: list[int]) -> list[pipex.Node]:
+    """:func:`versioned`'s two calls, with absolute targets under the absolute ``root``."""
+
+    @pipex.task(target="{path}/v/{i}.pkl", version=version, name="step")
+    def step(i: int) -> tuple[str, int]:
+        calls.append(i)
+        return version, i
+
+    with pipex.context(path=str(root)):
+        return [step(i) for i in range(2)]
+
+
+def test_absolute_targets_under_an_absolute_root_keep_one_ledger_there(tmp_path, monkeypatch):
+    root, first, second = tmp_path / "data", tmp_path / "here", tmp_path / "there"
+    first.mkdir(), second.mkdir()
+    calls: list[int] = []
+    monkeypatch.chdir(first)
+    pipex.compute(absolute(root, "1", calls), scheduler="sync", progress=False)
+    monkeypatch.chdir(second)  # another working directory: the same ledger, beside the data
+    nodes = absolute(root, "1", calls)
+    assert [t.path for t in pipex.invalidate(nodes[0], within=nodes)] == [str(root / "v/0.pkl")]
+    pipex.compute(absolute(root, "2", calls), scheduler="sync", progress=False)
+    calls.clear()
+
+    assert [t.path for t in pipex.restore()] == [str(root / "v/0.pkl")]
+    assert pipex.Target(str(root / "v/0.pkl")).load() == ("1", 0)  # version 1's bytes
+    stale = pipex.status(absolute(root, "2", calls)).to_run
+    assert [t.path for t in stale] == [str(root / "v/0.pkl")]  # and version 1's record
+    pipex.compute(absolute(root, "2", calls), scheduler="sync", progress=False)
+    assert calls == [0]
+
+    ran = [(r.step, r.target, r.status) for r in pipex.history(root)]
+    assert ran.count(("step", str(root / "v/0.pkl"), "ran")) == 3
+    assert (root / ".pipex" / "ledger.sqlite").exists()
+    assert not (first / ".pipex").exists() and not (second / ".pipex").exists()

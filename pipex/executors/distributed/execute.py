@@ -19,7 +19,7 @@ from typing import Any
 
 import cloudpickle
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
-from dask.task_spec import List, Task, TaskRef
+from dask.task_spec import DataNode, List, Task, TaskRef
 from distributed import as_completed
 
 from pipex import settings
@@ -93,12 +93,14 @@ def execute_on_worker(retrying: bool, call: Call, keep_going: bool, *inputs: Out
         running_task.reset(token)
 
 
-def _sealed(task: Task) -> Task:
+def _sealed(task: Task, first: Any) -> Task:
     """``task`` as the scheduler sees it: standard-library callables, bytes and references.
 
     The task itself (pipex's function, the call with the task's function and arguments, the
     done inputs' Targets) travels pickled and is unpickled only on the worker that runs it,
     with its inputs' results, so the scheduler needs neither pipex nor the task's code.
+    ``first`` is the call it runs first (a fused chain's first): what a worker that cannot
+    import the task's code names.
     """
     keys = sorted(task.dependencies)
     results = Task(None, dict, Task(None, zip, tuple(keys), List(*map(TaskRef, keys))))
@@ -108,21 +110,50 @@ def _sealed(task: Task) -> Task:
         name = "-".join(map(str, task.key[:2])) if isinstance(task.key, tuple) else str(task.key)
         raise worker.too_deep_to_send(exc, [name]) or exc from exc
     opener = Task(None, pickle.loads, _UNSEALED)
-    return Task(task.key, operator.call, opener, sent, results)
+    module = getattr(first.task.fn, "__module__", None) or "?"
+    return Task(task.key, operator.call, opener, sent, results, first.key, module)
 
 
-class _Unreachable(Exception):
+class _Unreachable(ImportError):
     """Raised on a worker that cannot unpickle a task: it cannot import what the task's code
-    needs. The client turns it into the ``ImportError`` of :func:`_unreachable`."""
+    needs. Its message is made where it is read (the client, after ``pipex.compute`` or
+    ``dask.compute``): the task, the module, where that module is there, and how to put it
+    on the workers' path."""
+
+    def __init__(self, what: str, name: str | None, key: str, module: str) -> None:
+        super().__init__(what, name, key, module)
+        self.name = name or module
+
+    def __str__(self) -> str:
+        what, name, key, module = self.args
+        module = name or module
+        file = getattr(sys.modules.get(module), "__file__", None)
+        if file and os.path.basename(file) == "__init__.py":  # a package: its folder
+            file = os.path.dirname(file)
+            upload = f"client.upload_file(<a .zip of {file}>)"
+        else:
+            upload = f"client.upload_file({file!r})" if file else "client.upload_file(<its file>)"
+        here = f" (here, on the client: {file})" if file else ""
+        stale = " (or has another version of it)" if what.startswith("AttributeError") else ""
+        return (
+            f"pipex task {key} could not start on its dask worker, which cannot import "
+            f"module {module!r}{here}{stale} that the task's code needs ({what}). Workers "
+            "import a task's function from its module: put that module on the workers' path: "
+            f"set PYTHONPATH for the workers to the folder holding it, send it with {upload}, "
+            "or install it on the workers as a package."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), self.args)
 
 
-def _unsealed(sealed: bytes, results: Mapping[Any, Any]) -> Any:
+def _unsealed(sealed: bytes, results: Mapping[Any, Any], key: str, module: str) -> Any:
     """Run on a worker: unpickle a task sealed by :func:`_sealed`, and run it."""
     try:
         task = pickle.loads(sealed)
     except (ImportError, AttributeError) as exc:  # a module, or a function in it, not found
         name = exc.name if isinstance(exc, ImportError) else None
-        raise _Unreachable(f"{type(exc).__name__}: {exc}", name) from None
+        raise _Unreachable(f"{type(exc).__name__}: {exc}", name, key, module) from None
     return task(results)
 
 
@@ -130,28 +161,34 @@ _UNSEALED = pickle.dumps(_unsealed)  # by reference: every worker has pipex
 
 
 def _unreachable(exc: BaseException, node: Any) -> BaseException:
-    """``exc``, or, for :class:`_Unreachable`, an ``ImportError`` naming the task, the module
-    its worker could not import and how to put it on the workers' path."""
-    if not isinstance(exc, _Unreachable):
-        return exc
-    what, name = exc.args
-    module = name or getattr(node.task.fn, "__module__", None) or "?"
-    file = getattr(sys.modules.get(module), "__file__", None)
-    if file and os.path.basename(file) == "__init__.py":  # a package: its folder
-        file = os.path.dirname(file)
-        upload = f"client.upload_file(<a .zip of {file}>)"
-    else:
-        upload = f"client.upload_file({file!r})" if file else "client.upload_file(<its file>)"
-    here = f" (here, on the client: {file})" if file else ""
-    stale = " (or has another version of it)" if what.startswith("AttributeError") else ""
-    return ImportError(
-        f"pipex task {node.key} could not start on its dask worker, which cannot import "
-        f"module {module!r}{here}{stale} that the task's code needs ({what}). Workers import "
-        "a task's function from its module: put that module on the workers' path: set "
-        f"PYTHONPATH for the workers to the folder holding it, send it with {upload}, or "
-        "install it on the workers as a package.",
-        name=module,
-    )
+    """``exc``; for :class:`_Unreachable`, the ``ImportError`` that says what to do, without
+    the worker's traceback."""
+    return exc.with_traceback(None) if isinstance(exc, _Unreachable) else exc
+
+
+def sent(roots: Sequence[Any], plan: Plan) -> dict[Any, Any]:
+    """The graph ``dask.compute(roots)`` sends to a cluster for ``plan``: built as
+    :meth:`DistributedExecutor.execute` builds it (chains fused when ``pipex.fuse`` is on,
+    each task sealed, so that a worker that cannot import the task's code says so), with the
+    roots under the dask keys their collection promised (a done root: its Target)."""
+    root_keys = frozenset(root.dask_key for root in roots)
+    run_id = new_run_id()
+    fuse = settings.get("fuse")
+    tasks = fusion.chains(plan, fusable=lambda node: not _annotations(node)) if fuse else None
+    dsk = to_dask(plan, False, run_id, stable=root_keys, chains=tasks, timed=False)
+    for key, value in dsk.items():
+        if not isinstance(value, Task):
+            continue
+        if is_call(value):
+            dsk[key] = _sealed(Task(key, execute_on_worker, False, *value.args), value.args[0])
+        elif is_chain(value):
+            step = functools.partial(execute_on_worker, False)
+            chain = Task(key, value.func, *value.args, **{**value.kwargs, "step": step})
+            dsk[key] = _sealed(chain, value.args[0].calls[0])
+    for root in roots:
+        if root.key in plan.done:
+            dsk[root.dask_key] = DataNode(root.dask_key, plan.done[root.key])
+    return dsk
 
 
 def _annotations(node: Any) -> dict[str, Any]:
@@ -171,10 +208,12 @@ def _annotated_graph(dsk: Mapping[Any, Any], nodes: Mapping[Any, Any]) -> Any:
         annotations = _annotations(node) if node is not None else {}
         if is_call(value):
             retrying = "retries" in annotations
-            value = _sealed(Task(key, execute_on_worker, retrying, *value.args, **value.kwargs))
+            task = Task(key, execute_on_worker, retrying, *value.args, **value.kwargs)
+            value = _sealed(task, value.args[0])
         elif is_chain(value):  # fused nodes have no annotations
             step = functools.partial(execute_on_worker, False)
-            value = _sealed(Task(key, value.func, *value.args, **{**value.kwargs, "step": step}))
+            task = Task(key, value.func, *value.args, **{**value.kwargs, "step": step})
+            value = _sealed(task, value.args[0].calls[0])
         groups.setdefault(tuple(sorted(annotations.items())), {})[key] = value
     if list(groups) == [()]:
         return groups[()]
