@@ -208,3 +208,27 @@ def test_a_deeply_nested_argument_is_a_clear_error_on_the_cluster(client, tmp_pa
         pipex.compute(node, progress=False)
     assert node.key in str(info.value)
     assert not node.target.exists()
+
+
+def test_the_ledger_records_when_how_long_and_where_each_task_ran(client, tmp_path):
+    log = tmp_path / "calls.log"
+    _, summary = build(tmp_path / "out", ["a", "bb", "ccc"], log)
+    with pipex.context(path=str(tmp_path / "out")):
+        failing = pipelines.odd_error("x")
+    before = time.time()
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(summary, failing, scheduler=client, progress=False)
+    after = time.time()
+
+    records = pipex.history(tmp_path / "out", limit=None)
+    assert sorted(r.step for r in records) == ["double"] * 3 + ["odd_error"] + ["source"] * 3 + [
+        "total"
+    ]
+    addresses = set(client.scheduler_info()["workers"])
+    for record in records:  # fused chains and single tasks, finished and failed
+        assert record.started is not None and before <= record.started <= after, record
+        assert record.duration is not None and 0 <= record.duration <= after - before, record
+        address, thread = record.worker.rsplit("/", 1)
+        assert address in addresses and int(thread) > 0, record
+    (failed,) = [r for r in records if r.status == "failed"]
+    assert failed.step == "odd_error"
