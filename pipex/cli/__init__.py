@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from pipex import __version__
-from pipex.cli import commands, log
+from pipex.cli import commands, log, report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,5 +44,5 @@ def demo(folder: str, images: int, scheduler: str | None) -> None:
     click.echo(f"outputs in {click.format_filename(folder)}/{{{','.join(pipeline.STEPS)}}}/")
 
 
-for command in (*commands.ALL, log.log):
+for command in (*commands.ALL, log.log, report.report):
     main.add_command(command)
