@@ -100,9 +100,9 @@ def test_pipex_report_command(failed_run, tmp_path, monkeypatch):
 def test_the_command_in_a_real_process(failed_run, tmp_path):
     folder, _ = failed_run
     entry = f"{ROOT / 'tests' / 'pages' / 'pipeline.py'}:build"
+    out, path = str(tmp_path / "p.html"), f"path={folder / 'out'}"
     done = subprocess.run(
-        [sys.executable, "-m", "pipex", "report", entry, "-o", str(tmp_path / "p.html")]
-        + ["--param", f"path={folder / 'out'}"],
+        [sys.executable, "-m", "pipex", "report", entry, "-o", out, "--param", path],
         env=environment(),
         capture_output=True,
         text=True,
