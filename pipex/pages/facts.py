@@ -19,7 +19,7 @@ from pipex.core.plan import resolve
 from pipex.redact import redact
 from pipex.running import staleness
 from pipex.running.ledger import home, location
-from pipex.running.records import Run, reading, runs
+from pipex.running.records import Failed, Run, reading, runs
 from pipex.steer import svg
 from pipex.steer.graph import Graph, collect
 from pipex.steer.status import Status, of_plan
@@ -40,17 +40,6 @@ class TaskRun:
     started: float
     duration: float
     worker: str
-
-
-@dataclass(frozen=True)
-class _Failed:
-    """A failure row of the ledger, as :func:`pipex.core.grouping.group` reads it."""
-
-    step: str
-    error: str
-    message: str
-    target: str
-    traceback: str
 
 
 @dataclass
@@ -104,8 +93,8 @@ def gather(nodes: Sequence[Any], title: str = "pipex report", run: str | None = 
 
 TASKS = "SELECT step, target, status, started, duration, worker FROM tasks WHERE run = ?"
 FAILURES = (
-    "SELECT step, target, error, traceback FROM tasks WHERE run = ? AND status = 'failed' "
-    "ORDER BY id"
+    "SELECT step, coalesce(error, ''), target, path, coalesce(traceback, '') FROM tasks "
+    "WHERE run = ? AND status = 'failed' ORDER BY id"
 )
 
 
@@ -127,12 +116,8 @@ def _read_run(file: str, run: str, facts: Facts) -> None:
             facts.failures.append(g if own is None else dataclasses.replace(g, message=own))
 
 
-def _failed(step: str, target: str, error: str | None, traceback: str | None) -> _Failed:
-    """A ledger row's error (``"ValueError: bad input 2"``) split into type and message."""
-    kind, _, message = (error or "").partition(": ")
-    if not kind.replace(".", "").replace("_", "").isalnum():  # no type name in front
-        kind, message = "Error", error or ""
-    return _Failed(step, kind, redact(message), redact(target), redact(traceback or ""))
+def _failed(step: str, error: str, target: str, path: str, traceback: str) -> Failed:
+    return Failed(step, redact(error), redact(target), path, redact(traceback))
 
 
 def slowest(timed: Sequence[TaskRun], n: int = SLOWEST) -> list[TaskRun]:
