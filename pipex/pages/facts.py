@@ -29,6 +29,8 @@ from pipex.steer.visualize import picture_of
 GROUP_TARGETS = 200
 #: How many runs the history shows, and how many of the slowest task runs.
 HISTORY, SLOWEST = 30, 15
+#: The step graph has a box per target up to this many targets, else a box per step.
+MAX_BOXES = 24
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def gather(nodes: Sequence[Any], title: str = "pipex report", run: str | None = 
     roots = collect(nodes)
     plan = resolve(roots, stale=staleness.check(roots))
     status = of_plan(plan, below=True)
-    drawing = svg.render(picture_of(Graph(roots), plan, status))
+    drawing = svg.render(picture_of(Graph(roots), plan, status, max_boxes=MAX_BOXES))
     facts = Facts(redact(title), status, redact(drawing))
     files = list(dict.fromkeys(f for f in (location(home(n)) for n in roots) if f is not None))
     paths = [t.path for t in (*status.done, *status.to_run)]
