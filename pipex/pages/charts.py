@@ -188,7 +188,7 @@ def history(runs: Sequence[Run]) -> Any:
     plot.vbar(
         x="label",
         top="seconds",
-        width=0.7,
+        width=0.7 if len(labels) > 4 else 0.2 * len(labels),
         source=ColumnDataSource(data),
         color="colour",
         legend_field="ended",

@@ -52,7 +52,7 @@ details.group > summary { cursor: pointer; }
 .count { font-weight: bold; color: #c62828; }
 pre { background: #f5f5f5; padding: 8px; overflow-x: auto; font-size: 12px; }
 ul.targets { max-height: 240px; overflow-y: auto; font-family: monospace; font-size: 12px; }
-.graph { overflow-x: auto; }
+.graph { overflow-x: auto; } .graph svg { max-width: 100%; height: auto; }
 input[type=search] { width: 60%; padding: 4px; font-size: 14px; }
 """
 
