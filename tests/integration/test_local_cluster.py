@@ -232,3 +232,7 @@ def test_the_ledger_records_when_how_long_and_where_each_task_ran(client, tmp_pa
         assert address in addresses and int(thread) > 0, record
     (failed,) = [r for r in records if r.status == "failed"]
     assert failed.step == "odd_error"
+
+    # so the report page's timeline has a lane per worker thread that ran something
+    page = Path(pipex.report(summary, failing, filename=tmp_path / "report.html")).read_text()
+    assert all(record.worker in page for record in records)
