@@ -10,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import dask
 import pytest
 from click.testing import CliRunner
 
@@ -146,3 +147,13 @@ def test_without_the_extra_an_import_error_names_it_before_anything_runs(tmp_pat
     assert all("pip install 'dask-pipex[report]'" in line for line in lines[:2])
     assert lines[2] == "calls 0"
     assert not (tmp_path / "r.html").exists()
+
+
+def test_without_the_ledger_the_page_shows_the_status_and_says_there_is_no_run(tmp_path):
+    nodes = pipeline.build(6, str(tmp_path / "out"))
+    with dask.config.set({"pipex.ledger": False}), pytest.raises(pipex.PipelineError):
+        pipex.compute(nodes, progress=False, report=tmp_path / "run.html")
+    page = text_of(tmp_path / "run.html")
+    assert "Run: none (no run of these targets recorded in the run ledger)." in page
+    assert "No timed task runs recorded for this run." in page
+    assert ">scale<" in page and "<svg" in page
