@@ -6,7 +6,8 @@ Before a run submits its tasks, :class:`TaskStream` makes sure the scheduler kee
 record; as the run's outcomes arrive, :meth:`TaskStream.timings` reads the records added
 since the last read (by their position where the scheduler tells it, else by their stop
 time with a margin for late arrivals), one request per batch of outcomes, and keeps those of
-the run's keys. The scheduler needs nothing of pipex for this.
+the run's keys. The scheduler needs nothing of pipex for this; a scheduler that cannot be
+read (gone mid-run) leaves the rest of the run untimed, and the run says what happened.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class TaskStream:
         self.client = client
         self.keys = set(keys)
         self.found: dict[Hashable, Timing] = {}  # read, not yet asked for
+        self.readable = True
         last = self._read(count=1)  # the scheduler starts its record if it had none
         self.since: float | None = _stopped(last[-1]) if last else None
         self.index: int | None = None
@@ -41,8 +43,11 @@ class TaskStream:
         """``(started, duration, worker)`` of those of ``keys`` that have stopped (``worker``:
         the worker's address and its thread); reads the scheduler's new records if one of
         them was not read yet."""
-        if any(key not in self.found for key in keys):
-            self._update()
+        if self.readable and any(key not in self.found for key in keys):
+            try:
+                self._update()
+            except Exception:  # the scheduler is gone (the run says so): no more timings
+                self.readable = False
         return {key: self.found.pop(key) for key in keys if key in self.found}
 
     def _update(self) -> None:
