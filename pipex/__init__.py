@@ -15,6 +15,7 @@ from pipex.exceptions import (
 from pipex.expand import Expansion, expand
 from pipex.flow import flow
 from pipex.node import Node
+from pipex.pages import report
 from pipex.steer import Status, history, invalidate, restore, status, visualize
 from pipex.stores import FileStore, FsspecStore, MemoryStore, SQLiteStore, Store
 from pipex.task import TaskFunction, task
@@ -46,6 +47,7 @@ __all__ = [
     "flow",
     "history",
     "invalidate",
+    "report",
     "restore",
     "status",
     "task",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 import traceback
@@ -18,6 +19,7 @@ from pipex.exceptions import PipelineError, StoreError
 from pipex.executors import check_options, select
 from pipex.expand import Expansion
 from pipex.node import Collect, Node
+from pipex.registry import load as load_page
 from pipex.running import Observers, records, staleness
 from pipex.running.expansion import Expanding
 from pipex.running.ledger import Ledger
@@ -25,6 +27,9 @@ from pipex.running.progress import Progress, announced
 from pipex.running.report import Report, Results
 
 logger = logging.getLogger("pipex")
+
+#: The report page of a run (a layer above: named here, imported when asked for).
+REPORT = "pipex.pages:RunPage"
 
 
 def compute(
@@ -34,6 +39,7 @@ def compute(
     keep_going: bool | None = None,
     progress: bool | None = None,
     skip_failed: bool = False,
+    report: str | os.PathLike[str] | None = None,
     **kwargs: Any,
 ) -> tuple[Any, ...]:
     """Compute nodes, running only what is missing below them.
@@ -55,8 +61,11 @@ def compute(
     ``None`` with ``load=True``. Every outcome goes to the run ledger unless ``pipex.ledger``
     is false. Scheduler options go to the scheduler (``num_workers=`` for dask's local ones;
     ``workers=``, ``resources=``, ``priority=``... for a cluster); any other keyword is a
-    ``TypeError``, before anything runs.
+    ``TypeError``, before anything runs. With ``report`` (a file name), the run's report
+    page (:func:`pipex.report`: the pipeline's status and its latest run) is written there
+    when the run ends, however it ends (it needs the ``report`` extra, checked first).
     """
+    page = None if report is None else load_page(REPORT)(report)
     try:
         results = run(
             *args,
@@ -71,6 +80,9 @@ def compute(
         if announced(progress) and getattr(error, "summary", None) is not None:
             print(error.summary, file=sys.stderr)
         raise
+    finally:
+        if page is not None:
+            page.write(args)
     if announced(progress) and isinstance(results, Results):
         print(results.summary, file=sys.stderr)
     return results

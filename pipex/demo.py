@@ -31,8 +31,11 @@ def _numpy() -> Any:
 
 
 @task(target="{path}/scan/{page}.npy")
-def scan(page: str, seed: int, height: int = 240, width: int = 180) -> Any:
-    """A synthetic scanned page: paper, lines of 'text', a tint and sensor noise."""
+def scan(page: str, seed: int, height: int = 240, width: int = 180, damaged: bool = False) -> Any:
+    """A synthetic scanned page: paper, lines of 'text', a tint and sensor noise (a
+    ``damaged`` page fails, to show what failures look like)."""
+    if damaged:
+        raise ValueError(f"{page} is unreadable: the scanner jammed (pipex demo --damaged)")
     np = _numpy()
     rng = np.random.default_rng(seed)
     img = np.full((height, width, 3), 235.0)
@@ -65,13 +68,14 @@ def binarize(gray: Any, page: str) -> Any:
     return gray < (float(gray.min()) + float(gray.max())) / 2
 
 
-def pages(folder: str, images: int) -> list[Node]:
-    """The demo pipeline: one ``binarize`` node per page, built lazily."""
+def pages(folder: str, images: int, damaged: int = 0) -> list[Node]:
+    """The demo pipeline: one ``binarize`` node per page, built lazily; the last
+    ``damaged`` pages cannot be scanned."""
     nodes = []
     with context(path=folder):
         for i in range(images):
             page = f"page-{i + 1:05d}"
-            img = scan(page, seed=i)
+            img = scan(page, seed=i, damaged=i >= images - damaged)
             nodes.append(binarize(denoise(grayscale(img, page), page), page))
     return nodes
 
@@ -98,10 +102,13 @@ class Report:
         return out
 
 
-def build_and_compute(folder: str, images: int, **compute_options: Any) -> Report:
-    """Build the pipeline, run what is missing, report what ran."""
+def build_and_compute(
+    folder: str, images: int, damaged: int = 0, **compute_options: Any
+) -> Report:
+    """Build the pipeline, run what is missing, report what ran (a
+    :class:`~pipex.exceptions.PipelineError` if a damaged page failed)."""
     start = time.perf_counter()
-    nodes = pages(folder, images)
+    nodes = pages(folder, images, damaged)
     plan = resolve(nodes)
     compute_options.setdefault("progress", False)  # the demo prints its own report
     compute(*nodes, **compute_options)

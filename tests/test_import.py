@@ -87,6 +87,7 @@ def test_public_names_are_pinned():
         "flow",
         "history",
         "invalidate",
+        "report",
         "restore",
         "status",
         "task",

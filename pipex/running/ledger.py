@@ -1,9 +1,10 @@
 """The run ledger: every task run's outcome, kept in one SQLite file per store root.
 
 Written only by the client, as an observer of a run's outcomes (never by workers): per
-task run its target, step, status (``ran``, ``failed``, ``not run``), start and duration
-where the executor can tell (dask's local schedulers; elsewhere they are null and
-``finished`` is when the client heard of the outcome), worker where known, error and
+task run its target, step, status (``ran``, ``failed``, ``not run``), start, duration and
+worker (its thread or process) where the executor can tell (dask's local schedulers, and
+clusters through the scheduler's task stream; elsewhere they are null and ``finished`` is
+when the client heard of the outcome), error and
 traceback, the task's ``version``, a fingerprint of its code, and the lineage (the steps
 at and below it, with their versions and code) that the opt-in staleness checks compare.
 The ``targets`` table keeps each target's latest status and the lineage of its latest

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from pipex.core.plan import resolve
+from pipex.core.plan import Plan, resolve
 from pipex.running import staleness
 from pipex.steer import dot, picture, svg
 from pipex.steer.graph import Graph, collect
-from pipex.steer.status import of_plan
+from pipex.steer.status import Status, of_plan
 
 WRITERS = {".svg": svg.render, ".dot": dot.render, ".gv": dot.render}
 
@@ -36,15 +36,17 @@ def visualize(
         )
     roots = collect(nodes)
     plan = resolve(roots, stale=staleness.check(roots))
-    status = of_plan(plan)
-    graph = Graph(roots)
-    if len(graph) <= max_boxes:
-        drawing = picture.of_nodes(graph, plan, set(status.failed))
-    else:
-        drawing = picture.of_steps(graph, status)
+    drawing = picture_of(Graph(roots), plan, of_plan(plan), max_boxes)
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
     with open(path, "w", encoding="utf-8") as file:
         file.write(writer(drawing))
     return path
+
+
+def picture_of(graph: Graph, plan: Plan, status: Status, max_boxes: int = 60) -> picture.Picture:
+    """The picture of ``graph``: a box per node up to ``max_boxes`` nodes, else per step."""
+    if len(graph) <= max_boxes:
+        return picture.of_nodes(graph, plan, set(status.failed))
+    return picture.of_steps(graph, status)

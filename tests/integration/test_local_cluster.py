@@ -227,3 +227,31 @@ def test_dask_compute_of_a_chain_runs_fused_as_pipex_compute_does(client, tmp_pa
     with client.as_current():
         assert node.compute() == node.target  # done: its Target, nothing run again
     assert os.stat(node.target).st_mtime_ns == written
+
+
+def test_the_ledger_records_when_how_long_and_where_each_task_ran(client, tmp_path):
+    log = tmp_path / "calls.log"
+    _, summary = build(tmp_path / "out", ["a", "bb", "ccc"], log)
+    with pipex.context(path=str(tmp_path / "out")):
+        failing = pipelines.odd_error("x")
+    before = time.time()
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(summary, failing, scheduler=client, progress=False)
+    after = time.time()
+
+    records = pipex.history(tmp_path / "out", limit=None)
+    assert sorted(r.step for r in records) == ["double"] * 3 + ["odd_error"] + ["source"] * 3 + [
+        "total"
+    ]
+    addresses = set(client.scheduler_info()["workers"])
+    for record in records:  # fused chains and single tasks, finished and failed
+        assert record.started is not None and before <= record.started <= after, record
+        assert record.duration is not None and 0 <= record.duration <= after - before, record
+        address, thread = record.worker.rsplit("/", 1)
+        assert address in addresses and int(thread) > 0, record
+    (failed,) = [r for r in records if r.status == "failed"]
+    assert failed.step == "odd_error"
+
+    # so the report page's timeline has a lane per worker thread that ran something
+    page = Path(pipex.report(summary, failing, filename=tmp_path / "report.html")).read_text()
+    assert all(record.worker in page for record in records)

@@ -300,3 +300,18 @@ def test_credentials_in_an_error_are_not_recorded(workdir):
     assert record.error == "OSError: cannot read https://***@host/data/1.csv?token=***"
     assert "s3cr3t" not in record.traceback and "t0k3n" not in record.traceback
     assert "https://***@host/data/1.csv" in record.traceback
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "sync", "processes"])
+def test_every_local_scheduler_records_when_how_long_and_where_each_task_ran(workdir, scheduler):
+    before = time.time()
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(chains([], bad={2}), scheduler=scheduler, progress=False)
+    after = time.time()
+
+    records = [r for r in pipex.history(limit=None) if r.status != "not run"]
+    assert len(records) == 7
+    for record in records:
+        assert record.started is not None and before <= record.started <= after, record
+        assert record.duration is not None and 0 <= record.duration <= after - before, record
+        assert record.worker, record

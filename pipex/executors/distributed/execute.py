@@ -35,6 +35,7 @@ from pipex.executors.distributed import OPTIONS
 from pipex.executors.distributed.logs import running_task
 from pipex.executors.distributed.long_running import LONG_RUNNING_EXECUTOR
 from pipex.executors.distributed.plugins import register_plugins
+from pipex.executors.distributed.stream import TaskStream
 
 
 class DistributedExecutor(Executor):
@@ -65,10 +66,14 @@ class DistributedExecutor(Executor):
         tasks = fusion.chains(plan, fusable=lambda node: not _annotations(node)) if fuse else None
         chains = tasks or [[node] for node in plan.missing]
         steps = {task_key(chain, run_id): chain for chain in chains}
-        dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=False)
+        # An observer that takes timings (the ledger) hears each step's, from the fused
+        # task itself, and each task's from the scheduler's task stream (where it ran)
+        timed = getattr(observer, "timing", None) is not None
+        dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=timed)
         graph = _annotated_graph(dsk, {key: chain[-1] for key, chain in steps.items()})
+        follow = _Follow(self.client, steps, plan, observer)
         futures = self.client.get(graph, list(steps), sync=False, **options)
-        return _Follow(self.client, steps, plan, observer).run(futures, keep_going)
+        return follow.run(futures, keep_going)
 
     def concurrent(
         self, options: Mapping[str, Any]
@@ -243,12 +248,15 @@ class _Follow:
         self.position = {node.key: i for i, node in enumerate(plan.order())}
         self.outcomes: dict[str, Outcome] = {}
         self.erred: dict[str, Any] = {}  # erred nodes whose inputs' outcomes are not all known
+        self.timing = getattr(observer, "timing", None)
+        self.stream = TaskStream(client, steps) if self.timing is not None else None
 
     def run(self, futures: list[Any], keep_going: bool) -> dict[str, Outcome]:
         client = self.client
         pending = {future.key: future for future in futures}
         try:
             for batch in as_completed(futures, loop=client.loop).batches():
+                timings = self.stream.timings([f.key for f in batch]) if self.stream else {}
                 finished = [f for f in batch if f.status == "finished"]
                 # A task that wrote its target (every target of a fused chain) returns that
                 # Target, which the client already has: the type the scheduler reported says
@@ -259,7 +267,11 @@ class _Follow:
                 for future in finished:
                     nodes = self.steps[future.key]
                     result = results.get(future, nodes[-1].target)
-                    for node, outcome, _ in fusion.outcomes(nodes, result):
+                    timing = timings.get(future.key)
+                    for node, outcome, own in fusion.outcomes(nodes, result):
+                        if timing is not None and self.timing is not None:
+                            started, duration = own or timing[:2]
+                            self.timing(node.key, started, duration, timing[2])
                         self._record(node.key, outcome)
                 for future in batch:
                     if future.status == "finished":
@@ -267,6 +279,9 @@ class _Follow:
                     if future.status == "cancelled" and client.status != "running":
                         raise self._scheduler_gone()
                     nodes = self.steps[future.key]
+                    timing = timings.get(future.key)
+                    if timing is not None and self.timing is not None and len(nodes) == 1:
+                        self.timing(nodes[0].key, *timing)
                     if not keep_going:
                         if isinstance(future.exception(), _Unreachable):
                             raise _unreachable(future.exception(), nodes[0]) from None
