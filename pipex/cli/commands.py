@@ -12,7 +12,7 @@ import click
 from pipex.cli import entry, output
 from pipex.cli.selectors import Selectors, read_lines
 from pipex.compute import run as run_pipeline
-from pipex.exceptions import PipelineError, TargetError
+from pipex.exceptions import PipelineError, PipexError, TargetError
 from pipex.steer.clean import leftovers
 from pipex.steer.graph import Graph
 from pipex.steer.invalidate import Invalidation
@@ -75,6 +75,8 @@ def run(
         if summary is not None:
             click.echo(str(summary))
         sys.exit(1)
+    except PipexError as error:  # the run could not go on (no cluster, say): said in full
+        raise click.ClickException(str(error)) from None
     output.targets("skipped", results.skipped)
     click.echo(str(results.summary))
 
