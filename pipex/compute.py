@@ -89,6 +89,7 @@ def run(
     :class:`Summary` themselves (``pipex run``); ``progress`` is the bar alone."""
     start = time.perf_counter()
     check_options(kwargs)
+    settings.check_all()  # a wrong pipex.* value: one error before anything runs
     nodes: list[Node] = []
     collect = _Roots(nodes)
     for arg in args:

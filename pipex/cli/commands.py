@@ -12,7 +12,7 @@ import click
 from pipex.cli import entry, output
 from pipex.cli.selectors import Selectors, read_lines
 from pipex.compute import run as run_pipeline
-from pipex.exceptions import PipelineError, PipexError, TargetError
+from pipex.exceptions import PipelineError, PipexError, SettingError, TargetError
 from pipex.steer.clean import leftovers
 from pipex.steer.graph import Graph
 from pipex.steer.invalidate import Invalidation
@@ -29,7 +29,7 @@ def pipeline(command: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except TargetError as exc:
+        except (TargetError, SettingError) as exc:
             raise entry.UsageError(str(exc)) from None
 
     return click.argument("entry_point", metavar="ENTRY")(entry.params(guarded))
@@ -75,6 +75,8 @@ def run(
         if summary is not None:
             click.echo(str(summary))
         sys.exit(1)
+    except SettingError:
+        raise  # a usage error (exit code 2), said by @pipeline
     except PipexError as error:  # the run could not go on (no cluster, say): said in full
         raise click.ClickException(str(error)) from None
     output.targets("skipped", results.skipped)
