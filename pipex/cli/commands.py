@@ -9,7 +9,7 @@ from typing import IO, Any
 
 import click
 
-from pipex.cli import entry, output
+from pipex.cli import entry, failures, output
 from pipex.cli.selectors import Selectors, read_lines
 from pipex.compute import run as run_pipeline
 from pipex.exceptions import PipelineError, PipexError, SettingError, TargetError
@@ -71,6 +71,7 @@ def run(
         )
     except PipelineError as error:
         click.echo(error.message, err=True)
+        failures.tracebacks(error.failed)  # type: ignore[arg-type]  # Failure records
         summary = getattr(error, "summary", None)
         if summary is not None:
             click.echo(str(summary))
@@ -79,6 +80,10 @@ def run(
         raise  # a usage error (exit code 2), said by @pipeline
     except PipexError as error:  # the run could not go on (no cluster, say): said in full
         raise click.ClickException(str(error)) from None
+    except Exception as exc:
+        if failures.stopped(exc):  # --stop: the first failure, raised
+            sys.exit(1)
+        raise
     output.targets("skipped", results.skipped)
     click.echo(str(results.summary))
 
