@@ -18,6 +18,7 @@ from pipex.exceptions import PipelineError, StoreError
 from pipex.executors import check_options, select
 from pipex.expand import Expansion
 from pipex.node import Collect, Node
+from pipex.redact import scrub
 from pipex.running import Observers, records, staleness
 from pipex.running.expansion import Expanding
 from pipex.running.ledger import Ledger
@@ -220,4 +221,4 @@ class _Outputs:
                 f"cannot load the output of task {key or target.path} from {target}: "
                 f"{type(exc).__name__}: {exc}. If that file is damaged, delete it and rerun: "
                 "the task runs again."
-            ) from exc
+            ) from scrub(exc, target.store.location(target.path))
