@@ -43,9 +43,8 @@ def test_a_pipeline_on_such_a_url_fails_before_anything_runs(workdir):
         return i
 
     url = f"s3://AKIAKEY:{SECRET}@bucket/run"
-    with pytest.raises(pipex.StoreError) as info:  # noqa: PT012
-        with pipex.context(path=url):
-            pipex.compute(f(1), progress=False)
+    with pytest.raises(pipex.StoreError) as info, pipex.context(path=url):
+        pipex.compute(f(1), progress=False)
     assert SECRET not in shown(info.value)
     assert calls == []
 
