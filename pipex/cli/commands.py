@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 from collections.abc import Callable
 from typing import IO, Any
@@ -176,11 +177,13 @@ def invalidate(
     order = [s for s in graph.steps() if s in found.steps]
     rows = [(s, found.steps[s]) for s in order] + [("total", len(found))]
     output.table(("step", "targets"), rows)
-    output.targets("would remove" if dry_run else "removing", found.targets)
+    asking = len(found) > ask_above and not yes
+    waiting = dry_run or asking  # nothing moves before it is confirmed
+    output.targets("would move to the trash:" if waiting else "removing", found.targets)
     if dry_run:
         click.echo(f"Dry run: {len(found):,} target(s) would move to the trash.")
         return
-    if len(found) > ask_above and not yes:
+    if asking:
         try:
             click.confirm(f"Move {len(found):,} targets to the trash?", abort=True)
         except click.Abort:
@@ -189,10 +192,16 @@ def invalidate(
                 "without being asked"
             ) from None
     found.apply()
+    again = command_line(entry_point, params)
     click.echo(
-        f"Moved {len(found):,} target(s) to the trash; `pipex run {entry_point}` reruns them, "
-        f"`pipex restore {entry_point}` puts them back."
+        f"Moved {len(found):,} target(s) to the trash; `pipex run {again}` reruns them, "
+        f"`pipex restore {again}` puts them back."
     )
+
+
+def command_line(entry_point: str, params: tuple[str, ...]) -> str:
+    """ENTRY and its --param settings as the shell takes them again (after a command)."""
+    return shlex.join([entry_point, *(arg for p in params for arg in ("-p", p))])
 
 
 @click.command()
@@ -257,6 +266,9 @@ def clean(entry_point: str, params: tuple[str, ...], dry_run: bool) -> None:
         f"claim(s); the trash holds {found.trashed:,} "
         f"target(s) from {sum(len(e) for e in found.trash.values())} invalidation(s).{staged}"
     )
+    if not (found.temporaries or found.claims or found.staged or found.trashed):
+        click.echo("Nothing to remove.")
+        return
     if dry_run:
         click.echo("Dry run: nothing removed.")
         return

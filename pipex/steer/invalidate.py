@@ -175,7 +175,17 @@ def _inside_a_root(pattern: str, store: FileStore) -> str:
 
 
 def _split(selection: Selection) -> tuple[list[Any], list[Target], list[str]]:
-    items = [selection] if isinstance(selection, (Node, Target, str)) else list(selection)
+    if isinstance(selection, (Node, Target, str, os.PathLike)):
+        items: list[Any] = [selection]
+    else:
+        try:
+            items = list(selection)
+        except TypeError:
+            raise TypeError(
+                "pipex.invalidate selects a node, a pipex.Target or a location glob, or an "
+                f"iterable of them (a list, say), not {type(selection).__name__} "
+                f"{selection!r}"
+            ) from None
     nodes: list[Any] = []
     targets: list[Target] = []
     patterns: list[str] = []
