@@ -11,7 +11,7 @@ from typing import Any
 from pipex import settings
 from pipex.collector import deferred, resumed
 from pipex.core.outcomes import Failure, Outcome, raised_by
-from pipex.core.plan import resolve
+from pipex.core.plan import exists_many, resolve
 from pipex.core.targets import Target
 from pipex.core.walk import replace, visit
 from pipex.exceptions import PipelineError, StoreError
@@ -136,8 +136,9 @@ def run(
             raise
         except KeyboardInterrupt:
             ended = "interrupted"
+            saved = _written(plan.missing, report.tally.ran)
             print(
-                f"pipex: interrupted; {report.tally.ran} task(s) saved their targets. "
+                f"pipex: interrupted; {saved:,} task(s) saved their targets. "
                 "Rerun to continue from there.",
                 file=sys.stderr,
             )
@@ -162,6 +163,15 @@ def run(
         outcomes[node.key] = None if load else node.target
     fill = _Outputs(outcomes, load, expanding.results)
     return Results((replace(arg, fill) for arg in args), summary, (n.target for n in skipped))
+
+
+def _written(missing: list[Node], reported: int) -> int:
+    """How many of the ``missing`` targets are written now: tasks that finished may not all
+    have been reported when the run was interrupted (``reported`` if the store cannot say)."""
+    try:
+        return sum(exists_many([node.target for node in missing]))
+    except Exception:  # the store cannot be asked now: what was reported
+        return reported
 
 
 def _record_raised(exc: Exception, missing: list[Node], ledger: Ledger | None) -> None:

@@ -22,6 +22,10 @@ from pipex.steer.status import status as pipeline_status
 from pipex.steer.visualize import visualize
 
 
+#: The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells say it).
+INTERRUPTED = 130
+
+
 def pipeline(command: Callable[..., Any]) -> Callable[..., Any]:
     """The ENTRY argument and --param options; a pipeline whose targets cannot be rendered
     (a :class:`TargetError`) is a usage error in one line."""
@@ -77,6 +81,8 @@ def run(
         if summary is not None:
             click.echo(str(summary))
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C: pipex.compute said what was saved
+        sys.exit(INTERRUPTED)
     except SettingError:
         raise  # a usage error (exit code 2), said by @pipeline
     except PipexError as error:  # the run could not go on (no cluster, say): said in full
