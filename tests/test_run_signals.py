@@ -1,4 +1,5 @@
-"""Ctrl-C (issue 24, item 9): ``pipex run`` exits 130 (1 means tasks failed), and the count
+"""Ctrl-C and the demo (issue 24, items 9, 10): ``pipex run`` exits 130 (1 means tasks
+failed), and the count
 of saved tasks it prints is the count of targets written."""
 
 from __future__ import annotations
@@ -63,3 +64,37 @@ def test_ctrl_c_exits_130_and_counts_the_targets_written(workdir):
     assert said is not None, err
     assert int(said.group(1)) == len(list(pages.glob("*.pkl"))) >= 2
     assert not (workdir / "out" / "held").exists()
+
+
+def test_demo_on_a_terminal_shows_the_progress_bar(tmp_path):
+    """Issue 24, item 10: ``pipex demo`` was blank on a terminal until it finished."""
+    import fcntl
+    import os
+    import struct
+    import termios
+
+    leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    with subprocess.Popen(
+        [sys.executable, "-m", "pipex", "demo", str(tmp_path / "demo"), "-n", "3"],
+        cwd=tmp_path,
+        env=environment(),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    ) as proc:
+        os.close(follower)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the command exited and closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+        assert proc.wait(timeout=120) == 0, shown
+    os.close(leader)
+    text = shown.decode()
+    assert "pipex (0 already done)" in text and "12/12" in text, text  # the bar
+    assert "pipex: 3 requested" not in text  # the demo's own report, not the summary line
