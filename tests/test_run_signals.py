@@ -1,6 +1,6 @@
 """Ctrl-C and the demo (issue 24, items 9, 10): ``pipex run`` exits 130 (1 means tasks
-failed), and the count
-of saved tasks it prints is the count of targets written."""
+failed), and the count of saved tasks it prints is the count of targets written; the demo
+shows its progress bar on a terminal."""
 
 from __future__ import annotations
 

@@ -119,3 +119,26 @@ def test_concepts_name_the_store_primitives_that_stores_implement():
         text = (ROOT / "docs" / doc).read_text()
         assert "primitives: `exists_many`, `load`, `save`" not in text, doc
         assert all(f"`{name}`" in text for name in primitives), doc
+
+
+def test_restore_of_a_location_below_the_store_root_finds_the_trash_above(workdir, caplog):
+    """Item 11: the trash of URL targets is at their bucket's root."""
+
+    @pipex.task(target="{path}/pages/{i}.pkl")
+    def page(i):
+        return i
+
+    with pipex.context(path="memory://restore-above/run"):
+        nodes = [page(i) for i in range(3)]
+    pipex.compute(nodes, progress=False)
+    removed = pipex.invalidate(nodes[1])
+    assert [str(t) for t in removed] == ["memory://restore-above/run/pages/1.pkl"]
+    assert not nodes[1].target.exists()
+
+    restored = pipex.restore("memory://restore-above/run")
+    assert [str(t) for t in restored] == ["memory://restore-above/run/pages/1.pkl"]
+    assert nodes[1].target.load() == 1
+
+    assert pipex.restore("memory://restore-above/run") == []  # nothing left: said where
+    said = [r.getMessage() for r in caplog.records if "nothing to restore" in r.getMessage()]
+    assert said and "memory://restore-above/.pipex-trash" in said[-1]
