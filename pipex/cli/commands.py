@@ -21,7 +21,6 @@ from pipex.steer.invalidate import restore as restore_last
 from pipex.steer.status import status as pipeline_status
 from pipex.steer.visualize import visualize
 
-
 #: The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells say it).
 INTERRUPTED = 130
 
