@@ -12,13 +12,14 @@ from typing import Any
 from pipex import settings
 from pipex.collector import deferred, resumed
 from pipex.core.outcomes import Failure, Outcome, raised_by
-from pipex.core.plan import resolve
+from pipex.core.plan import exists_many, resolve
 from pipex.core.targets import Target
 from pipex.core.walk import replace, visit
 from pipex.exceptions import PipelineError, StoreError
 from pipex.executors import check_options, select
 from pipex.expand import Expansion
 from pipex.node import Collect, Node
+from pipex.redact import scrub
 from pipex.registry import load as load_page
 from pipex.running import Observers, records, staleness
 from pipex.running.expansion import Expanding
@@ -101,6 +102,7 @@ def run(
     :class:`Summary` themselves (``pipex run``); ``progress`` is the bar alone."""
     start = time.perf_counter()
     check_options(kwargs)
+    settings.check_all()  # a wrong pipex.* value: one error before anything runs
     nodes: list[Node] = []
     collect = _Roots(nodes)
     for arg in args:
@@ -146,8 +148,9 @@ def run(
             raise
         except KeyboardInterrupt:
             ended = "interrupted"
+            saved = _written(plan.missing, report.tally.ran)
             print(
-                f"pipex: interrupted; {report.tally.ran} task(s) saved their targets. "
+                f"pipex: interrupted; {saved:,} task(s) saved their targets. "
                 "Rerun to continue from there.",
                 file=sys.stderr,
             )
@@ -172,6 +175,15 @@ def run(
         outcomes[node.key] = None if load else node.target
     fill = _Outputs(outcomes, load, expanding.results)
     return Results((replace(arg, fill) for arg in args), summary, (n.target for n in skipped))
+
+
+def _written(missing: list[Node], reported: int) -> int:
+    """How many of the ``missing`` targets are written now: tasks that finished may not all
+    have been reported when the run was interrupted (``reported`` if the store cannot say)."""
+    try:
+        return sum(exists_many([node.target for node in missing]))
+    except Exception:  # the store cannot be asked now: what was reported
+        return reported
 
 
 def _record_raised(exc: Exception, missing: list[Node], ledger: Ledger | None) -> None:
@@ -231,4 +243,4 @@ class _Outputs:
                 f"cannot load the output of task {key or target.path} from {target}: "
                 f"{type(exc).__name__}: {exc}. If that file is damaged, delete it and rerun: "
                 "the task runs again."
-            ) from exc
+            ) from scrub(exc, target.store.location(target.path))

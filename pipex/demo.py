@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from pipex.compute import compute
+from pipex.compute import run
 from pipex.context import context
 from pipex.core.plan import resolve
 from pipex.node import Node
@@ -110,8 +110,9 @@ def build_and_compute(
     start = time.perf_counter()
     nodes = pages(folder, images, damaged)
     plan = resolve(nodes)
-    compute_options.setdefault("progress", False)  # the demo prints its own report
-    compute(*nodes, **compute_options)
+    # The bar on a terminal (pipex.progress); the demo prints its own report, not the
+    # summary line.
+    run(*nodes, **compute_options)
     return Report(
         total=images * len(STEPS),
         ran=Counter(node.task.name for node in plan.missing),

@@ -6,6 +6,7 @@ PipexError
 ├── SerializerError (ValueError)     no serializer fits a target's suffix
 ├── StoreError (OSError)             a store could not check, read or write a target
 ├── ModeError (ValueError)           PIPEX or a pipex.* setting names no known choice
+│   └── SettingError                 a pipex.* setting's value is not one it accepts
 └── PipelineError (ExceptionGroup)   tasks failed during pipex.compute
 """
 
@@ -43,6 +44,10 @@ class StoreError(PipexError, OSError):
 
 class ModeError(PipexError, ValueError):
     """The ``PIPEX`` environment variable names an unknown or unavailable mode."""
+
+
+class SettingError(ModeError):
+    """A ``pipex.*`` setting's value is not one it accepts (named with where it was set)."""
 
 
 class TaskOutcome(Protocol):

@@ -23,6 +23,8 @@ import dask.config
 import yaml
 
 from pipex.exceptions import ModeError
+from pipex.setting_checks import check, source
+from pipex.setting_checks import check_all as _check_all
 
 Mode = Literal["off", "cache", "prefect", "prefect+cache"]
 
@@ -50,7 +52,14 @@ def get(name: str) -> Any:
     :func:`warn_unknown`).
     """
     warn_unknown(dask.config.config.get("pipex"))
-    return dask.config.get(f"pipex.{name}")
+    return check(name, dask.config.get(f"pipex.{name}"))
+
+
+def check_all() -> None:
+    """Check every ``pipex.*`` value (a :class:`~pipex.exceptions.SettingError` for one not
+    accepted) and warn of unknown keys: what :func:`pipex.compute` does before anything runs."""
+    warn_unknown(dask.config.config.get("pipex"))
+    _check_all()
 
 
 def warn_unknown(section: Any) -> None:
@@ -92,20 +101,21 @@ _KNOWN = _SECTIONS | frozenset(_LEAVES)
 
 @functools.cache
 def _warn(name: str) -> None:
-    """Warn that ``pipex.<name>`` is not a setting (once per process: the result is cached)."""
+    """Warn that ``pipex.<name>`` is not a setting (once per process: the result is cached),
+    pointing at where it was set: the environment variable, the line of the config file, or
+    (set in code) the user's line that read it."""
     close = difflib.get_close_matches(_canonical(name), _LEAVES, n=1)
-    variable = "DASK_PIPEX__" + "__".join(name.upper().replace("-", "_").split("."))
     hint = (
         f"did you mean pipex.{close[0]}?"
         if close
         else f"the settings are: {', '.join(f'pipex.{k}' for k in _LEAVES)}."
     )
-    warnings.warn(
-        f"pipex.{name} is not a pipex setting, so it is ignored (set by dask.config.set, a "
-        f"dask config file or the environment variable {variable}): {hint}",
-        UserWarning,
-        stacklevel=_first_outside(),
-    )
+    said, where, line = source(name)
+    message = f"pipex.{name} is not a pipex setting, so it is ignored ({said}): {hint}"
+    if where is None:
+        warnings.warn(message, UserWarning, stacklevel=_first_outside())
+    else:
+        warnings.warn_explicit(message, UserWarning, where, line, module="pipex.settings")
 
 
 def _first_outside() -> int:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 from collections.abc import Callable
 from typing import IO, Any
 
 import click
 
-from pipex.cli import entry, output
+from pipex.cli import entry, failures, output
 from pipex.cli.selectors import Selectors, read_lines
 from pipex.compute import run as run_pipeline
-from pipex.exceptions import PipelineError, TargetError
+from pipex.exceptions import PipelineError, PipexError, SettingError, TargetError
 from pipex.running.report import Results
 from pipex.steer.clean import leftovers
 from pipex.steer.graph import Graph
@@ -20,6 +21,9 @@ from pipex.steer.invalidate import Invalidation
 from pipex.steer.invalidate import restore as restore_last
 from pipex.steer.status import status as pipeline_status
 from pipex.steer.visualize import visualize
+
+#: The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells say it).
+INTERRUPTED = 130
 
 
 def pipeline(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,7 +34,7 @@ def pipeline(command: Callable[..., Any]) -> Callable[..., Any]:
     def guarded(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except TargetError as exc:
+        except (TargetError, SettingError) as exc:
             raise entry.UsageError(str(exc)) from None
 
     return click.argument("entry_point", metavar="ENTRY")(entry.params(guarded))
@@ -72,10 +76,21 @@ def run(
         )
     except PipelineError as error:
         click.echo(error.message, err=True)
+        failures.tracebacks(error.failed)  # type: ignore[arg-type]  # Failure records
         summary = getattr(error, "summary", None)
         if summary is not None:
             click.echo(str(summary))
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C: pipex.compute said what was saved
+        sys.exit(INTERRUPTED)
+    except SettingError:
+        raise  # a usage error (exit code 2), said by @pipeline
+    except PipexError as error:  # the run could not go on (no cluster, say): said in full
+        raise click.ClickException(str(error)) from None
+    except Exception as exc:
+        if failures.stopped(exc):  # --stop: the first failure, raised
+            sys.exit(1)
+        raise
     assert isinstance(results, Results)  # not a bare tuple: the pipeline has nodes
     output.targets("skipped", results.skipped)
     click.echo(str(results.summary))
@@ -169,11 +184,13 @@ def invalidate(
     order = [s for s in graph.steps() if s in found.steps]
     rows = [(s, found.steps[s]) for s in order] + [("total", len(found))]
     output.table(("step", "targets"), rows)
-    output.targets("would remove" if dry_run else "removing", found.targets)
+    asking = len(found) > ask_above and not yes
+    waiting = dry_run or asking  # nothing moves before it is confirmed
+    output.targets("would move to the trash:" if waiting else "removing", found.targets)
     if dry_run:
         click.echo(f"Dry run: {len(found):,} target(s) would move to the trash.")
         return
-    if len(found) > ask_above and not yes:
+    if asking:
         try:
             click.confirm(f"Move {len(found):,} targets to the trash?", abort=True)
         except click.Abort:
@@ -182,10 +199,16 @@ def invalidate(
                 "without being asked"
             ) from None
     found.apply()
+    again = command_line(entry_point, params)
     click.echo(
-        f"Moved {len(found):,} target(s) to the trash; `pipex run {entry_point}` reruns them, "
-        f"`pipex restore {entry_point}` puts them back."
+        f"Moved {len(found):,} target(s) to the trash; `pipex run {again}` reruns them, "
+        f"`pipex restore {again}` puts them back."
     )
+
+
+def command_line(entry_point: str, params: tuple[str, ...]) -> str:
+    """ENTRY and its --param settings as the shell takes them again (after a command)."""
+    return shlex.join([entry_point, *(arg for p in params for arg in ("-p", p))])
 
 
 @click.command()
@@ -262,6 +285,9 @@ def clean(entry_point: str, params: tuple[str, ...], dry_run: bool) -> None:
         f"target(s) from {sum(len(e) for e in found.trash.values())} invalidation(s)."
         f"{cut}{staged}"
     )
+    if not (found.temporaries or found.claims or found.staged or found.trashed):
+        click.echo("Nothing to remove.")
+        return
     if dry_run:
         click.echo("Dry run: nothing removed.")
         return

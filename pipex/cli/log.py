@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import textwrap
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import click
 
 from pipex.cli import entry, output
-from pipex.core import grouping
+from pipex.core import frames, grouping
 from pipex.running import records
 from pipex.running.ledger import home, location
 from pipex.steer.graph import Graph
@@ -22,13 +23,37 @@ from pipex.stores import FileStore
 @entry.params
 @click.option("--runs", "-n", default=5, show_default=True, help="How many recent runs.")
 @click.option("--limit", default=10, show_default=True, help="Rows of the other tables.")
-def log(entry_point: str | None, params: tuple[str, ...], runs: int, limit: int) -> None:
+@click.option(
+    "--traceback",
+    "-t",
+    "tracebacks",
+    is_flag=True,
+    help="Show the traceback (your code's frames) of each group of failures.",
+)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="TARGET",
+    help="Show the whole traceback of TARGET's latest run, if it failed (a path or location).",
+)
+def log(
+    entry_point: str | None,
+    params: tuple[str, ...],
+    runs: int,
+    limit: int,
+    tracebacks: bool,
+    targets: tuple[str, ...],
+) -> None:
     """What the run ledger remembers of ENTRY (default: of the working directory's ledger).
 
     Shows the recent runs and how each ended (finished, interrupted, stopped by an error,
     killed, running), the targets whose latest run failed grouped by error, and the slowest
     steps (tasks run on dask's local schedulers have durations). With ENTRY, only the runs
     and targets of ENTRY's pipeline. Loads no output.
+
+    Each group of failures shows the line of your code it failed at; --traceback adds your
+    frames of its traceback, --target T the whole traceback of T's latest failure.
     """
     ledgers = _ledgers(entry_point, params)
     shown = False
@@ -38,7 +63,10 @@ def log(entry_point: str | None, params: tuple[str, ...], runs: int, limit: int)
         shown = True
         if len(ledgers) > 1:
             click.echo(f"ledger {file}")
-        _show(file, runs, limit, paths)
+        if targets:
+            _tracebacks(file, targets, paths)
+        else:
+            _show(file, runs, limit, paths, tracebacks)
     if not shown:
         click.echo("No run ledger yet: nothing has run here (or pipex.ledger is false).")
 
@@ -56,7 +84,22 @@ def _ledgers(
     return {file: paths[file] for file in sorted(paths, key=str)}
 
 
-def _show(file: str, runs: int, limit: int, paths: list[str] | None) -> None:
+def _tracebacks(file: str, targets: tuple[str, ...], paths: list[str] | None) -> None:
+    """The whole traceback of each of ``targets`` whose latest run failed."""
+    failed = records.failed(file, paths)
+    for wanted in targets:
+        absolute = os.path.abspath(wanted)
+        found = [f for f in failed if wanted in (f.target, f.path) or f.target == absolute]
+        if not found:
+            click.echo(f"{wanted}: its latest run did not fail (or the ledger has none).")
+        for f in found:
+            click.echo(f"{f.target}: latest run failed ({f.step}) with {f.line}")
+            click.echo(textwrap.indent(f.traceback.rstrip() or "(no traceback kept)", "  "))
+
+
+def _show(
+    file: str, runs: int, limit: int, paths: list[str] | None, tracebacks: bool = False
+) -> None:
     recent = records.runs(file, runs, paths)
     output.table(
         ("run", "ended", "started", "seconds", "ran", "failed", "not run"),
@@ -73,6 +116,9 @@ def _show(file: str, runs: int, limit: int, paths: list[str] | None) -> None:
         examples = {f.target: f for f in failed}  # the first failure of each group, by target
         for line in grouping.describe(groups, examples, limit, "the run ledger"):
             click.echo(line)
+        for g in groups[:limit] if tracebacks else ():
+            click.echo(f"Traceback of {g.step} ({g.error}), your code only:")
+            click.echo(textwrap.indent(frames.users(g.traceback), "  "))
     else:
         click.echo("Failing now: none.")
     slow = records.slowest(file, limit, paths)

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pipex.core import frames
+
 
 class Failed(Protocol):
     """One failure as grouping reads it: :class:`pipex.core.outcomes.Failure`, or a row of
@@ -122,8 +124,9 @@ def describe(
     shown: int = 10,
     where: str = "error.failed",
 ) -> list[str]:
-    """The groups as lines of text, at most ``shown`` groups of two lines each however many
-    failed: ``step: N failed with Error: message`` and the first targets. ``examples`` gives
+    """The groups as lines of text, at most ``shown`` groups of three lines each however
+    many failed: ``step: N failed with Error: message``, the first targets, and the user's
+    line it failed at (``at pipeline.py:12, in read_page: raise ...``). ``examples`` gives
     a group's first failure by its first target: a group of one then shows its own message
     and its task's key. ``where`` says where the full list is."""
     lines: list[str] = []
@@ -136,13 +139,15 @@ def describe(
         if g.count == 1:
             lines.append(f"  {g.step}: failed with {what}")
             lines.append(f"    {task}target {g.targets[0]}" if g.targets else "")
-            continue
-        lines.append(f"  {g.step}: {g.count:,} failed with {what}")
-        more = g.count - len(g.targets[:TARGETS])
-        lines.append(
-            f"    targets {', '.join(g.targets[:TARGETS])}"
-            + (f", ... and {more:,} more" if more else "")
-        )
+        else:
+            lines.append(f"  {g.step}: {g.count:,} failed with {what}")
+            more = g.count - len(g.targets[:TARGETS])
+            lines.append(
+                f"    targets {', '.join(g.targets[:TARGETS])}"
+                + (f", ... and {more:,} more" if more else "")
+            )
+        at = frames.where(g.traceback)
+        lines.append(f"    at {_line(str(at))}" if at is not None else "")
     if len(groups) > shown:
         rest = groups[shown:]
         lines.append(

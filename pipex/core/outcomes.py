@@ -125,6 +125,18 @@ def unmark_raised(exc: BaseException) -> None:
         notes[:] = [note for note in notes if not _RAISED_KEY.match(note)]
 
 
+def raised_target(exc: BaseException) -> str | None:
+    """The target of the task that raised ``exc`` (see :func:`mark_raised`), if it says."""
+    for note in getattr(exc, "__notes__", ()):
+        match = _RAISED_TARGET.match(note)
+        if match:
+            return match.group(1)
+    return None
+
+
+_RAISED_TARGET = re.compile(r"^pipex task .+ failed; target (.*) was not written$")
+
+
 def raised_by(exc: BaseException) -> str | None:
     """The key of the task that raised ``exc`` (see :func:`mark_raised`), if it says."""
     for note in getattr(exc, "__notes__", ()):

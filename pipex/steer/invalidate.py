@@ -9,6 +9,7 @@ that graph that depends on the selection. Removed targets go to their store's tr
 from __future__ import annotations
 
 import fnmatch
+import logging
 import os
 import re
 from collections import Counter, defaultdict
@@ -26,6 +27,9 @@ from pipex.running.ledger import home
 from pipex.steer import trash
 from pipex.steer.graph import Graph, collect
 from pipex.stores import FileStore, Store, store_for
+from pipex.stores.locations import locate
+
+logger = logging.getLogger("pipex")
 
 Selection = Node | Target | str | Iterable["Node | Target | str"]
 
@@ -126,13 +130,22 @@ def restore(*stores: Store | str | os.PathLike[str]) -> list[Target]:
     and the run ledger's record of it too: a target restored after a ``version`` bump is
     stale, as it was before the invalidation.
     """
-    found = [store_for(s) for s in stores] if stores else [FileStore()]
     last: dict[Store, trash.Entry] = {}
-    for store in found:
-        kept = trash.entries(store)
-        if kept:
-            last[store] = kept[-1]
+    looked: list[str] = []
+    for given in stores or (FileStore(),):
+        for store in _trash_homes(given):  # the location given, then the roots above it
+            kept = trash.entries(store)
+            looked.append(store.location(trash.FOLDER))
+            if kept:
+                last[store] = kept[-1]
+                break
     if not last:
+        logger.warning(
+            "pipex: nothing to restore: no invalidation in a trash at %s (a trash lives "
+            "under the root of the store its targets are in: the bucket of an object store's "
+            "URL, the working directory for relative paths)",
+            ", ".join(looked),
+        )
         return []
     newest = max(last.values(), key=lambda entry: (entry.time, entry.id)).id
     restored: list[Target] = []
@@ -205,8 +218,37 @@ def _inside_a_root(pattern: str, store: FileStore) -> str:
     )
 
 
+def _trash_homes(given: Store | str | os.PathLike[str]) -> Iterator[Store]:
+    """Where the trash of ``given`` may be: its own store, then, for a URL, the store of its
+    bucket (where invalidate keeps a URL target's trash), or, for a folder, those of the
+    folders above it."""
+    yield store_for(given)
+    if isinstance(given, Store):
+        return
+    text = os.fspath(given)
+    if "://" in text:
+        root = locate(text.rstrip("/") + "/x", None)[0]
+        if root is not None and root != store_for(given):
+            yield root
+        return
+    folder = os.path.abspath(text)
+    while os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+        yield FileStore(folder)
+
+
 def _split(selection: Selection) -> tuple[list[Any], list[Target], list[str]]:
-    items = [selection] if isinstance(selection, (Node, Target, str)) else list(selection)
+    if isinstance(selection, (Node, Target, str, os.PathLike)):
+        items: list[Any] = [selection]
+    else:
+        try:
+            items = list(selection)
+        except TypeError:
+            raise TypeError(
+                "pipex.invalidate selects a node, a pipex.Target or a location glob, or an "
+                f"iterable of them (a list, say), not {type(selection).__name__} "
+                f"{selection!r}"
+            ) from None
     nodes: list[Any] = []
     targets: list[Target] = []
     patterns: list[str] = []

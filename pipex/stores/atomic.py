@@ -27,6 +27,7 @@ import psutil
 
 from pipex import serializers
 from pipex.exceptions import StoreError
+from pipex.redact import scrub
 
 TEMPORARY_MARK = ".pipex-tmp"
 #: The longest file name most filesystems take, in bytes.
@@ -228,7 +229,7 @@ def save(store: Staging, path: str, obj: Any) -> None:
                 f"limit was reached ({type(exc).__name__}: {exc}). Free space where targets "
                 "are written (or raise the limit: `ulimit -f`, a disk quota) and rerun: the "
                 "targets already written are kept; this one was not written."
-            ) from exc
+            ) from scrub(exc, store.location(path))
         raise
     except BaseException:
         discard(staged)
@@ -274,7 +275,8 @@ def load(store: Staging, path: str) -> Any:
         with store.open(path) as file:
             return serializer.load(file)
     except FileNotFoundError as exc:
-        raise StoreError(f"target {store.location(path)} does not exist") from exc
+        location = store.location(path)
+        raise StoreError(f"target {location} does not exist") from scrub(exc, location)
 
 
 def discard(staged: str) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from pipex.exceptions import StoreError
-from pipex.redact import redact
+from pipex.redact import redact, scrub
 from pipex.stores.atomic import local_stage, require_file
 from pipex.stores.base import Store, by_folder
 from pipex.stores.claims import claim_path
@@ -23,6 +23,9 @@ from pipex.stores.owners import readable
 
 #: The pipex extra that installs each fsspec implementation package.
 EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
+#: Object stores whose fsspec filesystem never reads credentials from a URL: it takes
+#: ``key:secret@bucket`` as the bucket's name (and quotes it in its errors).
+NO_URL_CREDENTIALS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl"})
 #: Protocols whose filesystem creates an object only if none exists (``mode="create"``:
 #: ``If-None-Match: *`` on S3). On any other, claims are granted to every runner.
 EXCLUSIVE_CREATE = frozenset({"s3", "s3a", "memory"})
@@ -54,6 +57,7 @@ class FsspecStore(Store):
         if not separator or not protocol:
             raise StoreError(f"{url!r} is not a URL: give a location such as 's3://bucket/root'")
         filesystem_class(protocol, url)
+        _no_credentials_in(protocol, rest)
         self.protocol = protocol
         self.url = f"{protocol}://{rest.strip('/')}"
         self._prefix = self.url if self.url.endswith("://") else self.url + "/"
@@ -111,7 +115,7 @@ class FsspecStore(Store):
                     f"cannot list {self.location(folder)} to check targets: "
                     f"{type(exc).__name__}: {exc}. Check the credentials and endpoint in "
                     "fsspec's configuration or in the store's options."
-                ) from exc
+                ) from scrub(exc, self.url)
             present = {posixpath.basename(name.rstrip("/")) for name in listed}
             for index, name in entries:
                 found[index] = name in present
@@ -135,7 +139,7 @@ class FsspecStore(Store):
             raise StoreError(
                 f"cannot write target {self.location(path)}: {type(exc).__name__}: {exc}. "
                 "Check that the bucket exists and that the credentials may write to it."
-            ) from exc
+            ) from scrub(exc, self.url)
         os.remove(staged)
 
     def delete(self, path: str) -> None:
@@ -251,3 +255,20 @@ def filesystem_class(protocol: str, url: str) -> type:
             f"{protocol}:// locations ({url!r}) need the package {package}, which is not "
             f"installed: pip install {package}{hint}"
         ) from exc
+
+
+def _no_credentials_in(protocol: str, rest: str) -> None:
+    """A :class:`StoreError` for credentials in an object store's URL, which its fsspec
+    filesystem would take as part of the bucket's name: say where they go instead."""
+    bucket = rest.split("/", 1)[0]
+    if protocol in NO_URL_CREDENTIALS and "@" in bucket:
+        name = bucket.rsplit("@", 1)[1]
+        raise StoreError(
+            f"{protocol}://***@{name}: {protocol}:// URLs cannot carry credentials: fsspec's "
+            f"filesystem for them never reads credentials from a URL (it would take "
+            f"'***@{name}' as the bucket's name). Give the location without them "
+            f"({protocol}://{name}/...) and the credentials as the store's options "
+            f"(FsspecStore('{protocol}://{name}', key=..., secret=...)), in fsspec's "
+            "configuration, or in the environment (AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY for S3)."
+        )

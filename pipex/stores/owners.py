@@ -92,8 +92,24 @@ def _hash(host: str) -> str:
 
 
 def shown(owner: str) -> str:
-    """``owner`` as messages show it (never a claim's raw bytes)."""
-    return owner if owner != UNREADABLE else "an unreadable owner record"
+    """``owner`` as messages show it, one way whatever the record's form (never a claim's
+    raw bytes): ``process 4242 on host-a``, or ``process 4242 on the host hashed 1a2b3c4d``
+    for a record that keeps only its host's hash."""
+    if owner == UNREADABLE:
+        return "an unreadable owner record"
+    try:
+        record: Any = json.loads(owner)
+    except ValueError:
+        return owner  # not a record pipex wrote
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        return owner
+    if record.get("host"):
+        host = str(record["host"])
+    elif record.get("host_hash") == _hash(socket.gethostname()):
+        host = socket.gethostname()
+    else:
+        host = f"the host hashed {record.get('host_hash', '?')}"
+    return f"process {record['pid']} on {host}"
 
 
 def expired(holder: tuple[str, float], seconds: float, now: float | None = None) -> bool:
@@ -179,13 +195,13 @@ def why_expired(holder: tuple[str, float], seconds: float) -> str:
     if process is not None:
         status = state(*process)
         if status == GONE:
-            return f"its owner, process {process[0]} on this host, is gone ({owner})"
+            return f"its owner, {shown(owner)} (this host), is gone"
         return (
-            f"its owner, process {process[0]} on this host, is {status} and renewed it "
-            f"{age:.0f} s ago, longer than pipex.claims.timeout ({seconds:g} s) ({owner})"
+            f"its owner, {shown(owner)} (this host), is {status} and renewed it "
+            f"{age:.0f} s ago, longer than pipex.claims.timeout ({seconds:g} s)"
         )
     return (
-        f"its owner {owner} renewed it {age:.0f} s ago, longer than pipex.claims.timeout "
+        f"its owner, {shown(owner)}, renewed it {age:.0f} s ago, longer than pipex.claims.timeout "
         f"({seconds:g} s), so its runner on another host is taken for dead. A task there that "
         "holds Python's GIL longer than that stops its heartbeat too: if so, raise "
         "pipex.claims.timeout"

@@ -95,7 +95,8 @@ def dask_cluster(
                 "--death-timeout=60",
                 f"--name=worker-{i}",
             )
-        _wait_for_workers(address, n_workers, timeout, logs)
+        if n_workers:
+            _wait_for_workers(address, n_workers, timeout, logs)
         yield address
     finally:
         _stop(processes)

@@ -40,9 +40,9 @@ def claim(scheduler: Any) -> Executor | None:
 
             return _executor(default_client())
         if ":" in scheduler:  # an address: "tcp://10.0.0.5:8786", "localhost:8786"
-            from distributed import Client
+            from pipex.executors.distributed.connect import connect
 
-            return _executor(Client(scheduler, set_as_default=False), owned=True)
+            return _executor(connect(scheduler), owned=True)
         return None
     distributed = sys.modules.get("distributed")
     if scheduler is not None:

@@ -32,6 +32,7 @@ from pipex.core.worker import Call
 from pipex.exceptions import PipexError
 from pipex.executors.base import Executor, Observer
 from pipex.executors.distributed import OPTIONS
+from pipex.executors.distributed.connect import wait_for_workers
 from pipex.executors.distributed.logs import running_task
 from pipex.executors.distributed.long_running import LONG_RUNNING_EXECUTOR
 from pipex.executors.distributed.plugins import register_plugins
@@ -60,6 +61,7 @@ class DistributedExecutor(Executor):
         ``options`` go to ``client.get`` (``workers=``, ``resources=``, ``priority=``...).
         """
         self.check(options)
+        wait_for_workers(self.client)
         register_plugins(self.client, plan.missing)
         run_id = new_run_id()
         fuse = keep_going and settings.get("fuse")

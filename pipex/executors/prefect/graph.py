@@ -34,6 +34,7 @@ from pipex.executors.prefect.runtime import (
     get_run_logger,
     prefect,
 )
+from pipex.redact import redact
 
 GRAPH_TASK_NAME = "pipex-graph"
 
@@ -152,12 +153,12 @@ class _RunLog:
         with self._lock:
             self.tally.add(outcome)
             if isinstance(outcome, Failure):
-                self.run_logger.error(
+                self.run_logger.error(  # every part may quote a URL: credentials hidden
                     "pipex: %s failed (target %s): %s\n%s",
-                    name,
+                    redact(name),
                     outcome.target,
-                    one_line(outcome.exception),
-                    outcome.traceback.rstrip(),
+                    redact(one_line(outcome.exception)),
+                    redact(outcome.traceback.rstrip()),
                 )
             elif isinstance(outcome, NotRun):
                 self.run_logger.warning("pipex: %s not run: an input failed", name)

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pipex.redact import redact, scrub
+
 
 class _ToRunLogger(logging.Handler):
     """Forwards the log records of one thread to a Prefect run logger."""
@@ -22,9 +24,11 @@ class _ToRunLogger(logging.Handler):
             return
         try:
             message = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                scrub(record.exc_info[1])
             if record.name != "root":
                 message = f"{record.name}: {message}"
-            self.run_logger.log(record.levelno, "%s", message, exc_info=record.exc_info)
+            self.run_logger.log(record.levelno, "%s", redact(message), exc_info=record.exc_info)
         except Exception:
             self.handleError(record)
 
