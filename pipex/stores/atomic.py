@@ -97,13 +97,18 @@ def staging_folder() -> str:
     return os.path.join(tempfile.gettempdir(), f"pipex-staging-{user}")
 
 
-def abandoned_staged() -> list[str]:
-    """The files in :func:`staging_folder` whose writer, a process of this host, is gone."""
+def abandoned_staged(target: str | None = None) -> list[str]:
+    """The files in :func:`staging_folder` whose writer, a process of this host, is gone
+    (``target``: only those staged for a target of that path's name)."""
     folder = staging_folder()
     try:
         names = os.listdir(folder)
     except (FileNotFoundError, NotADirectoryError):
         return []
+    if target is not None:
+        stem, suffix = posixpath.splitext(posixpath.basename(target))
+        head = f".{stem.encode()[:64].decode(errors='ignore')}"
+        names = [n for n in names if n.startswith(head) and n.endswith(TEMPORARY_MARK + suffix)]
     return sorted(os.path.join(folder, name) for name in names if abandoned(name))
 
 
