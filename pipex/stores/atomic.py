@@ -176,15 +176,22 @@ def staging_folders() -> list[str]:
     return [folder for folder in found if unsafe(folder) is None]
 
 
-def abandoned_staged() -> list[str]:
+def abandoned_staged(target: str | None = None) -> list[str]:
     """The files in this user's private staging folders (:func:`staging_folders`) whose
-    writer, a process of this host, is gone. A folder that is not private is not searched."""
+    writer, a process of this host, is gone (``target``: only those staged for a target of
+    that path's name). A folder that is not private is not searched."""
     found = []
     for folder in staging_folders():
         try:
             names = os.listdir(folder)
         except (FileNotFoundError, NotADirectoryError):
             continue
+        if target is not None:
+            stem, suffix = posixpath.splitext(posixpath.basename(target))
+            head = f".{stem.encode()[:64].decode(errors='ignore')}"
+            names = [
+                n for n in names if n.startswith(head) and n.endswith(TEMPORARY_MARK + suffix)
+            ]
         found += [os.path.join(folder, name) for name in names if abandoned(name)]
     return sorted(found)
 

@@ -40,7 +40,7 @@ import dask.config
 from dask.utils import parse_timedelta
 
 from pipex import settings
-from pipex.stores.atomic import NAME_MAX
+from pipex.stores.atomic import NAME_MAX, abandoned_staged, discard
 from pipex.stores.heartbeat import heartbeat
 from pipex.stores.owners import described, expired, new_owner, shown, why_expired
 
@@ -318,6 +318,8 @@ def _take(
                 "pipex: taking over the claim on %s: %s", path, why_expired(holder, seconds)
             )
             store.release(path, holder[0])
+            for staged in abandoned_staged(path):  # what its runner staged here, if it did
+                discard(staged)
             continue
         if not wait:
             logger.debug("pipex: %s is claimed by %s: coming back to it", path, shown(holder[0]))

@@ -16,10 +16,11 @@ from typing import IO, Any
 
 from pipex.exceptions import StoreError
 from pipex.redact import redact, scrub
+from pipex.stores import claims
 from pipex.stores.atomic import local_stage, require_file
 from pipex.stores.base import Store, by_folder
-from pipex.stores.claims import claim_path
-from pipex.stores.owners import readable
+from pipex.stores.claims import claim_path, is_claim, target_of
+from pipex.stores.owners import expired, new_owner, readable
 
 #: The pipex extra that installs each fsspec implementation package.
 EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
@@ -119,7 +120,19 @@ class FsspecStore(Store):
             present = {posixpath.basename(name.rstrip("/")) for name in listed}
             for index, name in entries:
                 found[index] = name in present
+            self._left_claims(folder, present)
         return found
+
+    def _left_claims(self, folder: str, present: set[str]) -> None:
+        """Remove the expired claims beside targets that exist (a runner killed between
+        uploading a target and removing its claim), seen in a listing of ``folder``."""
+        for name in present:
+            if not is_claim(name) or target_of(name) not in present:
+                continue
+            path = posixpath.join(folder, target_of(name)) if folder else target_of(name)
+            holder = self.claim_holder(path)
+            if holder is not None and expired(holder, claims.timeout()):
+                self.release(path, holder[0])
 
     @contextlib.contextmanager
     def open(self, path: str) -> Iterator[IO[bytes]]:
@@ -195,6 +208,9 @@ class FsspecStore(Store):
                 self.filesystem.pipe_file(full, owner.encode(), mode="create")
         except FileExistsError:
             return False
+        except OSError as exc:
+            if "PreconditionFailed" in str(exc) or "412" in str(exc):
+                return False  # an If-None-Match the filesystem did not translate
         except Exception as exc:  # a server without conditional writes: claims are granted
             logger.warning(
                 "pipex: cannot claim %s (%s: %s); computing it without a claim",
@@ -219,11 +235,41 @@ class FsspecStore(Store):
             self.filesystem.pipe_file(self.location(claim_path(path)), owner.encode())
 
     def release(self, path: str, owner: str) -> None:
-        """Remove the claim if ``owner`` holds it (a check, then a delete: not one step)."""
+        """Remove the claim if ``owner`` holds it.
+
+        A look, then a delete: not one step. For this runner's own claim that is enough
+        (no one else removes a live claim). Taking over an expired claim (of another
+        owner), several runners may look at once: only the one that creates the takeover
+        claim (a claim on the claim, made with the same conditional create) looks again and
+        deletes it, so no runner deletes a claim another made after taking over."""
         holder = self.claim_holder(path)
-        if holder is not None and holder[0] == owner:
+        if holder is None or holder[0] != owner:
+            return
+        full = self.location(claim_path(path))
+        if not (self.exclusive_claims and expired(holder, claims.timeout())):
             with contextlib.suppress(FileNotFoundError):
-                self.filesystem.rm_file(self.location(claim_path(path)))
+                self.filesystem.rm_file(full)
+            return
+        claim = claim_path(path)  # its own claim is the takeover's: one runner makes it
+        if not self.claim(claim, new_owner()):
+            self._orphaned(claim)
+            return  # another runner is taking it over
+        try:
+            again = self.claim_holder(path)
+            if again is not None and again[0] == owner:
+                with contextlib.suppress(FileNotFoundError):
+                    self.filesystem.rm_file(full)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self.filesystem.rm_file(self.location(claim_path(claim)))
+
+    def _orphaned(self, claim: str) -> None:
+        """Remove the takeover claim on ``claim`` if the runner that made it died taking
+        over (the next look takes over again)."""
+        holder = self.claim_holder(claim)
+        if holder is not None and expired(holder, claims.timeout()):
+            with contextlib.suppress(FileNotFoundError):
+                self.filesystem.rm_file(self.location(claim_path(claim)))
 
 
 #: What a stamp is made of, of what a filesystem's ``info`` gives (the size is added).

@@ -452,3 +452,27 @@ def test_a_stamp_changes_when_a_target_is_written_again(store):
     time.sleep(1.1)  # S3 keeps times to the second
     store.save(PATH, 2)
     assert store.stamp(PATH) not in (None, first)
+
+
+def test_runners_taking_over_one_dead_claim_at_once_do_not_both_run_it(shared_store):
+    """A claim whose owner is gone, taken over by eight runners at once (threads, each its
+    own owner, each doing what a runner does: release the expired claim, then claim),
+    twenty times: one of them gets it each time."""
+    dead = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "start": 1.0, "id": "x"})
+
+    def take(path: str, barrier: threading.Barrier) -> bool:
+        mine = new_owner()
+        barrier.wait()
+        holder = shared_store.claim_holder(path)
+        if holder is not None and owners.expired(holder, 60):
+            shared_store.release(path, holder[0])
+        return shared_store.claim(path, mine)
+
+    granted = []
+    for trial in range(20):
+        path = f"out/step/dead-{trial}.pkl"
+        assert shared_store.claim(path, dead)
+        barrier = threading.Barrier(8)
+        with ThreadPoolExecutor(8) as pool:
+            granted.append(sum(pool.map(take, [path] * 8, [barrier] * 8)))
+    assert granted == [1] * 20
