@@ -68,10 +68,7 @@ class DistributedExecutor(Executor):
         tasks = fusion.chains(plan, fusable=lambda node: not _annotations(node)) if fuse else None
         chains = tasks or [[node] for node in plan.missing]
         steps = {task_key(chain, run_id): chain for chain in chains}
-        # An observer that takes timings (the ledger) hears each step's, from the fused
-        # task itself, and each task's from the scheduler's task stream (where it ran)
-        timed = getattr(observer, "timing", None) is not None
-        dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=timed)
+        dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=False)
         graph = _annotated_graph(dsk, {key: chain[-1] for key, chain in steps.items()})
         follow = _Follow(self.client, steps, plan, observer)
         futures = self.client.get(graph, list(steps), sync=False, **options)
@@ -270,6 +267,8 @@ class _Follow:
                     nodes = self.steps[future.key]
                     result = results.get(future, nodes[-1].target)
                     timing = timings.get(future.key)
+                    # a fused chain that wrote every target returns its last Target only
+                    # (nothing to fetch): its steps share the chain's timing
                     for node, outcome, own in fusion.outcomes(nodes, result):
                         if timing is not None and self.timing is not None:
                             started, duration = own or timing[:2]
