@@ -142,3 +142,23 @@ def test_restore_of_a_location_below_the_store_root_finds_the_trash_above(workdi
     assert pipex.restore("memory://restore-above/run") == []  # nothing left: said where
     said = [r.getMessage() for r in caplog.records if "nothing to restore" in r.getMessage()]
     assert said and "memory://restore-above/.pipex-trash" in said[-1]
+
+
+def test_removing_version_from_a_task_says_once_that_its_check_is_off(workdir):
+    """Item 13: the ledger recorded version 2; the task no longer has a version."""
+
+    def make(version):
+        @pipex.task(target="{path}/pages/{i}.pkl", version=version, name="page")
+        def page(i):
+            return i
+
+        return page
+
+    pipex.compute([make("2")(i) for i in range(3)], progress=False)
+    with pytest.warns(UserWarning, match=r"step page has no version now.*version='2'"):
+        pipex.compute([make(None)(i) for i in range(3)], progress=False)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # said once
+        pipex.compute([make(None)(i) for i in range(3)], progress=False)

@@ -18,6 +18,8 @@ not at all when neither opt-in is in use.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,8 +48,39 @@ def check(roots: Sequence[Any]) -> Stale | None:
         return None
     code = rerun_code()
     if not code and not any(node.versioned for node in roots):
+        _dropped_versions(roots)
         return None
     return Staleness(code)
+
+
+def _dropped_versions(roots: Sequence[Any]) -> None:
+    """Warn, once per step, of a step with no ``version`` now whose targets the ledger
+    recorded with one: removing ``version=`` turns its staleness check off (one query per
+    ledger file, on the lineages of the roots' steps, which name every step below them)."""
+    by_store: dict[Any, dict[str, Any]] = {}
+    for node in roots:
+        by_store.setdefault(home(node), {}).setdefault(node.task.name, node)
+    for store, example in by_store.items():
+        steps = Steps()
+        for _, step, below in records.lineages(store, list(example)):
+            for name, version, _ in below:
+                if version is None:
+                    continue
+                task = steps.find(name, example[step])
+                if task is not None and task.version is None:
+                    _warn_dropped(name, str(version))
+
+
+@functools.cache
+def _warn_dropped(step: str, version: str) -> None:
+    warnings.warn(
+        f"step {step} has no version now, but the run ledger recorded its targets with "
+        f"version={version!r}: without version=, a version change no longer reruns them "
+        "(the check is off). Keep version= on the task (bump it to rerun), or ignore this if "
+        "dropping it was meant.",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 class Staleness:
