@@ -285,7 +285,7 @@ def clean(entry_point: str, params: tuple[str, ...], dry_run: bool) -> None:
         f"target(s) from {sum(len(e) for e in found.trash.values())} invalidation(s)."
         f"{cut}{staged}"
     )
-    if not (found.temporaries or found.claims or found.staged or found.trashed):
+    if not (found.temporaries or found.claims or found.staged or found.trashed or orphans):
         click.echo("Nothing to remove.")
         return
     if dry_run:

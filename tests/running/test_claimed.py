@@ -142,7 +142,7 @@ def test_a_stopped_runner_loses_its_claims_with_its_heartbeat(start, tmp_path):
 
     assert result["values"] == VALUES
     assert calls(tmp_path).count("step 0") == 2  # started by the stopped one, taken over
-    assert f"process {stopped.pid} on this host, is stopped" in err
+    assert f"process {stopped.pid} on {socket.gethostname()} (this host), is stopped" in err
     assert not claim.exists()
 
 
