@@ -31,6 +31,7 @@ from pipex.executors.distributed.execute import _Follow as Follow  # the futures
 from pipex.executors.local import Reporting
 from pipex.executors.prefect.logs import logs_to
 from pipex.executors.prefect.nodes import run_names
+from pipex.executors.prefect.recorded import wait_recorded
 from pipex.executors.prefect.runtime import (
     NO_CACHE,
     DaskTaskRunner,
@@ -63,6 +64,7 @@ def run_graph(
     )
     batch = _Batch(plan, observer, keep_going, _cluster_client())
     state = graph_task(name=name, batch=Held(batch), return_state=True)
+    wait_recorded({state.state_details.task_run_id: state.name}, get_run_logger())
     try:
         results = state.result(raise_on_failure=False)
     except Exception as exc:

@@ -23,6 +23,7 @@ try:
     from prefect.logging import get_run_logger
     from prefect.logging.configuration import PROCESS_LOGGING_CONFIG, setup_logging
     from prefect.logging.loggers import PrefectLogAdapter, get_logger
+    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import get_current_settings
     from prefect.states import Failed
     from prefect_dask import DaskTaskRunner
@@ -40,6 +41,7 @@ __all__ = [
     "FlowRunContext",
     "Held",
     "PrefectLogAdapter",
+    "SubprocessASGIServer",
     "SyncClientContext",
     "as_completed",
     "get_current_settings",
