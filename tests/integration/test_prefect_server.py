@@ -146,6 +146,7 @@ def test_the_temporary_server_ends_when_the_flow_process_is_killed(tmp_path):
         pytest.fail("the temporary server outlived its flow process killed with SIGKILL")
 
 
+@pytest.mark.timeout(900)  # two flow runs, each starting a server and a cluster
 def test_the_next_run_of_a_flow_marks_a_run_whose_process_was_killed_crashed(tmp_path):
     home, folder = tmp_path / "home", tmp_path / "run"
     proc = start(folder, home, 40, PAUSE="0.5")
