@@ -20,6 +20,11 @@ The Prefect rows need the prefect extra. Run:
     python benchmarks/prefect_restart.py --chains 50      # a smoke run
     python benchmarks/prefect_restart.py --rows node      # only pipex's node granularity
     python benchmarks/prefect_restart.py --rows node --breakdown   # where its CPU goes
+    python benchmarks/prefect_restart.py --chains 5000 --done 0 --rows graph,cache
+        # a fresh run (nothing done) of 20,000 tasks: graph granularity against PIPEX=cache
+
+With both the ``graph`` and ``cache`` rows it prints their ratio of wall times, measured in the
+same run on the same cluster (the machine may be shared: compare the ratio, not the seconds).
 
 Besides wall time it prints the CPU time of the flow process (every thread of it: the flow,
 dask's client, Prefect's event and log workers) and of the dask workers during each row, so
@@ -51,8 +56,6 @@ WORK = tempfile.mkdtemp(prefix="pipex-prefect-bench-")
 os.environ.setdefault("PREFECT_HOME", os.path.join(WORK, "prefect-home"))
 os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = os.path.join(WORK, "prefect-results")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# the temporary server's "Error flushing 1 events" tracebacks when it stops (docs/prefect.md)
-os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 
 import dask  # noqa: E402
 import distributed  # noqa: E402
@@ -390,7 +393,7 @@ def pipex_cache(chains: int, done: int, address: str) -> dict[str, Any]:
         results = pipex.compute(pipex_nodes(root, chains), scheduler=client)
         seconds = time.perf_counter() - start
     return {
-        "how": "pipex cache (no Prefect), same cluster",
+        "how": "pipex (no Prefect), same cluster, PIPEX=cache",
         "seconds": seconds,
         "task_runs": 0,
         "ran": results.summary.ran,
@@ -456,6 +459,13 @@ def main() -> None:
         print(
             f"| {row['how']} | {row['seconds']:.1f} | {row['flow_cpu']:.1f} "
             f"| {row['workers_cpu']:.1f} | {row['task_runs']} | {row['ran']} |"
+        )
+    times = {row["how"].split()[-1].removeprefix("PIPEX="): row["seconds"] for row in rows}
+    if "graph" in times and "cache" in times:
+        print()
+        print(
+            f"graph granularity / pipex cache, wall time: {times['graph'] / times['cache']:.2f} "
+            f"({times['graph']:.1f} s / {times['cache']:.1f} s)"
         )
     for row in rows:
         if args.breakdown and row["how"].endswith("granularity node"):

@@ -185,7 +185,7 @@ class Run:
     run: str
     started: float  #: when it started (or its earliest task did)
     finished: float  #: when it ended, else the last outcome it recorded
-    ran: int
+    ran: int  #: of a killed run, with the targets it wrote whose outcomes were not recorded
     failed: int
     not_run: int
     #: "finished", "interrupted" (Ctrl-C), "stopped" (by an error it raised), "killed" (its
@@ -245,11 +245,30 @@ def runs(file: str | None, limit: int = 10, paths: Sequence[str] | None = None) 
             parameters += [json.dumps(list(paths))] * 2
         query += " ORDER BY started DESC LIMIT ?"
         found = connection.execute(query, [*parameters, limit]).fetchall()
-        return [
-            Run(*[*row[:6], run_rows.ending(status, host, pid, beat) if status != "-" else "-"])
-            for *row, status, host, pid, beat, _ in found
-        ]
+        shown = []
+        for run, started, finished, ran, failed, not_run, status, host, pid, beat, _ in found:
+            ended = run_rows.ending(status, host, pid, beat) if status != "-" else "-"
+            if ended == "killed":  # its last outcomes never reached the ledger
+                ran += _written(connection, file, run, started)
+            shown.append(Run(run, started, finished, ran, failed, not_run, ended))
+        return shown
     return []
+
+
+def _written(connection: sqlite3.Connection, file: str | None, run: str, started: float) -> int:
+    """How many targets a killed ``run`` wrote that its ledger rows do not say: those still
+    ``pending`` for it that exist, written since it started (local folders' ledgers only)."""
+    folder = os.path.dirname(file or "")
+    if os.path.basename(folder) != ".pipex":
+        return 0
+    root = os.path.dirname(folder)
+    count = 0
+    for (path,) in connection.execute("SELECT path FROM pending WHERE run = ?", (run,)):
+        try:
+            count += os.stat(os.path.join(root, path)).st_mtime >= started
+        except OSError:
+            continue
+    return count
 
 
 @dataclass(frozen=True)

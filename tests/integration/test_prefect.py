@@ -305,7 +305,7 @@ def test_the_graph_granularity_runs_the_missing_graph_as_one_task_run(
 
     assert state.is_completed(), state
     (run,) = task_runs(state, expected=1)
-    assert (run.name, run.state.name) == (f"pipex-graph-{2 * len(MISSING)}", "Completed")
+    assert (run.name, run.state.name) == (f"source..double [0:{2 * len(MISSING)}]", "Completed")
     recorded = pipelines.calls(calls)[2 * len(NAMES) :]
     assert sorted(name for _, name, _ in recorded) == sorted(MISSING * 2)
     assert os.getpid() not in {pid for _, _, pid in recorded}
@@ -328,8 +328,8 @@ def test_the_graph_granularity_makes_one_task_run_per_batch(prefect_cache, dask_
     assert state.is_completed(), state
     runs = task_runs(state, expected=2)
     assert sorted((run.name, run.state.name) for run in runs) == [
-        ("pipex-graph-2", "Completed"),  # batches end after a chain: 4 nodes, then 2
-        ("pipex-graph-4", "Completed"),
+        ("source..double [0:4]", "Completed"),  # batches end after a chain: 4 nodes, then 2
+        ("source..double [4:6]", "Completed"),  # named by their steps and slice: told apart
     ]
     assert len(pipelines.calls(calls)) == 6
 
@@ -349,7 +349,7 @@ def test_the_graph_granularity_reports_failures_in_its_one_task_run(
     assert [f.key for f in error.failed] == [f"source-{folder}/source/bad-b.pkl"]
     assert len(error.not_run) == 2
     (run,) = task_runs(state, expected=1)
-    assert (run.name, run.state.name) == ("pipex-graph-8", "Failed")
+    assert (run.name, run.state.name) == ("source..noisy [0:8]", "Failed")
     messages = logs_of(run, "8/8 finished")
     assert "pipex: 8/8 finished (ran 5, failed 1, not run 2)" in messages
     failure = next(m for m in messages if m.startswith("pipex: source-bad-b failed"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from typing import Any
 
@@ -17,7 +18,15 @@ logger = logging.getLogger("pipex")
 
 
 class PrefectExecutor(Executor):
-    """Runs each plan (a batch) as Prefect task runs: one per node, or one for all of it."""
+    """Runs each plan (a batch) as Prefect task runs: one per node, or one for all of it.
+
+    Counts the nodes of the batches it ran, so that each graph batch's name says which of
+    the run's missing nodes it holds.
+    """
+
+    def __init__(self) -> None:
+        self._placed = 0
+        self._lock = threading.Lock()
 
     def execute(
         self, plan: Plan, observer: Observer, keep_going: bool, **options: Any
@@ -29,5 +38,7 @@ class PrefectExecutor(Executor):
                 stacklevel=3,
             )
         if granularity() == "graph":
-            return run_graph(plan, observer, keep_going)
+            with self._lock:
+                start, self._placed = self._placed, self._placed + len(plan.missing)
+            return run_graph(plan, observer, keep_going, start)
         return run_nodes(plan, observer, keep_going)

@@ -1,15 +1,20 @@
 """``PIPEX=prefect+cache``, granularity ``graph``: the missing graph as one task run per
 batch (``pipex.batch-size`` nodes; and one per ``pipex.expand`` that adds nodes).
 
-Much less overhead per node, a few task runs in Prefect's UI. The run computes the graph with
-dask on the task runner's cluster (or dask's threads) and reports progress and failures
-through its run logger; each task's own log records go to that run too.
+Much less overhead per node, a few task runs in Prefect's UI. The task run runs in the flow
+process: it hands the graph to the cluster of the flow's ``DaskTaskRunner`` through the
+runner's own client (or computes it with dask's threads under another task runner), follows
+the tasks as they finish as ``PIPEX=cache`` does, and reports each outcome as it arrives, to
+the run's observers and to its run logger (failures at once, counts every 10%); each task's
+own log records go to that task run too. Each is named after its steps and the slice of the
+run's missing nodes it holds (:func:`batch_name`).
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import dask.threaded
@@ -22,16 +27,21 @@ from pipex.core.outcomes import Failure, NotRun, Outcome, Tally, one_line
 from pipex.core.plan import Plan
 from pipex.core.worker import Call
 from pipex.executors.base import Observer
+from pipex.executors.distributed.execute import _Follow as Follow  # the futures, as they finish
 from pipex.executors.local import Reporting
 from pipex.executors.prefect.logs import logs_to
 from pipex.executors.prefect.nodes import run_names
+from pipex.executors.prefect.recorded import wait_recorded
 from pipex.executors.prefect.runtime import (
     NO_CACHE,
+    DaskTaskRunner,
     Failed,
+    FlowRunContext,
     Held,
     PrefectLogAdapter,
     get_logger,
     get_run_logger,
+    logging_configured,
     prefect,
 )
 from pipex.redact import redact
@@ -39,27 +49,24 @@ from pipex.redact import redact
 GRAPH_TASK_NAME = "pipex-graph"
 
 
-def run_graph(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Outcome]:
-    """The missing graph of ``plan`` (one batch) as one Prefect task run; outcomes by key."""
-    run_id = new_run_id()
-    tasks = fusion.chains(plan) if keep_going and settings.get("fuse") else None
-    chains = tasks or [[node] for node in plan.missing]
-    keys = [task_key(chain, run_id) for chain in chains]
-    names = run_names(plan.missing)
-    dsk = to_dask(plan, keep_going, run_id, chains=tasks)
-    steps = {key: fusion.members(chain) for key, chain in zip(keys, chains, strict=True)}
-    graph = Held((dsk, steps, names))
+def run_graph(
+    plan: Plan, observer: Observer, keep_going: bool, start: int = 0
+) -> dict[str, Outcome]:
+    """The missing graph of ``plan`` (one batch, the run's missing nodes ``start`` on) as one
+    Prefect task run in this process; outcomes by key, each reported as it arrives."""
+    order = plan.order()
+    name = batch_name(steps_of(order), start, start + len(order))
     # prefect.task's overloads omit its fn-and-options form, which it runs
     graph_task = prefect.task(  # type: ignore[call-overload]
         _compute_graph,
         name=GRAPH_TASK_NAME,
-        task_run_name=f"{GRAPH_TASK_NAME}-{len(plan.missing)}",
+        task_run_name="{name}",
         cache_policy=NO_CACHE,
         persist_result=False,
     )
-    future = graph_task.submit(graph=graph)
-    future.wait()
-    state = future.state
+    batch = _Batch(plan, observer, keep_going, _cluster_client())
+    state = graph_task(name=name, batch=Held(batch), return_state=True)
+    wait_recorded({state.state_details.task_run_id: state.name}, get_run_logger())
     try:
         results = state.result(raise_on_failure=False)
     except Exception as exc:
@@ -67,88 +74,101 @@ def run_graph(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
     if not isinstance(results, dict):  # it raised: keep_going is off, or the run crashed
         if isinstance(results, BaseException):
             raise results
-        raise RuntimeError(f"the {GRAPH_TASK_NAME} task run ended {state.name}: {state.message}")
-    for key, outcome in results.items():
-        observer.record(key, outcome)
+        raise RuntimeError(f"the task run {name} ended {state.name}: {state.message}")
     return results
 
 
-def _compute_graph(graph: Held) -> Any:
-    """Body of the graph task run: compute the pruned dask graph, reporting through the log;
-    each node's outcome, by key."""
-    dsk, steps, names = graph.value
+def batch_name(steps: Sequence[str], first: int, stop: int) -> str:
+    """A batch's task-run name: its first and last step and which of the run's missing nodes
+    it holds, as a slice (``gray..small [0:20000]``; one step: ``gray [0:20000]``)."""
+    label = steps[0] if len(steps) == 1 else f"{steps[0]}..{steps[-1]}"
+    return f"{label} [{first}:{stop}]"
+
+
+def steps_of(nodes: Sequence[Any]) -> list[str]:
+    """The task names of ``nodes``, each once, in the order they first appear."""
+    return list(dict.fromkeys(node.task.name for node in nodes))
+
+
+class _Batch:
+    """What the graph task run computes: the plan, who hears of each outcome, and the dask
+    client of the flow's task runner (``None``: dask's threads). Stays in this process."""
+
+    def __init__(self, plan: Plan, observer: Observer, keep_going: bool, client: Any) -> None:
+        self.plan = plan
+        self.observer = observer
+        self.keep_going = keep_going
+        self.client = client
+
+
+def _compute_graph(name: str, batch: Held) -> Any:
+    """Body of the graph task run: compute the pruned dask graph, reporting each outcome to
+    the run's observer and its log; each node's outcome, by key."""
+    todo: _Batch = batch.value
+    plan, keep_going = todo.plan, todo.keep_going
     run_logger = get_run_logger()
     given = getattr(run_logger, "extra", None) or {}  # a task run's: a LoggerAdapter's
     extra = {k: v for k, v in given.items() if isinstance(v, (str, int, float))}
+    run_id = new_run_id()
+    tasks = fusion.chains(plan) if keep_going and settings.get("fuse") else None
+    chains = tasks or [[node] for node in plan.missing]
+    steps = {task_key(chain, run_id): chain for chain in chains}
+    dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=todo.client is None)
     dsk = {key: _logging(value, extra) for key, value in dsk.items()}
-    report = _RunLog(run_logger, names)
-    run_logger.info("pipex: running %d missing task(s) as one dask graph", len(names))
-    results = _compute(dsk, steps, report)
+    report = _RunLog(run_logger, run_names(plan.missing), todo.observer)
+    run_logger.info("pipex: running %d missing task(s) as one dask graph", report.total)
+    if todo.client is None:
+        with Reporting(report, steps):
+            results = dask.threaded.get(dsk, list(steps))
+        outcomes = {
+            node.key: outcome
+            for key, result in zip(steps, results, strict=True)
+            for node, outcome, _ in fusion.outcomes(steps[key], result)
+        }
+    else:
+        futures = todo.client.get(dsk, list(steps), sync=False)
+        outcomes = Follow(todo.client, steps, plan, report).run(futures, keep_going)
     report.finish()
-    failed = [r for r in results.values() if isinstance(r, Failure)]
+    failed = [r for r in outcomes.values() if isinstance(r, Failure)]
     if failed:
-        not_run = sum(isinstance(r, NotRun) for r in results.values())
+        not_run = sum(isinstance(r, NotRun) for r in outcomes.values())
         return Failed(
-            message=f"{len(failed)} of {len(results)} pipex task(s) failed, {not_run} not run: "
+            message=f"{len(failed)} of {len(outcomes)} pipex task(s) failed, {not_run} not run: "
             + ", ".join(f.key for f in failed[:5])
             + (" ..." if len(failed) > 5 else ""),
-            data=results,
+            data=outcomes,
         )
-    return results
+    return outcomes
 
 
-def _compute(dsk: dict[Any, Any], steps: dict[Any, list[Any]], report: _RunLog) -> dict[str, Any]:
-    """Compute the graph on the dask cluster this runs on, else with dask's threads; each
-    node's outcome, by key."""
-    keys = list(steps)
-    client = _worker_client()
-    if client is None:
-        with Reporting(report, steps):
-            results = dask.threaded.get(dsk, keys)
-    else:
-        import distributed
-
-        with client as c:
-            futures = c.get(dsk, keys, sync=False)
-            for future in distributed.as_completed(futures):
-                for node, outcome, _ in fusion.outcomes(steps[future.key], future.result()):
-                    report.record(node.key, outcome)
-            results = c.gather(futures)
-    return {
-        node.key: outcome
-        for key, result in zip(keys, results, strict=True)
-        for node, outcome, _ in fusion.outcomes(steps[key], result)
-    }
-
-
-def _worker_client() -> Any:
-    """A ``worker_client`` context when running in a dask worker, else ``None``."""
-    try:
-        from distributed import get_worker, worker_client
-    except ImportError:
-        return None
-    try:
-        get_worker()
-    except ValueError:
-        return None
-    return worker_client()
+def _cluster_client() -> Any:
+    """The dask client of the flow run's ``DaskTaskRunner`` (in this process), else ``None``."""
+    context = FlowRunContext.get()
+    runner = getattr(context, "task_runner", None)
+    if isinstance(runner, DaskTaskRunner):
+        return runner.client
+    return None
 
 
 class _RunLog:
     """Reports a graph's progress to a run logger: failures at once, counts every 10%.
 
-    An observer; ``names`` gives each node key its task-run name.
+    An observer that passes each outcome on to ``then`` (the run's observers); ``names``
+    gives each node key its task-run name.
     """
 
-    def __init__(self, run_logger: Any, names: dict[str, str]) -> None:
+    def __init__(self, run_logger: Any, names: dict[str, str], then: Observer) -> None:
         self.run_logger = run_logger
         self.names = names
+        self.then = then
+        self.timing = getattr(then, "timing", None)
         self.total = len(names)
         self.tally = Tally()
         self._step = max(1, self.total // 10)
         self._lock = threading.Lock()
 
     def record(self, key: str, outcome: Any) -> None:
+        self.then.record(key, outcome)
         name = self.names.get(key, key)
         with self._lock:
             self.tally.add(outcome)
@@ -195,6 +215,7 @@ def _logging(value: Any, extra: dict[str, Any]) -> Any:
 
 
 def _run_logged(context: _LogContext, call: Call, keep_going: bool, *inputs: Outcome) -> Any:
+    logging_configured()
     run_logger = PrefectLogAdapter(get_logger("prefect.task_runs"), extra=context.extra)
     with logs_to(run_logger):
         return worker.execute_call(call, keep_going, *inputs)

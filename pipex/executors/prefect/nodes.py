@@ -19,6 +19,7 @@ from pipex.core.outcomes import Failure, NotRun, Outcome, mark_raised, settle
 from pipex.core.plan import Plan
 from pipex.executors.base import Observer
 from pipex.executors.prefect.logs import logs_to
+from pipex.executors.prefect.recorded import wait_recorded
 from pipex.executors.prefect.runtime import (
     NO_CACHE,
     FlowRunContext,
@@ -57,8 +58,10 @@ def run_nodes(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
     by_run = {future.task_run_id: node for future, node in zip(futures, order, strict=True)}
     outcomes: dict[str, Outcome] = {}
     unsettled: dict[str, NotRun] = {}  # reported once the failures they waited for are known
+    final: dict[Any, str] = {}  # task run id -> its final state's name
     for future, state in finished(futures):
         node = by_run[future.task_run_id]
+        final[future.task_run_id] = state.name
         outcome = _outcome(node, state)
         if isinstance(outcome, NotRun):
             unsettled[node.key] = outcome
@@ -72,6 +75,7 @@ def run_nodes(plan: Plan, observer: Observer, keep_going: bool) -> dict[str, Out
     settle(order, outcomes, unsettled)
     for key in unsettled:
         observer.record(key, outcomes[key])
+    wait_recorded(final, get_run_logger())
     return outcomes
 
 

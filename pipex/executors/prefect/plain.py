@@ -8,8 +8,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pipex.executors.prefect.crashed import mark_crashed
 from pipex.executors.prefect.runtime import prefect, retries_of
-from pipex.executors.prefect.server import DaskTaskRunner, quiet_temporary_server
+from pipex.executors.prefect.server import DaskTaskRunner, start_temporary_server
 
 logger = logging.getLogger("pipex")
 
@@ -33,16 +34,18 @@ def call_as_task(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
 
 def as_flow(fn: Callable[..., Any], options: Mapping[str, Any], mode: str) -> Any:
     """``fn`` as a Prefect flow; in ``prefect+cache`` its task runner defaults to Dask's (its
-    workers on the flow's Prefect server). A temporary server it starts is quiet when it stops
-    (:mod:`.server`)."""
+    workers on the flow's Prefect server). A temporary server it starts ends with this process
+    (:mod:`.server`); its runs left ``Running`` by killed processes are marked ``Crashed``
+    when it runs again (:mod:`.crashed`)."""
     options = dict(options)
+    options["on_running"] = [*(options.get("on_running") or []), mark_crashed]
     if mode == "prefect+cache":
         options.setdefault("task_runner", DaskTaskRunner())
     prefect_flow = prefect.flow(fn, **options)
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Any:
-        with quiet_temporary_server():
-            return prefect_flow(*args, **kwargs)
+        start_temporary_server()
+        return prefect_flow(*args, **kwargs)
 
     return run

@@ -21,7 +21,9 @@ try:
     )
     from prefect.futures import as_completed
     from prefect.logging import get_run_logger
+    from prefect.logging.configuration import PROCESS_LOGGING_CONFIG, setup_logging
     from prefect.logging.loggers import PrefectLogAdapter, get_logger
+    from prefect.server.api.server import SubprocessASGIServer
     from prefect.settings import get_current_settings
     from prefect.states import Failed
     from prefect_dask import DaskTaskRunner
@@ -39,6 +41,7 @@ __all__ = [
     "FlowRunContext",
     "Held",
     "PrefectLogAdapter",
+    "SubprocessASGIServer",
     "SyncClientContext",
     "as_completed",
     "get_current_settings",
@@ -46,6 +49,7 @@ __all__ = [
     "get_run_logger",
     "granularity",
     "in_flow_run",
+    "logging_configured",
     "prefect",
     "retries_of",
 ]
@@ -67,6 +71,13 @@ def granularity() -> str:
 def in_flow_run() -> bool:
     """Whether the caller is a Prefect flow run's own code (not inside one of its tasks)."""
     return FlowRunContext.get() is not None and TaskRunContext.get() is None
+
+
+def logging_configured() -> None:
+    """Prefect's logging set up in this process (a dask worker that runs no Prefect task run
+    has not): once, so that run loggers send records to the API."""
+    if not PROCESS_LOGGING_CONFIG:
+        setup_logging()
 
 
 def retries_of(task: Any) -> int:

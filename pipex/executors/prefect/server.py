@@ -1,22 +1,31 @@
 """The temporary Prefect server of a flow process with no Prefect API configured: the Dask
-workers of the flow's default task runner report to it, and its shutdown is quiet."""
+workers of the flow's default task runner report to it, and it ends with the flow process."""
 
 from __future__ import annotations
 
+import ctypes
 import os
-from collections.abc import Iterator
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 from pipex.executors.prefect.runtime import (
     AsyncClientContext,
+    SubprocessASGIServer,
     SyncClientContext,
     get_current_settings,
+    prefect,
 )
 from pipex.executors.prefect.runtime import DaskTaskRunner as _DaskTaskRunner
 
 API_URL = "PREFECT_API_URL"
-SERVER_LOGGING_LEVEL = "PREFECT_SERVER_LOGGING_LEVEL"
 
 
 class DaskTaskRunner(_DaskTaskRunner):
@@ -55,18 +64,109 @@ def api_url_exported() -> Iterator[None]:
         yield
 
 
-@contextmanager
-def quiet_temporary_server() -> Iterator[None]:
-    """A temporary Prefect server started meanwhile logs at ``CRITICAL`` only.
+def start_temporary_server() -> None:
+    """Start Prefect's temporary server now, unless an API is configured or it runs already,
+    such that it ends with this process, however this process ends.
 
-    When it stops at the end of a script, Prefect's server cancels its task-run recorder
-    while the last events are being written, and logs "Error flushing 1 events" with a
-    traceback after every successful run. Nothing changes when an API is configured (no
-    temporary server) or ``PREFECT_SERVER_LOGGING_LEVEL`` is set.
+    Prefect starts it on first use and stops it at exit; a flow process killed with SIGKILL
+    left it running (an orphan holding its port and database). Started here, on Linux, it
+    gets SIGTERM when this process dies (``PR_SET_PDEATHSIG``). Its task-run recorder writes
+    in batches (:data:`RECORDER`, unless set): one transaction per event fell far behind.
     """
-    temporary = not get_current_settings().api.url
-    with _environment(SERVER_LOGGING_LEVEL, "CRITICAL" if temporary else ""):
-        yield
+    if get_current_settings().api.url or SubprocessASGIServer._instances.get(None) is not None:
+        return
+    _TemporaryServer().start()
+
+
+#: The temporary server's recorder settings, unless set: batches of up to 500 task-run events,
+#: written at least every second.
+RECORDER = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "500",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+}
+
+
+class _TemporaryServer(SubprocessASGIServer):
+    """Prefect's temporary server (the instance Prefect's clients then use), started from a
+    thread that lives as long as this process, with a parent-death signal."""
+
+    def _run_uvicorn_command(self) -> subprocess.Popen[Any]:
+        return _forker().run(self._popen)
+
+    def _popen(self) -> subprocess.Popen[Any]:
+        # the command and environment of SubprocessASGIServer._run_uvicorn_command (Prefect
+        # 3.8 and 3.9), with the recorder's defaults and the parent-death signal
+        env = {
+            **RECORDER,
+            **os.environ,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+            **get_current_settings().to_environment_variables(exclude_unset=True),
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(Path(prefect.__file__).parent.parent),
+        ]
+        args += ["--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1"]
+        args += ["--port", str(self.port), "--log-level", "error", "--lifespan", "on"]
+        return subprocess.Popen(args, env=env, preexec_fn=_dies_with(os.getpid()))
+
+
+def _dies_with(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child sent SIGTERM when ``parent`` ends (Linux), and end
+    at once if it already has; ``None`` where ``prctl`` is not there."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
+
+
+PR_SET_PDEATHSIG = 1
+
+_FORKER: _Forker | None = None
+_FORKER_LOCK = threading.Lock()
+
+
+def _forker() -> _Forker:
+    global _FORKER
+    with _FORKER_LOCK:
+        if _FORKER is None:
+            _FORKER = _Forker()
+        return _FORKER
+
+
+class _Forker:
+    """A daemon thread that starts processes for the others and lives as long as this
+    process: Linux sends the parent-death signal when the *thread* that started a child ends,
+    so a child started from a thread that ends first would be stopped with it."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        threading.Thread(target=self._loop, name="pipex-prefect-server", daemon=True).start()
+
+    def run(self, fn: Callable[[], Any]) -> Any:
+        done: Future[Any] = Future()
+        self._jobs.put((fn, done))
+        return done.result()
+
+    def _loop(self) -> None:
+        while True:
+            fn, done = self._jobs.get()
+            try:
+                done.set_result(fn())
+            except BaseException as exc:
+                done.set_exception(exc)
 
 
 @contextmanager
