@@ -76,6 +76,13 @@ class FileStore(Store):
     def exists(self, path: str) -> bool:
         return os.path.exists(self.fspath(path))
 
+    def exists_names(self, folder: str, names: Sequence[str]) -> list[bool]:
+        """One listing of ``folder``, each name looked up in it."""
+        if len(names) < 2:
+            return super().exists_names(folder, names)
+        present = self._listing(os.path.join(self.root, folder))
+        return list(map(present.__contains__, names))
+
     @staticmethod
     def _listing(full: str) -> set[str]:
         """The finished targets in folder ``full`` (no dangling links, temporaries or claims).
