@@ -92,3 +92,11 @@ def s4(x: int) -> int:
 def four_steps(n: int) -> pipex.Mapped:
     """``s1 -> s2 -> s3 -> s4`` over ``range(n)`` (inside the caller's ``pipex.context``)."""
     return s4.map(s3.map(s2.map(s1.map(range(n)))))
+
+
+@pipex.task(target="{path}/fragile/{x.stem}.pkl")
+def fragile(x: int) -> int:
+    """After ``s1``: raises for every item ending in 7."""
+    if x % 10 == 7:
+        raise ValueError("seven is not welcome")
+    return x
