@@ -32,7 +32,7 @@ def scheduler_tasks(client: distributed.Client) -> Iterator[list[int]]:
             samples.append(
                 client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
             )
-            stop.wait(0.02)
+            stop.wait(0.05)
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
