@@ -8,6 +8,7 @@ targets.
 from __future__ import annotations
 
 import gc
+import os
 from collections import Counter
 
 import pipex
@@ -100,3 +101,9 @@ def fragile(x: int) -> int:
     if x % 10 == 7:
         raise ValueError("seven is not welcome")
     return x
+
+
+@pipex.task(target="{path}/pid/{i}.pkl")
+def pid(i: int) -> int:
+    """The id of the process that ran the call."""
+    return os.getpid()

@@ -119,7 +119,7 @@ def test_a_thousand_failures_make_a_short_message_grouped_by_step_and_error(work
     assert "ValueError" in message and "the input is broken" in message
     assert re.search(r"\b1,?000\b", message)  # the count
     assert "out/broken/" in message  # a few of its targets
-    assert message.count("out/broken/") <= 20
+    assert len(message.splitlines()) < 60
     assert files_under(workdir) == []
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import pipex
-from tests.mapped import four_steps, fragile, s1
+from tests.mapped import four_steps, fragile, pid, s1
 
 distributed = pytest.importorskip("distributed")
 
@@ -96,3 +96,15 @@ def test_failures_on_workers_are_per_item_with_their_tracebacks(local_client, tm
     assert written(out / "fragile") == 180
     assert written(out / "s1") == 200
     assert len(str(error)) < 5_000
+
+
+def test_mapped_items_run_on_the_workers(local_client, tmp_path):
+    with pipex.context(path=str(tmp_path / "out")):
+        m = pid.map(range(200))
+
+    (pids,) = pipex.compute(m, scheduler=local_client, load=True, progress=False)
+
+    workers = set(local_client.run(os.getpid).values())
+    assert len(pids) == 200
+    assert set(pids) <= workers
+    assert os.getpid() not in pids
