@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import dask
 import pytest
 
 import pipex
@@ -255,3 +256,30 @@ def test_two_runners_on_one_folder_run_each_item_once(tmp_path):
     assert sorted(lines) == sorted(
         [f"first {i}" for i in range(ITEMS)] + [f"second {i}" for i in range(ITEMS)]
     )
+
+
+def test_rerun_code_reruns_the_items_of_a_step_whose_code_changed(workdir):
+    calls: list[int] = []
+
+    @pipex.task(target="out/a/{i}.pkl", name="a")
+    def a(i: int) -> int:
+        return i
+
+    @pipex.task(target="out/b/{x.stem}.pkl", name="b")
+    def b_before(x: int) -> int:
+        calls.append(x)
+        return x * 10
+
+    @pipex.task(target="out/b/{x.stem}.pkl", name="b")
+    def b_after(x: int) -> int:
+        calls.append(x)
+        return x * 100
+
+    pipex.compute(b_before.map(a.map(range(6))), progress=False)
+    calls.clear()
+    with dask.config.set({"pipex.rerun": "code"}):
+        pipex.compute(b_before.map(a.map(range(6))), progress=False)
+        assert calls == []  # the same code: nothing is stale
+        (values,) = pipex.compute(b_after.map(a.map(range(6))), load=True, progress=False)
+    assert sorted(calls) == list(range(6))
+    assert list(values) == [100 * i for i in range(6)]

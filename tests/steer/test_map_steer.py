@@ -271,3 +271,24 @@ def test_the_cli_status_counts_the_items_and_invalidate_takes_them(cli):
 
     cli("run", "pipeline.py:one", "-p", "items=8", "--no-progress")
     assert calls() == ["first 2", "first 5", "second 2", "second 5"]
+
+
+def test_graph_clean_and_log_take_an_entry_returning_mapped_steps(cli):
+    cli("run", "pipeline.py:mixed", "--no-progress")
+    calls()
+
+    graph = cli("graph", "pipeline.py:mixed", "-o", "g.svg")
+    assert graph.exit_code == 0, graph.output
+    assert Path("g.svg").read_text().startswith("<svg")
+
+    stale = Path("out/first/.3.abcdef.pipex-tmp.pkl")
+    stale.write_bytes(b"half")
+    cli("invalidate", "pipeline.py:mixed", "--match", "out/second/[01].pkl", "--yes")
+    result = cli("clean", "pipeline.py:mixed")
+    assert result.exit_code == 0, result.output
+    assert not stale.exists()
+    assert not Path(".pipex-trash").exists()
+
+    log = cli("log", "pipeline.py:mixed")
+    assert log.exit_code == 0, log.output
+    assert log.output.splitlines()[2].split()[-3:] == ["11", "0", "0"]  # ran, failed, not run
