@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import pipex
+from tests.pipelines import record
 
 
 class Steps:
@@ -117,3 +118,17 @@ def fragile(x: int) -> int:
 def pid(i: int) -> int:
     """The id of the process that ran the call."""
     return os.getpid()
+
+
+@pipex.task(target="{path}/first/{i}.pkl")
+def logged_first(i: int, log: str) -> int:
+    """``s1`` that records each call in ``log`` (a line ``first <i> <pid>``)."""
+    record(log, "first", str(i))
+    return int(i)
+
+
+@pipex.task(target="{path}/second/{x.stem}.pkl")
+def logged_second(x: int, log: str) -> int:
+    """The step after :func:`logged_first`, recorded as ``second <i> <pid>``."""
+    record(log, "second", str(x))
+    return x * 10
