@@ -135,7 +135,7 @@ def test_run_skip_failed_then_log_shows_runs_failures_and_slow_steps(cli):
         ]
         assert lines[2].split()[1] == "finished"
         assert lines[2].split()[-3:] == ["6", "1", "1"]
-        assert "ValueError: bad input 2        1  first" in shown.output
+        assert "  first: failed with ValueError: bad input 2" in shown.output
         assert "Slowest steps" in shown.output
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from pipex.cli import entry, output
+from pipex.core import grouping
 from pipex.running import records
 from pipex.running.ledger import home, location
 from pipex.steer.graph import Graph
@@ -63,14 +64,15 @@ def _show(file: str, runs: int, limit: int, paths: list[str] | None) -> None:
         title="Recent runs",
         total=False,
     )
-    failing = records.failing(file, limit, paths)
-    if failing:
-        output.table(
-            ("error", "targets", "step", "for example"),
-            [(f.error, f.count, f.step, f.example) for f in failing],
-            title="Failing now (the latest run of each target failed), by error",
-            total=False,
+    failed = records.failed(file, paths)
+    if failed:
+        groups = grouping.group(failed)
+        click.echo(
+            f"Failing now: {len(failed):,} target(s) whose latest run failed, by step and error"
         )
+        examples = {f.target: f for f in failed}  # the first failure of each group, by target
+        for line in grouping.describe(groups, examples, limit, "the run ledger"):
+            click.echo(line)
     else:
         click.echo("Failing now: none.")
     slow = records.slowest(file, limit, paths)

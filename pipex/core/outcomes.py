@@ -31,6 +31,25 @@ class Failure:
     def __reduce__(self) -> tuple[Any, ...]:
         return (Failure, (self.key, self.target, portable(self.exception), self.traceback))
 
+    @property
+    def step(self) -> str:
+        """The task's funcname: its key without the target (``"<funcname>-<target>"``)."""
+        key, target = self.key, self.target
+        for where in (getattr(target, "path", None), str(target)):
+            if where and key.endswith("-" + where) and len(key) > len(where) + 1:
+                return key[: -len(where) - 1]
+        return key.split("-", 1)[0]
+
+    @property
+    def error(self) -> str:
+        """The exception's type name (``"ValueError"``)."""
+        return type(self.exception).__name__
+
+    @property
+    def message(self) -> str:
+        """The exception's message, without its notes."""
+        return str(self.exception)
+
 
 @dataclass(frozen=True)
 class NotRun:

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 from urllib.request import pathname2url
 
 from pipex import settings
+from pipex.core.grouping import FailureGroup, group
 from pipex.running import runs as run_rows
 from pipex.running.ledger import home, location
 
@@ -249,27 +251,55 @@ def runs(file: str | None, limit: int = 10, paths: Sequence[str] | None = None) 
 
 
 @dataclass(frozen=True)
-class Failing:
-    """Targets whose latest run failed with one error."""
+class Failed:
+    """A target whose latest run failed, as :func:`pipex.core.grouping.group` reads it."""
 
-    error: str
-    count: int
-    example: str  #: one of the targets
-    step: str  #: its step
+    step: str
+    line: str  #: the exception's last line as the ledger keeps it ("ValueError: bad input")
+    target: str
+    path: str  #: the target's path in its store
+    traceback: str
+
+    @property
+    def key(self) -> str:
+        """The task's key (``"<step>-<path>"``, as for a target in the working directory's
+        store)."""
+        return f"{self.step}-{self.path}"
+
+    @property
+    def error(self) -> str:
+        """The exception's type name (without its module)."""
+        head, _, _ = self.line.partition(": ")
+        return head.rsplit(".", 1)[-1] if _ERROR_TYPE.match(head) else "Error"
+
+    @property
+    def message(self) -> str:
+        head, sep, rest = self.line.partition(": ")
+        return rest if sep and _ERROR_TYPE.match(head) else self.line
+
+
+_ERROR_TYPE = re.compile(r"^[A-Za-z_][\w.]*$")
+
+
+def failed(file: str | None, paths: Sequence[str] | None = None) -> list[Failed]:
+    """The targets whose latest record is a failure, in the order they failed; with
+    ``paths``, of those targets only."""
+    query = (
+        "SELECT t.step, coalesce(t.error, ''), t.target, t.path, coalesce(t.traceback, '') "
+        "FROM tasks t "
+        "JOIN (SELECT max(id) AS id FROM tasks GROUP BY path) m ON t.id = m.id "
+        f"WHERE t.status = 'failed'{_among(paths, 't.path')} ORDER BY t.id"
+    )
+    return _rows(file, query, _paths(paths), Failed)
 
 
 def failing(
     file: str | None, limit: int = 10, paths: Sequence[str] | None = None
-) -> list[Failing]:
-    """The errors of targets whose latest record is a failure, most frequent first; with
-    ``paths``, of those targets only."""
-    query = (
-        "SELECT t.error, count(*), min(t.target), min(t.step) FROM tasks t JOIN "
-        "(SELECT max(id) AS id FROM tasks GROUP BY path) m ON t.id = m.id "
-        f"WHERE t.status = 'failed'{_among(paths, 't.path')} GROUP BY t.error "
-        "ORDER BY count(*) DESC LIMIT ?"
-    )
-    return _rows(file, query, (*_paths(paths), limit), Failing)
+) -> list[FailureGroup]:
+    """The targets whose latest record is a failure grouped by step and error
+    (:mod:`pipex.core.grouping`), the ``limit`` largest groups; with ``paths``, of those
+    targets only."""
+    return group(failed(file, paths))[:limit]
 
 
 def _among(paths: Sequence[str] | None, column: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipex.core.outcomes import Failure, NotRun, Tally, one_line
+from pipex.core import grouping
+from pipex.core.outcomes import Failure, NotRun, Tally
 from pipex.exceptions import PipelineError
 from pipex.redact import redact
 
@@ -57,7 +58,8 @@ class Results(tuple):
         return self
 
 
-#: How many tasks of each kind the failure message names (the error keeps them all).
+#: How many failure groups, and tasks not run, the failure message names (the error keeps
+#: them all).
 SHOWN = 10
 
 
@@ -93,40 +95,49 @@ class Report:
     def error(self, summary: Summary) -> PipelineError | None:
         """One error naming every failed task, or ``None`` when nothing failed.
 
-        Failures are grouped by error; the message shows a few of each group and of the
-        tasks not run, and the error keeps them all (``.failed``, ``.not_run``).
+        Failures are grouped by step and error (:mod:`pipex.core.grouping`); the message
+        shows a few groups and tasks not run, whatever their number, and one exception per
+        group; the error keeps every failure and unrun task (``.failed``, ``.not_run``).
         """
         failed, not_run = self.failed, self.not_run
         if not failed:
             return None
-        head = f"{len(failed)} pipex task(s) failed"
+        groups = grouping.group(failed)
+        firsts = first_of_each(failed, groups)
+        head = f"{len(failed):,} pipex task(s) failed"
         if not_run:
-            head += f"; {len(not_run)} not run because an input failed"
-        lines = [head + "."]
-        groups: dict[str, list[Failure]] = {}
-        for f in failed:
-            groups.setdefault(one_line(f.exception), []).append(f)
-        for error, members in groups.items():
-            if len(members) > 1:
-                lines.append(f"  {len(members)} failed with {error}:")
-            for f in members[:SHOWN]:
-                shown = f"  failed: {f.key} (target {f.target})"
-                lines.append(shown if len(members) > 1 else f"{shown}: {error}")
-            if len(members) > SHOWN:
-                lines.append(f"    ... and {len(members) - SHOWN} more (all in error.failed)")
-        for n in not_run[:SHOWN]:
+            head += f"; {len(not_run):,} not run because an input failed"
+        lines = [head + ".", *grouping.describe(groups, firsts, SHOWN)]
+        for n in not_run[: SHOWN // 2]:
             lines.append(f"  not run: {n.key} (needs {', '.join(sorted(n.causes)[:3])})")
-        if len(not_run) > SHOWN:
-            lines.append(f"    ... and {len(not_run) - SHOWN} more not run (all in error.not_run)")
+        if len(not_run) > SHOWN // 2:
+            more = len(not_run) - SHOWN // 2
+            lines.append(f"    ... and {more:,} more not run (all in error.not_run)")
         lines.append("Targets of these tasks were not written; rerun to run only them.")
         error = PipelineError(
             redact("\n".join(lines)),
-            [_annotated(f) for f in failed],
+            [_annotated(f) for f in firsts.values()],
             failed=failed,
             not_run=not_run,
         )
         error.summary = summary
         return error
+
+
+def first_of_each(
+    failures: Sequence[Failure], groups: Sequence[grouping.FailureGroup]
+) -> dict[str, Failure]:
+    """The first failure of each group, by its target (as the group shows it), in the
+    groups' order."""
+    wanted = {g.targets[0]: g for g in groups if g.targets}
+    found: dict[str, Failure] = {}
+    for f in failures:
+        shown = str(f.target)
+        if shown in wanted and shown not in found:
+            found[shown] = f
+            if len(found) == len(wanted):
+                break
+    return {t: found[t] for t in wanted if t in found}
 
 
 def _annotated(failure: Failure) -> Exception:
