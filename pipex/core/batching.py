@@ -77,7 +77,7 @@ class Group:
                     columns=columns,
                     constants=constants,
                     linked=frozenset(linked),
-                    upstream=tuple(position[id(up)] for up in family.upstream),
+                    upstream=tuple(position.get(id(up), -1) for up in family.upstream),
                     shared=tuple(shared[dep.key] for dep in family.deps),
                     paths=rendered.paths(range(items[0], items[-1] + 1) if contiguous else items),
                     store=store,
@@ -103,6 +103,11 @@ def groups(states: Mapping[Any, bytearray]) -> list[Group]:
     """The plan's families that have items to run, in connected groups, upstream first."""
     running = [f for f, s in states.items() if runs(s).count(1)]
     ids = {id(f): f for f in running}
+    for family in running:  # with the steps they read, done or not (their targets are inputs)
+        for up in family.upstream:
+            if id(up) not in ids and up in states:
+                ids[id(up)] = up
+                running.append(up)
     parent = {id(f): id(f) for f in running}
 
     def root(i: int) -> int:

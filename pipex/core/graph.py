@@ -88,13 +88,15 @@ def to_dask(
         if len(chain) == 1:
             node = chain[0]
             inputs = [input_of(dep) for dep in node.deps]
-            call = call_of(node, node.key in plan.rewrites)
+            call = call_of(node, node.key in plan.rewrites, plan.defer)
             dsk[key] = Task(key, worker.execute_call, call, keep_going, *inputs)
             continue
         inputs = [input_of(dep) for dep in chain[0].deps]
         for before, node in itertools.pairwise(chain):
             inputs.extend(input_of(dep) for dep in node.deps if dep.key != before.key)
-        chain_call = fusion.chain_of(chain, lambda n: call_of(n, n.key in plan.rewrites))
+        chain_call = fusion.chain_of(
+            chain, lambda n: call_of(n, n.key in plan.rewrites, plan.defer)
+        )
         dsk[key] = Task(key, fusion.execute_chain, chain_call, keep_going, *inputs, timed=timed)
     return dsk
 
@@ -112,11 +114,12 @@ class _Placeholders:
         return value if i is None else Input(i)
 
 
-def call_of(node: Any, rewrite: bool = False) -> Call:
+def call_of(node: Any, rewrite: bool = False, defer: bool = False) -> Call:
     """The node's call with every upstream node replaced by an :class:`Input` placeholder
-    (``rewrite``: its target exists, but is to be written again)."""
+    (``rewrite``: its target exists, but is to be written again; ``defer``: a target
+    another runner claimed is not waited for, see ``Call.defer``)."""
     if not node.deps:
-        return Call(node.task, node.arguments, node.target, node.key, rewrite=rewrite)
+        return Call(node.task, node.arguments, node.target, node.key, rewrite=rewrite, defer=defer)
     swap = _Placeholders(node.deps)
     arguments = {}
     linked = []
@@ -125,7 +128,7 @@ def call_of(node: Any, rewrite: bool = False) -> Call:
         if swapped is not value:
             linked.append(name)
         arguments[name] = swapped
-    return Call(node.task, arguments, node.target, node.key, frozenset(linked), rewrite)
+    return Call(node.task, arguments, node.target, node.key, frozenset(linked), rewrite, defer)
 
 
 def is_call(value: Any) -> bool:

@@ -1,6 +1,7 @@
 """What became of each task that was to run: its :class:`Target`, a :class:`Failure`, or
-:class:`NotRun` because an input failed (or :class:`Waited`, a Target another runner wrote);
-the one rule that says which, and the one tally.
+:class:`NotRun` because an input failed (or :class:`Waited`, a Target another runner wrote;
+:class:`Claimed`, not run yet because another runner is writing it); the one rule that says
+which, and the one tally.
 
 A task's key (``node.key``, ``"<funcname>-<target path>"``) names it in every outcome.
 """
@@ -80,7 +81,19 @@ class Found(Waited):
         return (Found, (self.path, self.store))
 
 
-Outcome = Target | Failure | NotRun
+@dataclass(frozen=True)
+class Claimed:
+    """A task not run yet because another runner holds the claim on its target (``owner``,
+    that claim's owner record) or on an input's (``owner`` is ``None``): what a worker call
+    asked not to wait (``Call.defer``) returns at once. The run goes on with its other work
+    and comes back to these (:mod:`pipex.running.claimed`); observers never hear of them."""
+
+    key: str
+    target: Target
+    owner: str | None = None
+
+
+Outcome = Target | Failure | NotRun | Claimed
 
 
 def portable(exc: BaseException) -> BaseException:

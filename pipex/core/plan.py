@@ -57,12 +57,15 @@ class Plan:
     ``done`` maps each finished node's key to its target; ``missing`` lists the nodes to run,
     each before the nodes below it (the order they were found in); ``rewrites`` holds the
     keys of those whose targets exist but count as missing (``Stale``): they are rewritten.
+    With ``defer``, a target another runner claimed is not waited for: its call returns
+    ``Claimed`` at once (the run comes back to it: :mod:`pipex.running.claimed`).
     """
 
     roots: list[Any]
     done: Mapping[str, Target] = field(default_factory=dict)
     missing: list[Any] = field(default_factory=list)
     rewrites: set[str] = field(default_factory=set)
+    defer: bool = False
     #: Each mapped step visited, with the state of each item (:mod:`pipex.core.items`).
     families: dict[Any, bytearray] = field(default_factory=dict)
 

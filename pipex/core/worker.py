@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pipex.core.outcomes import (
+    Claimed,
     Failure,
     Found,
     NotRun,
@@ -60,11 +61,15 @@ class Call:
     key: str
     linked: frozenset[str] = frozenset()  # the argument names that hold Inputs
     rewrite: bool = False  # the target exists but is stale: its existence is not "done"
+    #: A target (or input) another runner claimed is not waited for: :class:`Claimed` at once.
+    defer: bool = False
 
     def with_task(self, task: Runnable) -> Call:
         """This call with another task (what ``dataclasses.replace`` does, at a tenth of
         its cost: it runs once per step of a fused chain)."""
-        return Call(task, self.arguments, self.target, self.key, self.linked, self.rewrite)
+        return Call(
+            task, self.arguments, self.target, self.key, self.linked, self.rewrite, self.defer
+        )
 
     def __dask_tokenize__(self) -> tuple[str, str]:
         """What dask tokenizes a task's call by: its key, which names the call's target
@@ -95,16 +100,23 @@ def execute_call(call: Call, keep_going: bool, *inputs: Outcome) -> Outcome:
     """Run one node; with ``keep_going`` a raised exception becomes a :class:`Failure`.
 
     The target is claimed while the node runs: if another runner holds it, this one waits
-    and returns :class:`Waited` once the other wrote it (:mod:`pipex.stores.claims`).
+    and returns :class:`Waited` once the other wrote it (:mod:`pipex.stores.claims`); with
+    ``call.defer`` it returns :class:`Claimed` at once instead (and so does a call whose
+    input is :class:`Claimed`), for the run to come back to it later.
     """
     causes = failed_inputs(inputs)
     if causes:
         return NotRun(call.key, call.target, causes)
     target = call.target
+    if call.defer and any(type(value) is Claimed for value in inputs):
+        return Claimed(call.key, target)
     try:
-        claim = held(target.store, target.path, call.task.save, call.rewrite)
+        claim = held(target.store, target.path, call.task.save, call.rewrite, not call.defer)
         with claim as mine:
-            if not mine:  # written meanwhile: by another runner, or by an earlier attempt
+            if not mine:
+                if claim.busy is not None:  # another live runner is writing it
+                    return Claimed(call.key, target, claim.busy[0])
+                # written meanwhile: by another runner, or by an earlier attempt
                 return (Waited if claim.waited else Found)(target.path, target.store)
             arguments = _resolve(call, inputs)
             if call.task.save:

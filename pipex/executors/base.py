@@ -25,6 +25,10 @@ class Executor(abc.ABC):
 
     #: The scheduler options this executor takes (keywords of :func:`pipex.compute`).
     OPTIONS: frozenset[str] = frozenset()
+    #: Whether :meth:`execute` honours ``plan.defer`` (its tasks' outcomes, ``Claimed``
+    #: included, come back from the workers as they are): then a target another runner
+    #: claimed does not hold a worker; the run comes back to it (:mod:`pipex.running.claimed`).
+    defers_claims: bool = False
 
     def check(self, options: Mapping[str, Any]) -> None:
         """Refuse options this executor does not take, before it runs anything."""

@@ -43,6 +43,7 @@ class LocalExecutor(Executor):
     """Runs a plan's dask graph on one of dask's local schedulers."""
 
     OPTIONS = OPTIONS
+    defers_claims = True
 
     def __init__(self, scheduler: Any = None) -> None:
         self.scheduler = scheduler

@@ -27,7 +27,7 @@ from pipex.core.targets import Target
 from pipex.exceptions import StoreError, TargetCollisionError
 from pipex.expand import Expansion, targets_in
 from pipex.node import Node
-from pipex.running import staleness
+from pipex.running import claimed, staleness
 
 #: At most this many expansions run at once (each waits on its run from a thread).
 AT_ONCE = 8
@@ -192,7 +192,7 @@ class _Stream:
             self.shared.__exit__(kind, exc, tb)
 
     def _execute(self, plan: Plan) -> dict[str, Outcome]:
-        return self.executor.execute(plan, self, self.keep_going, **self.options)  # type: ignore[no-any-return]
+        return claimed.execute(self.executor, plan, self, self.keep_going, self.options)
 
     # The observer the executors report to.
 

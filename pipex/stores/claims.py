@@ -4,16 +4,20 @@ Before a task runs, its runner *claims* the target: the store creates a claim fo
 exclusively (a hidden sibling ``.<name>.pipex-claim`` made with ``O_EXCL`` on files, a
 conditional create on object stores, a row in SQLite). A runner that finds the claim taken
 waits until the target exists (done by the other runner) or the claim expires (the other
-runner died; then it takes the claim over and runs the task itself). The claim is removed
-once the target is committed, or when the task fails.
+runner died; then it takes the claim over and runs the task itself), saying every
+:data:`SAY_EVERY` seconds what it waits for; or, asked not to wait (``held(...,
+wait=False)``), it learns at once who holds the claim (:attr:`held.busy`) and comes back
+later (:mod:`pipex.running.claimed`). The claim is removed once the target is committed, or
+when the task fails.
 
 A claim names its owner (host, process id and start time, a random id) and is kept alive by
 a heartbeat: one daemon thread per process, started with the process's first claim, renews
 the claims it holds every ``timeout / 3``. An owner on this host holds its claim while its
 process runs, whatever the heartbeat's age (a task that keeps Python's GIL stops the
 heartbeat, not the task), and loses it at once when that process is gone (the start time
-tells a reused process id). For an owner on another host the heartbeat decides: its claim
-expires when the heartbeat is older than ``pipex.claims.timeout``. A claim whose owner
+tells a reused process id). For an owner on another host, or a process of this host that
+cannot run (stopped, a zombie), the heartbeat decides: its claim expires when the heartbeat
+is older than ``pipex.claims.timeout``. A claim whose owner
 cannot be read (its runner was killed while making it) expires :data:`ORPHAN_AGE` seconds
 after it was made.
 
@@ -38,13 +42,15 @@ from dask.utils import parse_timedelta
 
 from pipex import settings
 from pipex.stores.atomic import NAME_MAX
-from pipex.stores.owners import expired, new_owner, shown, why_expired
+from pipex.stores.owners import described, expired, new_owner, shown, why_expired
 
 CLAIM_MARK = ".pipex-claim"
 #: The most bytes of a claim that are read as its owner.
 CLAIM_SIZE = 1024
 #: The first and the longest pause between two looks at a target another runner claimed.
 POLL_FIRST, POLL_LONGEST = 0.02, 1.0
+#: Seconds between two messages of a runner waiting for a target another runner claimed.
+SAY_EVERY = 5.0
 
 logger = logging.getLogger(__name__)
 
@@ -140,12 +146,14 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
     With ``stage``, the block's save may write the target's data into the claim itself
     (:func:`staged_in_claim`; the commit then releases it). With ``rewrite`` (the target
     exists, but is stale) its existence says nothing: the block runs once this runner holds
-    the claim. Without claims (the setting, or a store that cannot create exclusively):
-    ``True``.
+    the claim. Without ``wait``, a claim another live runner holds is not waited for: the
+    block gets ``False`` at once and :attr:`busy` names the holder. Without claims (the
+    setting, or a store that cannot create exclusively): ``True``.
     """
 
     __slots__ = (
         "beat",
+        "busy",
         "owner",
         "path",
         "reset",
@@ -153,20 +161,30 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
         "slot",
         "stage",
         "store",
+        "wait",
         "waited",
     )
 
     def __init__(
-        self, store: Claiming, path: str, stage: bool = False, rewrite: bool = False
+        self,
+        store: Claiming,
+        path: str,
+        stage: bool = False,
+        rewrite: bool = False,
+        wait: bool = True,
     ) -> None:
         self.store = store
         self.path = path
         self.stage = stage
         self.rewrite = rewrite
+        self.wait = wait
         self.owner: str | None = None
         #: Whether the block got ``False`` after this runner found another's claim (and so
         #: waited for it); else the target was found written with no other runner seen.
         self.waited = False
+        #: Without ``wait``: the holder (owner record, last heartbeat) of the claim another
+        #: runner holds, when that is why the block got ``False``.
+        self.busy: tuple[str, float] | None = None
 
     def __enter__(self) -> bool:
         store, path = self.store, self.path
@@ -180,7 +198,9 @@ class held:  # a class: ~0.8 us a task where a generator context manager costs ~
         self.slot = slot
         self.reset = _staging.set(slot) if slot is not None else None
         try:
-            self.owner, self.waited = _take(store, path, owner, seconds, self.rewrite)
+            self.owner, self.waited, self.busy = _take(
+                store, path, owner, seconds, self.rewrite, self.wait
+            )
         finally:
             if self.owner is None and slot is not None:
                 slot.close()
@@ -253,13 +273,15 @@ def staged_in_claim(store: Any, path: str, kept: bool = False) -> Slot | None:
 
 
 def _take(
-    store: Claiming, path: str, owner: str, seconds: float, rewrite: bool
-) -> tuple[str | None, bool]:
-    """Claim ``path`` (waiting while another live runner holds it): ``owner``, or ``None``
-    once the target exists (unless it is to be rewritten); and whether another runner's
-    claim on it was found on the way."""
+    store: Claiming, path: str, owner: str, seconds: float, rewrite: bool, wait: bool = True
+) -> tuple[str | None, bool, tuple[str, float] | None]:
+    """Claim ``path`` (waiting while another live runner holds it, if ``wait``): ``owner``,
+    or ``None`` once the target exists (unless it is to be rewritten); whether another
+    runner's claim on it was found on the way; and, without ``wait``, the holder of the live
+    claim that stopped this runner (then the first is ``None``)."""
     pause = POLL_FIRST
     other = False
+    since = said = 0.0
     while True:
         if store.claim(path, owner):
             try:
@@ -272,22 +294,38 @@ def _take(
                 if slot is not None:
                     slot.close()
                 store.release(path, owner)
-                return None, other
-            return owner, other
+                return None, other, None
+            return owner, other, None
         other = True
         if not rewrite and store.exists(path):
-            return None, other
+            return None, other, None
         holder = store.claim_holder(path)
         if holder is None:
             continue  # released meanwhile without a target (its task failed): try again
-        if pause == POLL_FIRST:
-            logger.debug("pipex: %s is claimed by %s: waiting for it", path, shown(holder[0]))
         if expired(holder, seconds):
             logger.warning(
                 "pipex: taking over the claim on %s: %s", path, why_expired(holder, seconds)
             )
             store.release(path, holder[0])
             continue
+        if not wait:
+            logger.debug("pipex: %s is claimed by %s: coming back to it", path, shown(holder[0]))
+            return None, other, holder
+        now = time.monotonic()
+        if not since:
+            since = said = now
+            logger.debug("pipex: %s is claimed by %s: waiting for it", path, shown(holder[0]))
+        elif now - said >= SAY_EVERY:
+            said = now
+            logger.warning(
+                "pipex: still waiting for %s, claimed by another runner: %s; waiting "
+                "since %.0f s (a stopped or dead runner's claim is taken over once its "
+                "heartbeat is older than pipex.claims.timeout, %g s)",
+                path,
+                described(holder),
+                now - since,
+                seconds,
+            )
         time.sleep(pause)
         pause = min(pause * 1.5, POLL_LONGEST, seconds / 4)
 

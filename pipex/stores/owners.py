@@ -2,7 +2,9 @@
 
 An owner record is JSON naming a host, a process id and that process's start time, and an
 id of its own (:func:`new_owner`). An owner on this host holds its claim while its process
-runs; any other owner while its heartbeat is younger than the timeout (:func:`expired`).
+runs (a process that holds the GIL stops its heartbeat, not its work); one that is stopped
+(``kill -STOP``, Ctrl-Z) or a zombie holds it while its heartbeat is younger than the
+timeout, as does any owner on another host (:func:`expired`).
 """
 
 from __future__ import annotations
@@ -98,9 +100,10 @@ def expired(holder: tuple[str, float], seconds: float, now: float | None = None)
     """Whether the claim of ``holder`` (owner, last heartbeat) no longer holds.
 
     An owner that is a process of this host holds it while that process runs (whatever the
-    heartbeat's age) and loses it at once when the process is gone. Any other owner loses it
-    when its heartbeat is older than ``seconds`` (clocks of hosts sharing a store must agree
-    to well within that); an unreadable one after :data:`ORPHAN_AGE` seconds.
+    heartbeat's age) and loses it at once when the process is gone; a process of this host
+    that cannot run (stopped, a zombie: :data:`IDLE`) loses it when its heartbeat is older
+    than ``seconds``, as any owner on another host does (clocks of hosts sharing a store
+    must agree to well within that); an unreadable one after :data:`ORPHAN_AGE` seconds.
     """
     owner, beat = holder
     age = (time.time() if now is None else now) - beat
@@ -108,7 +111,11 @@ def expired(holder: tuple[str, float], seconds: float, now: float | None = None)
         return age > ORPHAN_AGE
     process = _local_process(owner)
     if process is not None:
-        return not running(*process)
+        status = state(*process)
+        if status == GONE:
+            return True
+        if status not in IDLE:
+            return False
     return age > seconds
 
 
@@ -126,6 +133,25 @@ def _local_process(owner: str) -> tuple[int, Any] | None:
         if isinstance(pid, int):
             return pid, record.get("start")
     return None
+
+
+#: What :func:`state` says of a process that is not there (or whose id was reused).
+GONE = "gone"
+#: The states of a process that exists but cannot run: its claims go with its heartbeat.
+IDLE = frozenset({psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP, psutil.STATUS_ZOMBIE})
+
+
+def state(pid: int, start: Any = None) -> str:
+    """The state of process ``pid`` of this host as psutil names it (``"running"``,
+    ``"sleeping"``, ``"stopped"``, ``"zombie"``...), or :data:`GONE` when there is none
+    (started at ``start``, when given: else the id was reused by a new process)."""
+    try:
+        process = psutil.Process(pid)
+        if isinstance(start, int | float) and abs(process.create_time() - start) >= 0.01:
+            return GONE
+        return str(process.status())
+    except psutil.Error:
+        return GONE
 
 
 def running(pid: int, start: Any = None) -> bool:
@@ -151,10 +177,35 @@ def why_expired(holder: tuple[str, float], seconds: float) -> str:
         )
     process = _local_process(owner)
     if process is not None:
-        return f"its owner, process {process[0]} on this host, is gone ({owner})"
+        status = state(*process)
+        if status == GONE:
+            return f"its owner, process {process[0]} on this host, is gone ({owner})"
+        return (
+            f"its owner, process {process[0]} on this host, is {status} and renewed it "
+            f"{age:.0f} s ago, longer than pipex.claims.timeout ({seconds:g} s) ({owner})"
+        )
     return (
         f"its owner {owner} renewed it {age:.0f} s ago, longer than pipex.claims.timeout "
         f"({seconds:g} s), so its runner on another host is taken for dead. A task there that "
         "holds Python's GIL longer than that stops its heartbeat too: if so, raise "
         "pipex.claims.timeout"
     )
+
+
+def described(holder: tuple[str, float], now: float | None = None) -> str:
+    """Who holds a claim, for the messages of a runner that waits for it: host, process,
+    its state (on this host) and the age of its heartbeat."""
+    owner, beat = holder
+    age = (time.time() if now is None else now) - beat
+    if owner == UNREADABLE:
+        return f"an unreadable owner record (made {age:.0f} s ago)"
+    try:
+        record: Any = json.loads(owner)
+    except ValueError:
+        return f"{owner} (heartbeat {age:.0f} s ago)"
+    if not isinstance(record, dict):
+        return f"{owner} (heartbeat {age:.0f} s ago)"
+    host = record.get("host") or f"host {record.get('host_hash', '?')}"
+    process = _local_process(owner)
+    status = f", {state(*process)}" if process is not None else ""
+    return f"{host} pid {record.get('pid', '?')}{status} (heartbeat {age:.0f} s ago)"

@@ -42,6 +42,7 @@ class DistributedExecutor(Executor):
     """Runs plans on ``client``'s cluster; closes the client if it opened it (``owned``)."""
 
     OPTIONS = OPTIONS
+    defers_claims = True
 
     def __init__(self, client: Any, owned: bool = False) -> None:
         self.client = client
