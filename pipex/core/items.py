@@ -83,7 +83,7 @@ class Levels:
         else:
             exists = family.exists(indices)
         written = exists
-        if self.stale is not None and family.versioned and any(exists):
+        if self.stale is not None and any(exists):
             found = [i for i, ok in zip(indices, exists, strict=True) if ok]
             verdicts = iter(self.stale([family.node(i) for i in found]))
             exists = [ok and not next(verdicts) for ok in exists]
@@ -117,3 +117,29 @@ def _unseen(parts: Sequence[Indices], states: bytearray) -> Indices:
                 out.append(i)
     out.sort()
     return out
+
+
+def refuse_collisions(families: Sequence[Any], nodes: Sequence[Any], refuse: Any) -> None:
+    """Call ``refuse(item_node, node)`` for each plain node whose target is that of an item
+    of ``families`` (it raises unless they are the same call). A family's names are looked
+    at only when some node lies in its folder."""
+    by_folder: dict[tuple[Any, str], list[Any]] = {}
+    for node in nodes:
+        target = node.target
+        folder = target.path.rpartition("/")[0]
+        by_folder.setdefault((target.store, folder), []).append(node)
+    for family in families:
+        rendered, store = family.rendered()
+        if rendered.folder is not None:
+            near = by_folder.get((store, rendered.folder))
+            if not near:
+                continue
+            index = {name: i for i, name in enumerate(rendered.names())}
+            pairs = [(index.get(n.target.path.rpartition("/")[2]), n) for n in near]
+        else:
+            wanted = {n.target.path: n for group in by_folder.values() for n in group}
+            found = [(i, wanted[p]) for i, p in enumerate(rendered.paths()) if p in wanted]
+            pairs = [(i, n) for i, n in found if n.target.store == store]
+        for i, node in pairs:
+            if i is not None:
+                refuse(family.node(i), node)

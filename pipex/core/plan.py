@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipex.core.items import Levels, missing_count
+from pipex.core.items import Levels, missing_count, refuse_collisions
 from pipex.core.order import inputs_first
 from pipex.core.targets import Target
 from pipex.core.tokens import token
@@ -197,6 +197,9 @@ def resolve(
                 plan.rewrites.add(node.key)
             below.extend(dep for dep in node.deps if first_visit(dep))
         frontier = below
+    if plan.families and by_target:
+        nodes = list(by_target.values())
+        refuse_collisions(list(plan.families), nodes, lambda a, b: refuse_collision(a, b))
     return plan
 
 
