@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from distributed import wait
+from distributed import as_completed
 
 from pipex.core.batch import Batch, BatchResult, run_batch
 from pipex.core.outcomes import portable
@@ -36,16 +36,19 @@ class ClusterPool:
         self.run_id = run_id
         self.options = dict(options)
         self.workers = max(1, sum(client.nthreads().values()))
+        self.finished = as_completed([], loop=client.loop)
 
     def submit(self, batch: Batch, keep_going: bool) -> Any:
         key = f"{batch.name}-{self.run_id}"
-        return self.client.submit(
+        future = self.client.submit(
             run_batch_on_worker, batch, keep_going, key=key, pure=False, **self.options
         )
+        self.finished.add(future)
+        return future
 
     def wait(self, handles: list[Any]) -> list[Any]:
-        done, _ = wait(handles, return_when="FIRST_COMPLETED")
-        return [h for h in handles if h in done]
+        first = next(self.finished)
+        return [first, *self.finished.next_batch(block=False)]
 
     def result(self, handle: Any) -> BatchResult:
         try:
