@@ -11,8 +11,8 @@ from typing import Any
 
 from pipex import settings
 from pipex.collector import deferred, resumed
-from pipex.core.outcomes import Failure, Outcome, raised_by
 from pipex.core.items import DONE
+from pipex.core.outcomes import Failure, Outcome, raised_by
 from pipex.core.plan import resolve
 from pipex.core.targets import Target
 from pipex.core.walk import replace, visit

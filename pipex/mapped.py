@@ -15,6 +15,7 @@ from typing import Any, overload
 import dask
 import dask.threaded
 
+from pipex import registry
 from pipex.core.family import Family
 from pipex.core.targets import Target
 from pipex.node import Node
@@ -128,7 +129,9 @@ class Targets(Sequence[Target]):
         if isinstance(other, Targets):
             return other.family is self.family
         if isinstance(other, Sequence) and not isinstance(other, str):
-            return len(other) == len(self) and all(a == b for a, b in zip(self, other))
+            return len(other) == len(self) and all(
+                a == b for a, b in zip(self, other, strict=True)
+            )
         return NotImplemented
 
     __hash__ = None  # type: ignore[assignment]
@@ -160,8 +163,7 @@ def _index(i: int, length: int) -> int:
 
 
 def _computed(mapped: Mapped) -> Targets:
-    from pipex.compute import compute
-
+    compute = registry.load("pipex.compute:compute")  # the layer above, named by string
     (targets,) = compute(mapped, progress=False, scheduler="threads")
     return targets  # type: ignore[no-any-return]
 

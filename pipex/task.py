@@ -15,9 +15,9 @@ from pipex import registry, settings
 from pipex.context import current
 from pipex.core.binding import Binder, target_annotated, without_target_parameter
 from pipex.core.code import fingerprint
+from pipex.core.family import Family
 from pipex.core.rendering import DEFAULT_TARGET, TargetOption, TargetSpec, origin
 from pipex.core.targets import Target
-from pipex.core.family import Family
 from pipex.core.walk import ATOMS, copy, visit
 from pipex.mapped import Mapped, columns_of, item_node
 from pipex.node import Collect, Node

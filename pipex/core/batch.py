@@ -151,14 +151,16 @@ def _call(step: Step, position: int, rewrite: bool) -> Call:
     for name, column in step.columns.items():
         arguments[name] = column if type(column) is Input else column[position]  # type: ignore[index]
     path = step.paths[position]
-    return Call(step.task, arguments, Target(path, step.store), step.key(path), step.linked, rewrite)
+    return Call(
+        step.task, arguments, Target(path, step.store), step.key(path), step.linked, rewrite
+    )
 
 
 def _loaded(step: Step) -> tuple[Any, ...]:
     """The step's shared inputs, each loaded once for the whole batch where it is data."""
     if not step.shared or not takes_data(_probe(step)):
         return step.shared
-    out = []
+    out: list[Any] = []
     for target in step.shared:
         try:
             out.append(Handed(target.path, target.store, target.load()))

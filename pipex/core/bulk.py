@@ -104,9 +104,7 @@ class Rendered:
         return [n[: n.rfind(".")] if n.rfind(".") > 0 else n for n in names]
 
 
-def checked(
-    column: Sequence[str], field: str, template: str, task: str, contained: bool
-) -> bool:
+def checked(column: Sequence[str], field: str, template: str, task: str, contained: bool) -> bool:
     """Check one column of per-item argument text as a single render checks each value;
     whether some value holds a ``/`` (the locations are then not all in one folder)."""
     if not column:

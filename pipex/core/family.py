@@ -101,9 +101,9 @@ class Family:
             {id(c): c for c in columns.values() if isinstance(c, Family)}.values()
         )
         self.names: tuple[str, ...] = tuple(task.binder.names)
-        self.versioned = (
+        self.versioned: bool = (
             task.version is not None
-            or any(f.versioned for f in self.upstream)
+            or any(bool(f.versioned) for f in self.upstream)
             or any(getattr(d, "versioned", False) for d in deps)
         )
         self._rendered: tuple[Rendered, Any] | None = None
@@ -268,7 +268,8 @@ def _bulk(family: Family, first: Target) -> tuple[Rendered, bool] | None:
         if not any(c is text for c in columns):
             columns.append(text)
             distinct.append(unique)
-        parts.append("{%d}" % next(i for i, c in enumerate(columns) if c is text))
+        slot = next(i for i, c in enumerate(columns) if c is text)
+        parts.append(f"{{{slot}}}")
     fmt = "".join(parts)
     rendered = Rendered(fmt, tuple(columns), slashed)
     path = rendered.path(0)

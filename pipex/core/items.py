@@ -30,7 +30,7 @@ def missing_count(states: bytearray) -> int:
 
 def runs(states: bytes | bytearray) -> bytes:
     """1 for each item that must run, 0 for the others."""
-    return states.translate(_RUNS)
+    return bytes(states.translate(_RUNS))
 
 
 def to_run(states: bytes | bytearray) -> list[int]:
@@ -78,10 +78,7 @@ class Levels:
 
     def _check(self, family: Any, indices: Indices, states: bytearray) -> list[int]:
         """Check ``indices`` of ``family``, set their states; the missing ones."""
-        if not self.check:
-            exists = [False] * len(indices)
-        else:
-            exists = family.exists(indices)
+        exists = family.exists(indices) if self.check else [False] * len(indices)
         written = exists
         if self.stale is not None and any(exists):
             found = [i for i, ok in zip(indices, exists, strict=True) if ok]

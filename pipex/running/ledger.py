@@ -37,8 +37,8 @@ from pipex.core.outcomes import Failure, NotRun, Waited, one_line
 from pipex.core.tokens import token
 from pipex.redact import redact
 from pipex.running import items, runs
-from pipex.running.unwritable import LOCK_SECONDS, unwritable
 from pipex.running.lineages import Lineages
+from pipex.running.unwritable import LOCK_SECONDS, unwritable
 from pipex.stores import sqlite
 from pipex.stores.file import FileStore
 

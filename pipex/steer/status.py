@@ -92,7 +92,10 @@ def status(*nodes: Any) -> Status:
     for name, (done, to_run, failed, not_checked) in items.steps.items():
         had = steps.get(name, StepCounts())
         steps[name] = StepCounts(
-            had.done + done, had.to_run + to_run, had.failed + failed, had.not_checked + not_checked
+            had.done + done,
+            had.to_run + to_run,
+            had.failed + failed,
+            had.not_checked + not_checked,
         )
     return Status(
         done=[*plain.done, *items.done],
