@@ -40,7 +40,7 @@ class Rendered:
     the file names alone, with ``name_fmt``.
     """
 
-    __slots__ = ("columns", "fmt", "folder", "name_fmt", "stem_column")
+    __slots__ = ("clean", "columns", "fmt", "folder", "name_fmt", "stem_column", "widths")
 
     def __init__(
         self,
@@ -53,6 +53,10 @@ class Rendered:
         self.folder: str | None = None
         self.name_fmt = ""
         self.stem_column: int | None = None
+        #: ids of the columns checked and found plain (no value a check could refuse), and
+        #: each column's longest value: a step below that reads a column checks it no more.
+        self.clean: set[int] = set()
+        self.widths: dict[int, int] = {}
         head, slot, _ = fmt.partition("{")
         rest = fmt[len(head) :]
         if slot and not slashed and "/" not in rest and "/" in head:
@@ -104,11 +108,14 @@ class Rendered:
         return [n[: n.rfind(".")] if n.rfind(".") > 0 else n for n in names]
 
 
-def checked(column: Sequence[str], field: str, template: str, task: str, contained: bool) -> bool:
+def checked(
+    column: Sequence[str], field: str, template: str, task: str, contained: bool
+) -> tuple[bool, bool]:
     """Check one column of per-item argument text as a single render checks each value;
-    whether some value holds a ``/`` (the locations are then not all in one folder)."""
+    whether some value holds a ``/`` (the locations are then not all in one folder), and
+    whether every value is plain (nothing a check of a whole location could refuse)."""
     if not column:
-        return False
+        return False, True
     joined = "\0".join(column)
     if joined.count("\0") != len(column) - 1:
         _each(column, field, template, task, contained)
@@ -127,7 +134,7 @@ def checked(column: Sequence[str], field: str, template: str, task: str, contain
     slashed = "/" in joined
     if suspicious or slashed:
         _each(column, field, template, task, contained)
-    return slashed
+    return slashed, not (suspicious or slashed)
 
 
 def _each(column: Sequence[str], field: str, template: str, task: str, contained: bool) -> None:
@@ -142,9 +149,14 @@ def _each(column: Sequence[str], field: str, template: str, task: str, contained
 def check_locations(rendered: Rendered, folder: str, template: str, task: str) -> None:
     """What a single render checks of each whole location, for values that could fail it
     (a ``..``, an odd character, a name near the length limit)."""
-    widest = max((max(map(len, c), default=0) for c in rendered.columns), default=0)
-    long = widest + len(rendered.fmt) > NAME_MAX
+    widths = rendered.widths
     for column in rendered.columns:
+        if id(column) not in widths:
+            widths[id(column)] = max(map(len, column), default=0)
+    long = max(widths.values(), default=0) + len(rendered.fmt) > NAME_MAX
+    for column in rendered.columns:
+        if id(column) in rendered.clean and not long:
+            continue
         joined = "\0".join(column)
         if long or ".." in joined or "pipex-" in joined or joined.count("\0") != len(column) - 1:
             for path in rendered.paths():

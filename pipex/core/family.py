@@ -240,6 +240,8 @@ def _bulk(family: Family, first: Target) -> tuple[Rendered, bool] | None:
     columns: list[Sequence[str]] = []
     distinct: list[bool] = []
     slashed = False
+    clean: set[int] = set()
+    widths: dict[int, int] = {}
     for literal, root, accessors, conversion, fmt_spec in template.pieces:
         parts.append(escaped(literal))
         if root is None:
@@ -257,6 +259,9 @@ def _bulk(family: Family, first: Target) -> tuple[Rendered, bool] | None:
             upstream, _ = source.rendered()
             text = upstream.attribute(accessors[0][1])
             unique = upstream.stem_column is not None or accessors[0][1] == "path"
+            if id(text) in upstream.clean:  # checked where it was rendered: plain
+                clean.add(id(text))
+                widths[id(text)] = upstream.widths[id(text)]
         else:
             if accessors:
                 return None
@@ -264,7 +269,11 @@ def _bulk(family: Family, first: Target) -> tuple[Rendered, bool] | None:
             if found is None:
                 return None
             text, unique = found, type(source) is range
-        slashed = checked(text, root, template.text, family.name, root not in free) or slashed
+        if id(text) not in clean:
+            slash, plain = checked(text, root, template.text, family.name, root not in free)
+            slashed = slashed or slash
+            if plain:
+                clean.add(id(text))
         if not any(c is text for c in columns):
             columns.append(text)
             distinct.append(unique)
@@ -282,6 +291,8 @@ def _bulk(family: Family, first: Target) -> tuple[Rendered, bool] | None:
         rendered = Rendered(fmt[len(prefix) :], tuple(columns), slashed)
         if rendered.path(0) != first.path:
             return None
+    rendered.clean.update(clean & {id(c) for c in columns})
+    rendered.widths.update(widths)
     head = rendered.fmt.partition("{")[0]
     check_locations(rendered, head[: head.rfind("/") + 1], template.text, family.name)
     return rendered, len(columns) == 1 and distinct[0]
