@@ -62,9 +62,11 @@ class Batch:
     steps: tuple[Step, ...]
     items: Sequence[int]
     families: tuple[Any, ...] = ()  #: on the client only: the family of each step
+    #: A target another runner claimed is not waited for: the item's outcome is Claimed.
+    defer: bool = False
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Batch, (self.steps, self.items))
+        return (Batch, (self.steps, self.items, (), self.defer))
 
     @property
     def size(self) -> int:
@@ -113,7 +115,7 @@ def run_batch(batch: Batch, keep_going: bool) -> BatchResult:
             if not state:
                 continue
             inputs = [_input(outcomes[u], steps[u], position) for u in step.upstream]
-            call = _call(step, position, state == 2)
+            call = _call(step, position, state == 2, batch.defer)
             run = call
             kept = None
             if step.feeds and exact(call):
@@ -146,13 +148,13 @@ def _probe(step: Step) -> Call:
     return Call(step.task, {}, Target("", step.store), "", step.linked)
 
 
-def _call(step: Step, position: int, rewrite: bool) -> Call:
+def _call(step: Step, position: int, rewrite: bool, defer: bool) -> Call:
     arguments: dict[str, Any] = dict(step.constants)
     for name, column in step.columns.items():
         arguments[name] = column if type(column) is Input else column[position]  # type: ignore[index]
     path = step.paths[position]
     return Call(
-        step.task, arguments, Target(path, step.store), step.key(path), step.linked, rewrite
+        step.task, arguments, Target(path, step.store), step.key(path), step.linked, rewrite, defer
     )
 
 

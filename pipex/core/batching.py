@@ -43,7 +43,7 @@ class Group:
     def __len__(self) -> int:
         return len(self.items)
 
-    def batch(self, items: Sequence[int], shared: Mapping[str, Any]) -> Batch:
+    def batch(self, items: Sequence[int], shared: Mapping[str, Any], defer: bool = False) -> Batch:
         """The batch of ``items``; ``shared`` holds the outcomes of the shared input nodes."""
         position = {id(f): p for p, f in enumerate(self.families)}
         read = {id(up) for f in self.families for up in f.upstream}
@@ -86,7 +86,7 @@ class Group:
                     feeds=id(family) in read,
                 )
             )
-        return Batch(tuple(steps), items, tuple(self.families))
+        return Batch(tuple(steps), items, tuple(self.families), defer)
 
 
 class _Swap:

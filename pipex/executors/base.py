@@ -61,7 +61,7 @@ class Executor(abc.ABC):
         outcomes go to ``observer`` in one message. ``shared`` holds the outcomes of the
         plain nodes the mapped steps read (run before)."""
         with self.pool(options) as pool:
-            run_batches(plan, shared, pool, observer, keep_going)
+            run_batches(plan, shared, pool, observer, keep_going, self.defers_claims)
 
     def pool(self, options: Mapping[str, Any]) -> contextlib.AbstractContextManager[Any]:
         """Where this executor runs batches (:class:`~pipex.executors.batches.Pool`):

@@ -9,6 +9,8 @@ finished. Each finished batch is reported to the observers in one message
 
 from __future__ import annotations
 
+import logging
+import time
 import traceback
 from array import array
 from collections.abc import Iterable, Mapping
@@ -18,9 +20,13 @@ from typing import Any, Protocol
 from pipex import settings
 from pipex.core.batch import Batch, BatchResult, outcomes, run_batch
 from pipex.core.batching import Sizer, cut, groups
-from pipex.core.outcomes import Failure, NotRun, Outcome, failed_inputs
+from pipex.core.outcomes import Claimed, Failure, NotRun, Outcome, failed_inputs
 from pipex.core.plan import Plan
 from pipex.core.targets import Target
+from pipex.stores import claims
+from pipex.stores.owners import expired
+
+logger = logging.getLogger("pipex")
 
 #: Batches in flight per worker thread.
 IN_FLIGHT = 2
@@ -62,14 +68,45 @@ def run_batches(
     pool: Pool,
     observer: Any,
     keep_going: bool,
+    defer: bool = False,
 ) -> None:
     """Run every item of the plan's mapped steps that must run, in batches on ``pool``.
 
-    ``shared`` holds the outcomes of the plain nodes the mapped steps share (by key).
+    ``shared`` holds the outcomes of the plain nodes the mapped steps share (by key). With
+    ``defer``, an item whose target another runner claimed comes back
+    :class:`~pipex.core.outcomes.Claimed` instead of holding a thread in a wait: it is not
+    reported, and once the other runner wrote, released or lost the claim, the claimed
+    items run again (:func:`pipex.running.claimed` does the same for plain nodes).
     """
-    work = groups(plan.families)
+    states = plan.families
+    pause = claims.POLL_FIRST
+    while True:
+        held = _round(states, shared, pool, observer, keep_going, defer)
+        if not held:
+            return
+        waiting(held)
+        states = {}
+        for family, indices in held.items():
+            again = states[family] = bytearray(b"\x01" * len(family))
+            for i in indices:
+                again[i] = plan.families[family][i]
+        time.sleep(pause)
+        pause = min(pause * 1.5, claims.POLL_LONGEST)
+
+
+def _round(
+    states: Mapping[Any, bytearray],
+    shared: Mapping[str, Outcome],
+    pool: Pool,
+    observer: Any,
+    keep_going: bool,
+    defer: bool,
+) -> dict[Any, list[int]]:
+    """One pass over the items to run; the claimed ones by family (with ``defer``)."""
+    work = groups(states)
+    held: dict[Any, list[int]] = {}
     if not work:
-        return
+        return held
     sizer = Sizer(batch_size(), pool.workers, sum(len(g) for g in work))
     limit = max(1, pool.workers * IN_FLIGHT)
     pending: dict[Any, Batch] = {}
@@ -85,6 +122,8 @@ def run_batches(
                 result = lost(batch, exc, traceback.format_exc())
             else:
                 sizer.learn(batch.size, result.seconds)
+            if defer:
+                _withhold(batch, result, held)
             report(observer, batch, result)
 
     try:
@@ -92,7 +131,7 @@ def run_batches(
             for items in cut(group, sizer):
                 while len(pending) >= limit:
                     finish(pool.wait(list(pending)))
-                batch = group.batch(items, shared)
+                batch = group.batch(items, shared, defer)
                 pending[pool.submit(batch, keep_going)] = batch
         while pending:
             finish(pool.wait(list(pending)))
@@ -101,6 +140,45 @@ def run_batches(
             cancel = getattr(handle, "cancel", None)
             if cancel is not None:
                 cancel()
+    return held
+
+
+def _withhold(batch: Batch, result: BatchResult, held: dict[Any, list[int]]) -> None:
+    """Take the claimed items out of ``result`` (never reported) into ``held``."""
+    kept = []
+    for s, position, outcome in result.outcomes:
+        if type(outcome) is Claimed:
+            held.setdefault(batch.families[s], []).append(batch.items[position])
+        else:
+            kept.append((s, position, outcome))
+    result.outcomes = kept
+
+
+def waiting(held: Mapping[Any, list[int]]) -> None:
+    """Wait until one of the claimed items' targets is written, released or expired."""
+    seconds = claims.timeout()
+    since = said = time.monotonic()
+    pause = claims.POLL_FIRST
+    while True:
+        for family, indices in held.items():
+            for i in indices:
+                target = family.target(i)
+                holder = target.store.claim_holder(target.path)
+                if holder is None or expired(holder, seconds):
+                    return
+        now = time.monotonic()
+        if now - said >= claims.SAY_EVERY:
+            said = now
+            count = sum(map(len, held.values()))
+            logger.warning(
+                "pipex: waiting for %d item(s) of mapped steps claimed by another runner "
+                "(%.0f s); a dead runner's claims are taken over once its heartbeat is older "
+                "than pipex.claims.timeout.",
+                count,
+                now - since,
+            )
+        time.sleep(pause)
+        pause = min(pause * 1.5, claims.POLL_LONGEST, seconds / 4)
 
 
 def report(observer: Any, batch: Batch, result: BatchResult) -> None:
