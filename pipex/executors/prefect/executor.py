@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
 from pipex.executors.base import Executor, Observer
+from pipex.executors.prefect.batches import PrefectPool
 from pipex.executors.prefect.graph import run_graph
 from pipex.executors.prefect.nodes import run_nodes
 from pipex.executors.prefect.runtime import granularity
@@ -17,7 +19,11 @@ logger = logging.getLogger("pipex")
 
 
 class PrefectExecutor(Executor):
-    """Runs each plan (a batch) as Prefect task runs: one per node, or one for all of it."""
+    """Runs each plan (a batch) as Prefect task runs: one per node, or one for all of it;
+    mapped steps' items as one task run per batch of items."""
+
+    def pool(self, options: Mapping[str, Any]) -> PrefectPool:
+        return PrefectPool()
 
     def execute(
         self, plan: Plan, observer: Observer, keep_going: bool, **options: Any
