@@ -34,7 +34,7 @@ class PrefectPool:
         name = batch.steps[-1].name
         task = self.tasks.get(name)
         if task is None:
-            task = self.tasks[name] = prefect.task(
+            task = self.tasks[name] = prefect.task(  # type: ignore[call-overload]
                 _run_batch,
                 name=name,
                 task_run_name="{run_name}",
