@@ -361,7 +361,8 @@ def ratio(
 
 def check(table: Table, what: str, value: float, unit: str, goal: float) -> None:
     met = "met" if value <= goal else "NOT met"
-    table.add(f"  {what}: {value:,.3f} {unit} (goal <= {goal:,} {unit}: {met})")
+    shown = f"{value:,}" if isinstance(value, int) else f"{value:,.3f}"
+    table.add(f"  {what}: {shown} {unit} (goal <= {goal:,} {unit}: {met})")
 
 
 def figure_done(table: Table, base: str, items: int, steps: int, goal_s: float) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import tracemalloc
 
 import dask
@@ -318,3 +319,39 @@ def test_the_progress_bar_counts_targets(workdir, capsys):
     assert "2 already done" in err
     assert "6/6" in err  # the three missing items' two steps each
     assert "pipex: 5 requested, 2 already done, ran 6" in err
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def test_items_run_in_batches_of_the_set_size_each_chain_in_one_batch(workdir):
+    ran: dict[tuple[str, int], int] = {}
+
+    @pipex.task(target="out/first/{i}.pkl")
+    def first(i: int) -> int:
+        ran["first", i] = threading.get_ident()
+        return i
+
+    @pipex.task(target="out/second/{x.stem}.pkl")
+    def second(x: int) -> int:
+        ran["second", x] = threading.get_ident()
+        return x
+
+    with dask.config.set({"pipex.map.batch-size": 10}):
+        pipex.compute(second.map(first.map(range(100))), scheduler="threads", progress=False)
+
+    assert len(ran) == 200
+    for i in range(100):  # a batch runs an item's missing steps one after the other
+        assert ran["first", i] == ran["second", i]
+    for start in range(0, 100, 10):  # ten items per batch, each batch on one thread
+        assert len({ran["first", i] for i in range(start, start + 10)}) == 1
+
+
+def test_a_batch_size_that_is_not_a_number_is_refused(workdir):
+    steps = Steps()
+    with (
+        dask.config.set({"pipex.map.batch-size": "many"}),
+        pytest.raises(ValueError, match="batch-size"),
+    ):
+        pipex.compute(steps.a.map(range(3)), progress=False)
+    assert steps.calls == []

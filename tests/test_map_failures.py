@@ -119,6 +119,8 @@ def test_a_thousand_failures_make_a_short_message_grouped_by_step_and_error(work
     assert "broken" in message  # the step
     assert "ValueError" in message and "the input is broken" in message
     assert re.search(r"\b1,?000\b", message)  # the count
+    printed = "".join(traceback.format_exception(error))  # as an uncaught error shows it
+    assert len(printed) < 10_000, len(printed)
     assert "out/broken/" in message  # a few of its targets
     assert len(message.splitlines()) < 60
     assert files_under(workdir) == []

@@ -283,3 +283,36 @@ def test_rerun_code_reruns_the_items_of_a_step_whose_code_changed(workdir):
         (values,) = pipex.compute(b_after.map(a.map(range(6))), load=True, progress=False)
     assert sorted(calls) == list(range(6))
     assert list(values) == [100 * i for i in range(6)]
+
+
+def test_resolution_lists_each_folder_once_and_stats_no_target(workdir, monkeypatch):
+    steps = Steps()
+    written_by_hand("c", range(2_000), lambda i: 10 * i + 1)
+    written_by_hand("b", range(3), lambda i: 10 * i)
+    for i in range(3):
+        os.remove(f"out/c/{i}.pkl")  # three items to look at one level down
+    listed: list[str] = []
+    looked_up: list[str] = []
+    scandir, exists = os.scandir, os.path.exists
+
+    def counted_scandir(folder="."):  # type: ignore[no-untyped-def]
+        listed.append(os.path.relpath(folder))
+        return scandir(folder)
+
+    def counted_exists(where) -> bool:  # type: ignore[no-untyped-def]
+        if str(where).endswith(".pkl"):
+            looked_up.append(str(where))
+        return exists(where)
+
+    monkeypatch.setattr(os, "scandir", counted_scandir)
+    monkeypatch.setattr(os.path, "exists", counted_exists)
+    _, _, third = steps.build(2_000)
+
+    results = pipex.compute(third, progress=False)
+
+    assert sorted(steps.calls) == [("c", i) for i in range(3)]
+    assert results.summary.done == 1_997
+    assert listed.count(os.path.join("out", "c")) == 1
+    assert listed.count(os.path.join("out", "b")) == 1
+    assert os.path.join("out", "a") not in listed  # below done items: never looked at
+    assert len(looked_up) < 10

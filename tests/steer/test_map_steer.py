@@ -66,6 +66,28 @@ def test_status_of_a_fresh_map_and_of_a_mix_with_nodes(workdir):
     assert steps.calls == []
 
 
+def test_status_counts_the_items_that_failed_last_time(workdir):
+    steps = Steps(bad=frozenset({4, 17}))
+    _, _, third = steps.build(30)
+    with pytest.raises(pipex.PipelineError):
+        pipex.compute(third, progress=False)
+
+    status = pipex.status(third)
+
+    assert status.steps == {
+        "a": StepCounts(to_run=2, failed=2, not_checked=28),
+        "b": StepCounts(to_run=2, not_checked=28),
+        "c": StepCounts(done=28, to_run=2),
+    }
+    assert sorted(t.path for t in status.failed) == ["out/a/17.pkl", "out/a/4.pkl"]
+    assert status.rows()[-1] == ("total", 28, 6, 2, 56)
+
+    steps.calls.clear()
+    results = pipex.compute(third, progress=False, skip_failed=True)
+    assert steps.calls == []  # the failed items and what needs them are left alone
+    assert results.summary.skipped == 6 and results.summary.failed == 0
+
+
 # --- invalidate and restore --------------------------------------------------------------------
 
 
