@@ -22,8 +22,10 @@ from pipex.expand import Expansion
 from pipex.mapped import Mapped, Targets
 from pipex.node import Collect, Node
 from pipex.running import Observers, records, staleness
+from pipex.running import items as items_rows
 from pipex.running.expansion import Expanding
-from pipex.running.ledger import Ledger
+from pipex.running.ledger import Ledger, home
+from pipex.running.lineages import Lineages
 from pipex.running.progress import Progress, announced
 from pipex.running.report import Report, Results
 
@@ -107,8 +109,12 @@ def run(
         stale = staleness.check([*roots, *families])
         plan = resolve(roots, stale=stale, families=families)
     skipped: list[Node] = []
+    skipped_items = 0
     if skip_failed and plan.missing:
         plan, skipped = plan.without(n.key for n in records.failed_last_time(plan.missing))
+    if skip_failed and plan.items and settings.get("ledger"):
+        steps = items_rows.Steps(Lineages().id, home)
+        skipped_items = items_rows.skip_failed(plan.families, steps, records.where)
     expanding.check(plan)
     outcomes: dict[str, Outcome] = {}
     report = Report()
@@ -163,7 +169,7 @@ def run(
         done + expanding.done,
         seconds,
         reused=len(plan.done) - plain_done,
-        skipped=len(skipped),
+        skipped=len(skipped) + skipped_items,
     )
     logger.info("%s", summary)
     error = report.error(summary)

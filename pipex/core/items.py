@@ -17,6 +17,7 @@ from typing import Any
 from pipex.core.bulk import Indices
 
 UNSEEN, DONE, MISSING, REWRITE = 0, 1, 2, 3
+SKIPPED = 4  #: to run, but left alone (``skip_failed``: it, or an input, failed last time)
 
 #: Item states to 1 for the items to run, 0 otherwise (``bytes.translate``).
 _RUNS = bytes([0, 0, 1, 1] + [0] * 252)

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipex.core.batch import Batch, BatchResult
-from pipex.core.items import to_run
+from pipex.core.items import MISSING, REWRITE, SKIPPED, to_run
 from pipex.core.outcomes import Failure, NotRun, Waited, one_line
 from pipex.core.targets import Target
 from pipex.redact import redact
@@ -97,3 +97,26 @@ def rows(
                 )
             )
     return by_store
+
+
+def skip_failed(families: Mapping[Any, bytearray], steps: Steps, where: Any) -> int:
+    """``skip_failed`` for mapped items: each item to run whose latest run failed (one
+    read per ledger), and the items of the steps below that need it, left alone (state
+    :data:`~pipex.core.items.SKIPPED`); how many."""
+    skipped: dict[int, set[int]] = {}
+    count = 0
+    for family in reversed(list(families)):  # resolution found upstream steps last
+        states = families[family]
+        indices = to_run(states)
+        if not indices:
+            continue
+        rendered, _ = family.rendered()
+        failed = where(steps.of(family)[0], "status", ["failed"])
+        out = {i for i, p in zip(indices, rendered.paths(indices), strict=True) if p in failed}
+        for up in family.upstream:
+            out.update(i for i in skipped.get(id(up), ()) if states[i] in (MISSING, REWRITE))
+        for i in out:
+            states[i] = SKIPPED
+        skipped[id(family)] = out
+        count += len(out)
+    return count
