@@ -14,6 +14,7 @@ from pipex.exceptions import (
 )
 from pipex.expand import Expansion, expand
 from pipex.flow import flow
+from pipex.mapped import Mapped, Targets
 from pipex.node import Node
 from pipex.pages import report
 from pipex.steer import Status, history, invalidate, restore, status, visualize
@@ -26,6 +27,7 @@ __all__ = [
     "Expansion",
     "FileStore",
     "FsspecStore",
+    "Mapped",
     "MemoryStore",
     "ModeError",
     "Node",
@@ -39,6 +41,7 @@ __all__ = [
     "Target",
     "TargetCollisionError",
     "TargetError",
+    "Targets",
     "TaskFunction",
     "__version__",
     "compute",

@@ -7,10 +7,13 @@ import os
 import sys
 import time
 import traceback
+from collections import ChainMap
+from collections.abc import Mapping
 from typing import Any
 
 from pipex import settings
 from pipex.collector import deferred, resumed
+from pipex.core.items import DONE
 from pipex.core.outcomes import Failure, Outcome, raised_by
 from pipex.core.plan import exists_many, resolve
 from pipex.core.targets import Target
@@ -18,12 +21,15 @@ from pipex.core.walk import replace, visit
 from pipex.exceptions import PipelineError, StoreError
 from pipex.executors import check_options, select
 from pipex.expand import Expansion
+from pipex.mapped import Mapped, Targets
 from pipex.node import Collect, Node
 from pipex.redact import scrub
 from pipex.registry import load as load_page
 from pipex.running import Observers, records, staleness
+from pipex.running import items as items_rows
 from pipex.running.expansion import Expanding
-from pipex.running.ledger import Ledger
+from pipex.running.ledger import Ledger, home
+from pipex.running.lineages import Lineages
 from pipex.running.progress import Progress, announced
 from pipex.running.report import Report, Results
 
@@ -107,24 +113,34 @@ def run(
     collect = _Roots(nodes)
     for arg in args:
         visit(arg, collect)
-    if not nodes and not collect.expansions:
+    if not nodes and not collect.expansions and not collect.mapped:
         return args
     if keep_going is None:
         keep_going = bool(settings.get("keep-going"))
     expanding = Expanding(collect.expansions)
     roots = nodes + expanding.sources
+    families = [m.family for m in collect.mapped]
     with deferred():  # a Target per visited node, and the plan: many long-lived objects
-        plan = resolve(roots, stale=staleness.check(roots))
+        stale = staleness.check([*roots, *families])
+        plan = resolve(roots, stale=stale, families=families)
     skipped: list[Node] = []
+    skipped_items = 0
     if skip_failed and plan.missing:
         plan, skipped = plan.without(n.key for n in records.failed_last_time(plan.missing))
+    if skip_failed and plan.items and settings.get("ledger"):
+        steps = items_rows.Steps(Lineages().id, home)
+        skipped_items = items_rows.skip_failed(plan.families, steps, records.where)
     expanding.check(plan)
     outcomes: dict[str, Outcome | None] = {}  # None: skipped, with load=True
     report = Report()
     requested = {n.key for n in nodes}
     done = sum(key in requested for key in plan.done)  # "already done", as in the summary
-    if plan.missing or expanding.pending:
-        ledger = Ledger(plan.missing) if settings.get("ledger") else None
+    wanted = {id(f): f for f in families}
+    plain_done = done
+    done += sum(plan.families[f].count(DONE) for f in wanted.values())
+    items = plan.items
+    if plan.missing or expanding.pending or items:
+        ledger = Ledger(plan.missing, families=plan.families) if settings.get("ledger") else None
         ended = "finished"
         try:
             if ledger is not None:
@@ -132,12 +148,17 @@ def run(
             with (
                 resumed(),  # the tasks' own code: the usual garbage collection
                 select(scheduler) as executor,
-                Progress(len(plan.missing), done + expanding.done, progress) as bar,
+                Progress(len(plan.missing) + items, done + expanding.done, progress) as bar,
             ):
                 observers = Observers((bar, report, ledger))
                 with expanding.streaming(executor, observers, keep_going, kwargs) as execute:
                     for batch in plan.batches(int(settings.get("batch-size")), outcomes):
                         outcomes.update(execute(batch))
+                        if ledger is not None:
+                            ledger.flush()
+                    if items:
+                        shared: Mapping[str, Any] = ChainMap(outcomes, plan.done)  # type: ignore[arg-type]
+                        executor.items(plan, shared, observers, keep_going, **kwargs)
                         if ledger is not None:
                             ledger.flush()
                 outcomes.update(expanding.outcomes)
@@ -160,11 +181,11 @@ def run(
                 ledger.close(ended)
     seconds = time.perf_counter() - start
     summary = report.summary(
-        len(requested) + expanding.requested,
+        len(requested) + expanding.requested + sum(len(f) for f in wanted.values()),
         done + expanding.done,
         seconds,
-        reused=len(plan.done) - done,
-        skipped=len(skipped),
+        reused=len(plan.done) - plain_done,
+        skipped=len(skipped) + skipped_items,
     )
     logger.info("%s", summary)
     error = report.error(summary)
@@ -201,15 +222,18 @@ def _record_raised(exc: Exception, missing: list[Node], ledger: Ledger | None) -
 class _Roots(Collect):
     """Collects the nodes, and the expansions, among :func:`compute`'s arguments."""
 
-    __slots__ = ("expansions",)
+    __slots__ = ("expansions", "mapped")
 
     def __init__(self, found: list[Node]) -> None:
         super().__init__(found)
         self.expansions: list[Expansion] = []
+        self.mapped: list[Mapped] = []
 
     def __call__(self, value: Any) -> None:
         if type(value) is Expansion:
             self.expansions.append(value)
+        elif type(value) is Mapped:
+            self.mapped.append(value)
         else:
             super().__call__(value)
 
@@ -229,6 +253,9 @@ class _Outputs:
         if type(value) is Expansion:
             result = self.expanded.get(value.key)
             return result if result is None or not self.load else replace(result, self._data)
+        if type(value) is Mapped:
+            targets = Targets(value.family)
+            return [self._data(t) for t in targets] if self.load else targets
         if not isinstance(value, Node):
             return value
         return self._data(self.outcomes[value.key], value.key)

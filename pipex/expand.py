@@ -22,6 +22,7 @@ from pipex.core.plan import call_token
 from pipex.core.targets import Target
 from pipex.core.tokens import token
 from pipex.core.walk import replace, visit
+from pipex.mapped import Mapped
 from pipex.node import Node
 
 __all__ = ["Expansion", "expand"]
@@ -86,6 +87,7 @@ class Expansion:
         """What ``fn(data)`` returns, and the nodes in it; a ``TypeError`` naming this
         expansion's node and target if it returns anything but nodes."""
         returned = self.context.copy().run(self.fn, data)
+        returned = replace(returned, _items)  # a mapped step: its items' nodes, in order
         nodes: list[Node] = []
         other: list[Any] = []
         visit(returned, lambda v: (nodes if isinstance(v, Node) else other).append(v))
@@ -165,3 +167,7 @@ def _as_target(value: Any) -> Any:
 def _short(value: Any) -> str:
     text = repr(value)
     return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
+
+
+def _items(value: Any) -> Any:
+    return list(value) if type(value) is Mapped else value

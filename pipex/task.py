@@ -15,9 +15,11 @@ from pipex import registry, settings
 from pipex.context import current
 from pipex.core.binding import Binder, target_annotated, without_target_parameter
 from pipex.core.code import fingerprint
+from pipex.core.family import Family
 from pipex.core.rendering import DEFAULT_TARGET, TargetOption, TargetSpec, origin
 from pipex.core.targets import Target
 from pipex.core.walk import ATOMS, copy, visit
+from pipex.mapped import Mapped, columns_of, item_node
 from pipex.node import Collect, Node
 from pipex.stores import Store, store_for
 
@@ -181,6 +183,50 @@ class TaskFunction:
         """
         return self._build(args, kwargs)
 
+    def map(self, *iterables: Any, **constants: Any) -> Mapped:
+        """One call per item: positional ``iterables`` zipped elementwise (lists, ranges,
+        arrays, or another :class:`pipex.Mapped`), ``constants`` the same for every call (a
+        node among them is computed once). No node is made per item.
+
+        With ``PIPEX=off`` the calls run at once and their results come back as a list.
+        """
+        if settings.mode_set() and settings.mode() == "off":
+            return [self.fn(*args, **constants) for args in zip(*iterables, strict=True)]  # type: ignore[return-value]
+        columns, shared, length = columns_of(self, iterables, constants)
+        deps: list[Node] = []
+        for name, value in shared.items():
+            if type(value) is Node:
+                deps.append(value)
+            elif type(value) not in ATOMS:
+                visit(value, Collect(deps, strict=True))
+                shared[name] = copy(value)
+        spec = self.spec
+        family = Family(
+            self,
+            columns,
+            shared,
+            _unique(deps),
+            current(),
+            datetime.date.today() if spec.needs_today else None,
+            self._where(),
+            length,
+            item_node,
+        )
+        return Mapped(family)
+
+    def _where(self) -> Any:
+        """The :class:`Origin` of a call made now."""
+        root = settings.root() if self.spec.needs_root and "path" not in current() else None
+        if self.store is not None:
+            return origin(root, None)
+        cwd = os.getcwdb()
+        last = self._origin
+        if last[1] == cwd and last[0] is root:
+            return last[2]
+        where = origin(root, cwd)
+        self._origin = (root, cwd, where)
+        return where
+
     def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Node:
         """:meth:`node`, on the call's packed arguments (the hot path of graph building)."""
         binder = self.binder
@@ -203,6 +249,9 @@ class TaskFunction:
                 kind = type(value)
                 if kind is Node:
                     deps.append(value)
+                elif kind is Mapped:  # a list of the items' data (or Targets), in item order
+                    items = values[name] = list(value)
+                    deps.extend(items)
                 elif kind not in ATOMS:
                     found = Collect(deps, strict=True)
                     visit(value, found)

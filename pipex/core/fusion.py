@@ -128,17 +128,17 @@ def execute_chain(
     outcomes: list[Outcome] = []
     timings: list[tuple[float, float]] = []
     position = 0
-    kept: _Keep | None = None
+    kept: Keep | None = None
     for i, call in enumerate(chain.calls):
         own = inputs[position : position + chain.widths[i]]
         position += chain.widths[i]
         if i:
             prior = outcomes[-1]
-            if kept is not None and kept.has and type(prior) is Target and _takes_data(call):
-                prior = _Handed(prior.path, prior.store, kept.result)
+            if kept is not None and kept.has and type(prior) is Target and takes_data(call):
+                prior = Handed(prior.path, prior.store, kept.result)
             at = chain.previous[i]
             own = (*own[:at], prior, *own[at:])
-        kept = _Keep(call.task) if i + 1 < len(chain.calls) and _exact(call) else None
+        kept = Keep(call.task) if i + 1 < len(chain.calls) and exact(call) else None
         run = call if kept is None else call.with_task(kept)
         started = time.time()
         clock = time.perf_counter()
@@ -185,17 +185,17 @@ def lost(
     return out
 
 
-def _exact(call: Call) -> bool:
+def exact(call: Call) -> bool:
     """Whether the data a step returns is what the next would load from its target."""
     return call.task.save and serializers.exact(posixpath.splitext(call.target.path)[1])
 
 
-def _takes_data(call: Call) -> bool:
+def takes_data(call: Call) -> bool:
     """Whether a step takes all its inputs as data (none as a :class:`Target` parameter)."""
     return not (call.linked & call.task.target_parameters)
 
 
-class _Keep:
+class Keep:
     """A step's task that keeps what it returned, to hand it to the next step."""
 
     __slots__ = ("has", "result", "task")
@@ -214,7 +214,7 @@ class _Keep:
         return getattr(self.task, name)
 
 
-class _Handed(Target):
+class Handed(Target):
     """The target of the step before, whose data is already here: loading it costs nothing.
 
     Pickled, it is the plain :class:`Target`.

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from pipex.core.items import Levels, missing_count, refuse_collisions
 from pipex.core.order import inputs_first
 from pipex.core.targets import Target
 from pipex.core.tokens import token
@@ -69,6 +70,13 @@ class Plan:
     missing: list[Any] = field(default_factory=list)
     rewrites: dict[str, str | None] = field(default_factory=dict)
     defer: bool = False
+    #: Each mapped step visited, with the state of each item (:mod:`pipex.core.items`).
+    families: dict[Any, bytearray] = field(default_factory=dict)
+
+    @property
+    def items(self) -> int:
+        """How many items of mapped steps must run."""
+        return sum(missing_count(states) for states in self.families.values())
 
     def rewrite(self, key: str) -> bool | str:
         """What the call of ``key`` rewrites: ``False``, a missing target; a stale target's
@@ -96,6 +104,7 @@ class Plan:
             return self, []
         missing = [node for node in self.missing if node.key not in out]
         plan = Plan(roots=self.roots, done=self.done, missing=missing, rewrites=self.rewrites)
+        plan.families = self.families
         return plan, left
 
     def batches(self, size: int, finished: Mapping[str, Any]) -> Iterator[Plan]:
@@ -150,13 +159,24 @@ def _placed(nodes: Sequence[Node]) -> Iterator[list[Any]]:
         yield group
 
 
-def resolve(roots: Iterable[Node], check: bool = True, stale: Stale | None = None) -> Plan:
-    """Walk down from ``roots``, checking targets level by level (all missing if not ``check``).
+def resolve(
+    roots: Iterable[Node],
+    check: bool = True,
+    stale: Stale | None = None,
+    families: Sequence[Any] = (),
+) -> Plan:
+    """Walk down from ``roots`` and every item of ``families`` (mapped steps), checking
+    targets level by level (all missing if not ``check``).
 
     ``stale``, when given, sees the nodes of each level whose targets exist and may call some
-    of them missing: they run again, and resolution goes on below them.
+    of them missing: they run again, and resolution goes on below them. A mapped step is
+    checked as a set of item indices: one listing per folder, the items still missing
+    passed down to the steps they read, their shared inputs (nodes) added to the next level.
     """
     plan = Plan(roots=list(roots))
+    levels = Levels(plan.families, check, stale)
+    for family in families:
+        levels.add(family, range(len(family)))
     done: dict[str, Target] = {}
     plan.done = done
     by_target: dict[tuple[Any, str], Node] = {}
@@ -173,7 +193,10 @@ def resolve(roots: Iterable[Node], check: bool = True, stale: Stale | None = Non
         return False
 
     frontier = [node for node in plan.roots if first_visit(node)]
-    while frontier:
+    while frontier or levels:
+        frontier.extend(dep for dep in levels.step() if first_visit(dep))
+        if not frontier:
+            continue
         exists = exists_many([n.target for n in frontier]) if check else [False] * len(frontier)
         written = exists
         if stale is not None:
@@ -188,6 +211,9 @@ def resolve(roots: Iterable[Node], check: bool = True, stale: Stale | None = Non
                 plan.rewrites[node.key] = _stamp(node.target)
             below.extend(dep for dep in node.deps if first_visit(dep))
         frontier = below
+    if plan.families and by_target:
+        nodes = list(by_target.values())
+        refuse_collisions(list(plan.families), nodes, lambda a, b: refuse_collision(a, b))
     return plan
 
 

@@ -7,8 +7,11 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from dask.system import CPU_COUNT
+
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
+from pipex.executors.batches import ThreadPool, run_batches
 
 
 class Observer(Protocol):
@@ -45,6 +48,25 @@ class Executor(abc.ABC):
         Every outcome is also reported to ``observer`` as it arrives. With ``keep_going``
         false, the first failure is raised as it is. ``options`` go to the scheduler.
         """
+
+    def items(
+        self,
+        plan: Plan,
+        shared: Mapping[str, Outcome],
+        observer: Observer,
+        keep_going: bool,
+        **options: Any,
+    ) -> None:
+        """Run the items of the plan's mapped steps that must run, in batches; each batch's
+        outcomes go to ``observer`` in one message. ``shared`` holds the outcomes of the
+        plain nodes the mapped steps read (run before)."""
+        with self.pool(options) as pool:
+            run_batches(plan, shared, pool, observer, keep_going, self.defers_claims)
+
+    def pool(self, options: Mapping[str, Any]) -> contextlib.AbstractContextManager[Any]:
+        """Where this executor runs batches (:class:`~pipex.executors.batches.Pool`):
+        threads of this process unless it says otherwise."""
+        return ThreadPool(options.get("num_workers") or CPU_COUNT)
 
     def concurrent(
         self, options: Mapping[str, Any]

@@ -25,6 +25,7 @@ from pipex.core.plan import Plan
 from pipex.core.worker import too_deep_to_send
 from pipex.exceptions import PipexError
 from pipex.executors.base import Executor, Observer
+from pipex.executors.batches import ThreadPool
 
 #: Keywords of dask's local schedulers (``dask.threaded.get``, ``dask.multiprocessing.get``,
 #: ``dask.local.get_sync``) that pass through :func:`pipex.compute`.
@@ -78,6 +79,15 @@ class LocalExecutor(Executor):
             for chain, result in zip(chains, results, strict=True)
             for node, outcome, _ in fusion.outcomes(chain, result)
         }
+
+    def pool(self, options: Mapping[str, Any]) -> ThreadPool:
+        """dask's threads (its ``pool=`` if given), or the calling thread for ``sync``; other
+        local schedulers run batches on threads too."""
+        get = self._get()
+        if get is dask.local.get_sync:
+            return ThreadPool(0)
+        size = options.get("num_workers") or dask.config.get("num_workers", None) or CPU_COUNT
+        return ThreadPool(size, options.get("pool"))
 
     @contextlib.contextmanager
     def concurrent(self, options: Mapping[str, Any]) -> Iterator[dict[str, Any] | None]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from pipex.core.batch import outcomes
+
 
 class Observer(Protocol):
     """Told each task's outcome as it arrives (from whatever thread the executor uses)."""
@@ -32,6 +34,17 @@ class Observers:
     def record(self, key: str, outcome: Any) -> None:
         for observer in self.observers:
             observer.record(key, outcome)
+
+    def batch(self, batch: Any, result: Any) -> None:
+        """A batch of a mapped step's items finished (:mod:`pipex.core.batch`): one message
+        to the observers that take batches, the outcomes one by one to the others."""
+        for observer in self.observers:
+            take = getattr(observer, "batch", None)
+            if take is not None:
+                take(batch, result)
+            else:
+                for key, outcome in outcomes(batch, result):
+                    observer.record(key, outcome)
 
     def timing(self, key: str, started: float, duration: float, worker: str) -> None:
         """When a task started (seconds since the epoch), how long it ran, and where; told

@@ -30,15 +30,16 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from pipex.core.outcomes import Failure, NotRun, Waited, one_line
 from pipex.core.tokens import token
 from pipex.redact import redact
-from pipex.running import runs
+from pipex.running import items, runs
 from pipex.running.lineages import Lineages
+from pipex.running.unwritable import LOCK_SECONDS, unwritable
 from pipex.stores import sqlite
 from pipex.stores.file import FileStore
 
@@ -86,9 +87,6 @@ INSERT = (
 #: Buffered outcomes are written once this many have arrived, or this many seconds passed.
 FLUSH_ROWS = 5000
 FLUSH_SECONDS = 5.0
-
-#: Seconds a write waits for a lock another process holds on the ledger, then gives up.
-LOCK_SECONDS = 5.0
 
 
 def location(store: Any) -> str | None:
@@ -152,10 +150,17 @@ class Ledger:
     on.
     """
 
-    def __init__(self, nodes: Sequence[Any], run: str | None = None) -> None:
+    def __init__(
+        self,
+        nodes: Sequence[Any],
+        run: str | None = None,
+        families: Mapping[Any, bytearray] | None = None,
+    ) -> None:
         self.run = run or new_run_id()
         self.nodes = {node.key: node for node in nodes}
         self.lineages = Lineages()
+        self.families = families or {}  # mapped steps: their items' rows come in batches
+        self.steps = items.Steps(self.lineages.id, home)
         self._buffer: list[tuple[str, Any, float, tuple[Any, ...] | None]] = []
         self._timings: dict[str, tuple[float, float, str]] = {}
         self._lock = threading.Lock()
@@ -171,6 +176,9 @@ class Ledger:
         """Record durably, before anything runs, that this run writes its nodes' targets;
         then refresh the run's heartbeat until :meth:`close`."""
         self._mark(list(self.nodes.values()))
+        by_store = items.pending(self.families, self.steps)
+        if by_store:
+            self._submit(self._begin, by_store).result()
         self._heart = runs.Heartbeat(functools.partial(self._submit, self._end, None))
 
     def planned(self, nodes: Sequence[Any]) -> None:
@@ -189,6 +197,12 @@ class Ledger:
     def timing(self, key: str, started: float, duration: float, worker: str) -> None:
         """When a task started (seconds since the epoch), how long it ran, and where."""
         self._timings[key] = (started, duration, worker)
+
+    def batch(self, batch: Any, result: Any) -> None:
+        """Buffer a batch of items' outcomes (a row per item, made on the writer thread)."""
+        with self._lock:
+            self._buffer.append(("", (batch, result), time.time(), None))
+        self._hand_over()
 
     def record(self, key: str, outcome: Any) -> None:
         """Buffer one outcome; hand the buffer to the writer thread when it is full or old.
@@ -259,6 +273,13 @@ class Ledger:
         """On the writer thread: one transaction per ledger file."""
         by_store: dict[Any, list[tuple[Any, ...]]] = {}
         for key, outcome, finished, timing in buffer:
+            if not key:  # a batch of items
+                batch, result = outcome
+                for store, more in items.rows(
+                    self.run, self.steps, batch, result, finished
+                ).items():
+                    by_store.setdefault(store, []).extend(more)
+                continue
             node = self.nodes.get(key)
             if node is not None:
                 rows = by_store.setdefault(home(node), [])
@@ -358,35 +379,6 @@ class Ledger:
                 if connection is not None and location(store) == file:
                     connection.close()
                     self._files[store] = None
-
-
-def unwritable(file: str, exc: BaseException) -> str:
-    """Why the ledger ``file`` cannot be written, and what to do."""
-    text = f"{type(exc).__name__}: {exc}"
-    if "locked" in str(exc):
-        return (
-            f"the run ledger {file} is locked by another process ({text}, after "
-            f"{LOCK_SECONDS:g} s): this run goes on without recording to it. Close the "
-            "program that holds it (an sqlite3 shell, a database browser, a stuck process); "
-            "a pipex run writing it holds it for a moment only."
-        )
-    if "readonly" in str(exc) or isinstance(exc, PermissionError) or not _writable(file):
-        return (
-            f"the run ledger {file} is read-only ({text}): this run goes on without recording "
-            "to it. Make the file and its folder writable to record runs, or set "
-            "pipex.ledger: false."
-        )
-    return (
-        f"cannot write the run ledger {file} ({text}); the run goes on without it. Set "
-        "pipex.ledger: false to stop trying."
-    )
-
-
-def _writable(file: str) -> bool:
-    folder = os.path.dirname(file)
-    if os.path.exists(file):
-        return os.access(file, os.W_OK) and os.access(folder, os.W_OK)
-    return not os.path.exists(folder) or os.access(folder, os.W_OK)
 
 
 @contextlib.contextmanager

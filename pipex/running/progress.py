@@ -59,6 +59,17 @@ class Progress:
                 self._bar.set_postfix(failed=tally.failed, not_run=tally.not_run, refresh=False)
             self._bar.update(1)
 
+    def batch(self, batch: Any, result: Any) -> None:
+        """Count a batch of items at once."""
+        tally = self.tally
+        tally.ran += sum(result.ran)
+        for _, _, outcome in result.outcomes:
+            tally.add(outcome)
+        if self._bar is not None:
+            if tally.failed or tally.not_run:
+                self._bar.set_postfix(failed=tally.failed, not_run=tally.not_run, refresh=False)
+            self._bar.update(sum(result.ran) + len(result.outcomes))
+
     def planned(self, nodes: Sequence[Any]) -> None:
         """Count more tasks to run (an expansion's)."""
         if self._bar is not None and nodes:

@@ -78,6 +78,12 @@ class Report:
         elif isinstance(outcome, NotRun):
             self.not_run.append(outcome)
 
+    def batch(self, batch: Any, result: Any) -> None:
+        """Take a batch of items' outcomes at once (only the ones not written are kept)."""
+        self.tally.ran += sum(result.ran)
+        for _, _, outcome in result.outcomes:
+            self.record("", outcome)
+
     def summary(
         self, requested: int, done: int, seconds: float, reused: int = 0, skipped: int = 0
     ) -> Summary:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pipex.core.walk import visit
 from pipex.expand import Expansion
+from pipex.mapped import Mapped
 from pipex.node import Collect
 
 
@@ -91,13 +92,20 @@ def step_order(nodes: Iterable[Any]) -> list[str]:
         return list(reads)
 
 
-def collect(args: Iterable[Any]) -> list[Any]:
+def collect(args: Iterable[Any], families: list[Any] | None = None) -> list[Any]:
     """The nodes in ``args`` (lists, tuples, dicts of nodes are looked inside, as in compute);
-    an expansion counts as its node (the nodes it produces are known once that has run)."""
+    an expansion counts as its node (the nodes it produces are known once that has run). A
+    mapped step goes to ``families`` when given, else counts as its items' nodes."""
     nodes: list[Any] = []
     collect = Collect(nodes)
 
     def visitor(value: Any) -> None:
+        if type(value) is Mapped:
+            if families is not None:
+                families.append(value.family)
+            else:
+                nodes.extend(value)
+            return
         collect(value.node if type(value) is Expansion else value)
 
     for arg in args:

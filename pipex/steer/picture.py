@@ -81,10 +81,23 @@ def of_nodes(graph: Graph, plan: Plan, failed: set[Any]) -> Picture:
 
 def of_steps(graph: Graph, status: Status) -> Picture:
     """One box per step of a large graph, with its counts per state."""
+    edges = {
+        (dep.task.name, node.task.name)
+        for node in graph.nodes
+        for dep in node.deps
+        if dep.task.name != node.task.name
+    }
     totals = Counter(node.task.name for node in graph.nodes)
-    order = graph.steps()
+    return by_steps(totals, graph.steps(), edges, status)
+
+
+def by_steps(
+    totals: Counter[str], order: list[str], edges: set[tuple[str, str]], status: Status
+) -> Picture:
+    """One box per step (``totals``: its targets; ``order``: inputs' steps first; ``edges``:
+    which step reads which), with its counts per state from ``status``."""
     index = {name: i for i, name in enumerate(order)}
-    picture = Picture(title=f"{len(graph):,} targets in {len(order)} steps")
+    picture = Picture(title=f"{sum(totals.values()):,} targets in {len(order)} steps")
     for name in order:
         counts = status.steps.get(name)
         done, to_run, failed = (counts.done, counts.to_run, counts.failed) if counts else (0, 0, 0)
@@ -99,10 +112,7 @@ def of_steps(graph: Graph, status: Status) -> Picture:
         shown = [f"{n:,} {SHORT.get(state, state)}" for state, n in states.items() if n]
         lines = [f"{totals[name]:,} targets", ", ".join(shown)]
         picture.boxes.append(Box(name, lines, +states))
-    for node in graph.nodes:
-        for dep in node.deps:
-            if dep.task.name != node.task.name:
-                picture.edges.add((index[dep.task.name], index[node.task.name]))
+    picture.edges.update((index[a], index[b]) for a, b in edges if a in index and b in index)
     _layout(picture)
     return picture
 

@@ -14,6 +14,7 @@ from typing import Any
 from pipex.core.plan import Plan, resolve
 from pipex.core.targets import Target
 from pipex.running import records, staleness
+from pipex.steer import mapped
 from pipex.steer.graph import collect, step_order
 from pipex.steer.table import plain
 
@@ -79,8 +80,30 @@ def status(*nodes: Any) -> Status:
     memory). With the opt-ins of the run ledger (a task's ``version``, ``pipex.rerun:
     code``), stale targets count as to run, as in compute.
     """
-    roots = collect(nodes)
-    return of_plan(resolve(roots, stale=staleness.check(roots)), below=True)
+    families: list[Any] = []
+    roots = collect(nodes, families)
+    stale = staleness.check([*roots, *families])
+    plan = resolve(roots, stale=stale, families=families)
+    if not plan.families:
+        return of_plan(plan, below=True)
+    plain = of_plan(mapped.without_items(plan), below=True)
+    items = mapped.Items(plan, families)
+    steps = dict(plain.steps)
+    for name, (done, to_run, failed, not_checked) in items.steps.items():
+        had = steps.get(name, StepCounts())
+        steps[name] = StepCounts(
+            had.done + done,
+            had.to_run + to_run,
+            had.failed + failed,
+            had.not_checked + not_checked,
+        )
+    return Status(
+        done=[*plain.done, *items.done],
+        to_run=[*plain.to_run, *items.to_run],
+        steps=steps,
+        failed=[*plain.failed, *items.failed],
+        not_checked=plain.not_checked + items.not_checked,
+    )
 
 
 def of_plan(plan: Plan, below: bool = False) -> Status:

@@ -88,6 +88,12 @@ class Store(abc.ABC):
         """Whether ``path`` holds a finished target."""
         return self.exists_many([path])[0]
 
+    def exists_names(self, folder: str, names: Sequence[str]) -> list[bool]:
+        """Whether each of ``names`` in ``folder`` holds a finished target (one listing of
+        the folder where the store can list: the mapped steps' check)."""
+        prefix = f"{folder}/" if folder else ""
+        return self.exists_many([prefix + name for name in names])
+
     def load(self, path: str) -> Any:
         """Read the object stored at ``path``, with the serializer its suffix names."""
         return atomic.load(self, path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import io
+import operator
 import os
 from collections.abc import Iterator, Sequence
 from typing import IO, Any, cast
@@ -15,6 +16,9 @@ from pipex.stores.atomic import TEMPORARY_MARK, abandoned, create, discard, temp
 from pipex.stores.base import Store, by_folder
 from pipex.stores.claims import CLAIM_SIZE, claim_path, is_claim
 from pipex.stores.owners import readable
+
+_NAME = operator.attrgetter("name")
+_LINK = os.DirEntry.is_symlink
 
 #: The extended attribute of a claim file that holds its owner record.
 OWNER_ATTRIBUTE = "user.pipex.owner"
@@ -84,28 +88,38 @@ class FileStore(Store):
             return None
         return f"{info.st_ino}:{info.st_mtime_ns}:{info.st_size}"
 
+    def exists_names(self, folder: str, names: Sequence[str]) -> list[bool]:
+        """One listing of ``folder``, each name looked up in it."""
+        if len(names) < 2:
+            return super().exists_names(folder, names)
+        present = self._listing(os.path.join(self.root, folder))
+        return list(map(present.__contains__, names))
+
     @staticmethod
     def _listing(full: str) -> set[str]:
         """The finished targets in folder ``full`` (no dangling links, temporaries or claims).
 
         Temporary files left by writers on this host that are gone are removed on the way.
         """
-        present: set[str] = set()
         try:
-            with os.scandir(full) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if ".pipex-" in name:  # TEMPORARY_MARK or CLAIM_MARK: never a target
-                        if TEMPORARY_MARK in name and abandoned(name):
-                            discard(entry.path)
-                        elif not (TEMPORARY_MARK in name or is_claim(name)):
-                            present.add(name)
-                    elif not entry.is_symlink() or os.path.exists(entry.path):
-                        present.add(name)
+            with os.scandir(full) as listing:
+                entries = list(listing)
         except (FileNotFoundError, NotADirectoryError):
-            return present
+            return set()
         except OSError as exc:
             raise StoreError(f"cannot list {full} to check targets: {exc}") from exc
+        names = list(map(_NAME, entries))
+        present = set(names)
+        if ".pipex-" in "\0".join(names):  # TEMPORARY_MARK or CLAIM_MARK: never a target
+            for entry in entries:
+                name = entry.name
+                if ".pipex-" in name and (TEMPORARY_MARK in name or is_claim(name)):
+                    present.discard(name)
+                    if TEMPORARY_MARK in name and abandoned(name):
+                        discard(entry.path)
+        for entry in filter(_LINK, entries):  # a dangling link is no target
+            if not os.path.exists(entry.path):
+                present.discard(entry.name)
         return present
 
     @contextlib.contextmanager

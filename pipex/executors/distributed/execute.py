@@ -32,6 +32,7 @@ from pipex.core.worker import Call
 from pipex.exceptions import PipexError
 from pipex.executors.base import Executor, Observer
 from pipex.executors.distributed import OPTIONS
+from pipex.executors.distributed.batches import ClusterPool
 from pipex.executors.distributed.connect import wait_for_workers
 from pipex.executors.distributed.logs import running_task
 from pipex.executors.distributed.long_running import LONG_RUNNING_EXECUTOR
@@ -73,6 +74,11 @@ class DistributedExecutor(Executor):
         follow = _Follow(self.client, steps, plan, observer)
         futures = self.client.get(graph, list(steps), sync=False, **options)
         return follow.run(futures, keep_going)
+
+    def pool(self, options: Mapping[str, Any]) -> ClusterPool:
+        """The cluster: one future per batch of items."""
+        register_plugins(self.client)
+        return ClusterPool(self.client, new_run_id(), options)
 
     def concurrent(
         self, options: Mapping[str, Any]

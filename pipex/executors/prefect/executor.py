@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
 from pipex.executors.base import Executor, Observer
+from pipex.executors.prefect.batches import PrefectPool
 from pipex.executors.prefect.graph import run_graph
 from pipex.executors.prefect.nodes import run_nodes
 from pipex.executors.prefect.runtime import granularity
@@ -18,7 +20,8 @@ logger = logging.getLogger("pipex")
 
 
 class PrefectExecutor(Executor):
-    """Runs each plan (a batch) as Prefect task runs: one per node, or one for all of it.
+    """Runs each plan (a batch) as Prefect task runs: one per node, or one for all of it;
+    mapped steps' items as one task run per batch of items.
 
     Counts the nodes of the batches it ran, so that each graph batch's name says which of
     the run's missing nodes it holds.
@@ -27,6 +30,9 @@ class PrefectExecutor(Executor):
     def __init__(self) -> None:
         self._placed = 0
         self._lock = threading.Lock()
+
+    def pool(self, options: Mapping[str, Any]) -> PrefectPool:
+        return PrefectPool()
 
     def execute(
         self, plan: Plan, observer: Observer, keep_going: bool, **options: Any
