@@ -192,7 +192,7 @@ def test_an_unknown_granularity_is_refused():
     assert granularity() == "node"
     with (
         dask.config.set({"pipex.prefect.granularity": "nodes"}),
-        pytest.raises(pipex.ModeError, match="granularity='nodes'"),
+        pytest.raises(pipex.ModeError, match="granularity is 'nodes'"),
     ):
         granularity()
 
