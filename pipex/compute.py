@@ -72,7 +72,6 @@ def compute(
     page (:func:`pipex.report`: the pipeline's status and its latest run) is written there
     when the run ends, however it ends (it needs the ``report`` extra, checked first).
     """
-    page = None if report is None else load_page(REPORT)(report)
     try:
         results = run(
             *args,
@@ -81,21 +80,32 @@ def compute(
             keep_going=keep_going,
             progress=progress,
             skip_failed=skip_failed,
+            report=report,
             **kwargs,
         )
     except PipelineError as error:
         if announced(progress) and getattr(error, "summary", None) is not None:
             print(error.summary, file=sys.stderr)
         raise
-    finally:
-        if page is not None:
-            page.write(args)
     if announced(progress) and isinstance(results, Results):
         print(results.summary, file=sys.stderr)
     return results
 
 
 def run(
+    *args: Any, report: str | os.PathLike[str] | None = None, **options: Any
+) -> tuple[Any, ...]:
+    """:func:`compute` without the summary line on stderr: for callers that show the
+    :class:`Summary` themselves (``pipex run``, the demo); ``progress`` is the bar alone."""
+    page = None if report is None else load_page(REPORT)(report)  # the extra, checked first
+    try:
+        return _run(*args, **options)
+    finally:
+        if page is not None:
+            page.write(args)
+
+
+def _run(
     *args: Any,
     load: bool = False,
     scheduler: Any = None,
@@ -104,8 +114,6 @@ def run(
     skip_failed: bool = False,
     **kwargs: Any,
 ) -> tuple[Any, ...]:
-    """:func:`compute` without the summary line on stderr: for callers that show the
-    :class:`Summary` themselves (``pipex run``); ``progress`` is the bar alone."""
     start = time.perf_counter()
     check_options(kwargs)
     settings.check_all()  # a wrong pipex.* value: one error before anything runs
