@@ -141,8 +141,9 @@ def test_each_group_of_failures_shows_one_traceback(workdir):
     assert len(info.value.failed) == 300
     assert len(message) < 5_000, len(message)
     assert len(info.value.exceptions) == 2
-    assert printed.count('raise ValueError("the input is broken")') == 1
-    assert printed.count('raise KeyError("missing column")') == 1
+    # the message names each group's line of user code; beside it, one traceback per group
+    for line in ('raise ValueError("the input is broken")', 'raise KeyError("missing column")'):
+        assert printed.count(line) - message.count(line) == 1
     assert len(printed) < 10_000, len(printed)
     assert "ValueError" in message and "KeyError" in message
 

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pipex import settings
+from pipex.core.family import Family
 from pipex.core.plan import Stale
 from pipex.running import records
 from pipex.running.ledger import home
@@ -59,6 +60,10 @@ def _dropped_versions(roots: Sequence[Any]) -> None:
     ledger file, on the lineages of the roots' steps, which name every step below them)."""
     by_store: dict[Any, dict[str, Any]] = {}
     for node in roots:
+        if isinstance(node, Family):  # a mapped step: its first item stands for its steps
+            if not len(node):
+                continue
+            node = node.node(0)
         by_store.setdefault(home(node), {}).setdefault(node.task.name, node)
     for store, example in by_store.items():
         steps = Steps()
