@@ -148,7 +148,11 @@ def _run(
     done += sum(plan.families[f].count(DONE) for f in wanted.values())
     items = plan.items
     if plan.missing or expanding.pending or items:
-        ledger = Ledger(plan.missing, families=plan.families) if settings.get("ledger") else None
+        ledger = (
+            Ledger(plan.missing, families=plan.families, rewrites=plan.rewrites)
+            if settings.get("ledger")
+            else None
+        )
         ended = "finished"
         try:
             if ledger is not None:

@@ -142,12 +142,13 @@ def new_run_id() -> str:
 class Ledger:
     """An observer of one :func:`pipex.compute` call that writes its outcomes to the ledgers.
 
-    ``nodes`` are the nodes that may run (the plan's missing nodes). :meth:`start` records,
-    before they run, that this run writes their targets; outcomes are buffered and written in
-    one transaction per batch (``executemany``), on :meth:`flush` and every
-    :data:`FLUSH_ROWS` outcomes or :data:`FLUSH_SECONDS`; :meth:`close` records how the run
-    ended. A ledger that cannot be written is reported once, as a warning, and the run goes
-    on.
+    ``nodes`` are the nodes that may run (the plan's missing nodes); ``rewrites`` the plan's
+    stale ones with their stamps (``Plan.rewrites``). :meth:`start` records, before they run,
+    that this run writes their targets (as it saw them: :mod:`pipex.running.runs`); outcomes
+    are buffered and written in one transaction per batch (``executemany``), on :meth:`flush`
+    and every :data:`FLUSH_ROWS` outcomes or :data:`FLUSH_SECONDS`; :meth:`close` records how
+    the run ended. A ledger that cannot be written is reported once, as a warning, and the
+    run goes on.
     """
 
     def __init__(
@@ -155,8 +156,10 @@ class Ledger:
         nodes: Sequence[Any],
         run: str | None = None,
         families: Mapping[Any, bytearray] | None = None,
+        rewrites: Mapping[str, str | None] | None = None,
     ) -> None:
         self.run = run or new_run_id()
+        self.rewrites = rewrites
         self.nodes = {node.key: node for node in nodes}
         self.lineages = Lineages()
         self.families = families or {}  # mapped steps: their items' rows come in batches
@@ -175,10 +178,11 @@ class Ledger:
     def start(self) -> None:
         """Record durably, before anything runs, that this run writes its nodes' targets;
         then refresh the run's heartbeat until :meth:`close`."""
-        self._mark(list(self.nodes.values()))
+        self._mark(list(self.nodes.values()), self.rewrites)
         by_store = items.pending(self.families, self.steps)
         if by_store:
-            self._submit(self._begin, by_store).result()
+            unknown = {store: [(p, None) for p in paths] for store, paths in by_store.items()}
+            self._submit(self._begin, unknown).result()
         self._heart = runs.Heartbeat(functools.partial(self._submit, self._end, None))
 
     def planned(self, nodes: Sequence[Any]) -> None:
@@ -187,10 +191,14 @@ class Ledger:
         self.nodes.update({node.key: node for node in nodes})
         self._mark(nodes)
 
-    def _mark(self, nodes: Sequence[Any]) -> None:
-        by_store: dict[Any, list[str]] = {}
+    def _mark(
+        self, nodes: Sequence[Any], rewrites: Mapping[str, str | None] | None = None
+    ) -> None:
+        """Their pending rows, with the stamps of ``rewrites`` (``""``, missing, elsewhere)."""
+        by_store: dict[Any, list[tuple[str, str | None]]] = {}
         for node in nodes:
-            by_store.setdefault(home(node), []).append(node.target.path)
+            stamp = None if rewrites is None else rewrites.get(node.key, "")
+            by_store.setdefault(home(node), []).append((node.target.path, stamp))
         if by_store:
             self._submit(self._begin, by_store).result()
 
@@ -252,7 +260,7 @@ class Ledger:
             if buffer:
                 self._pending.append(self._thread().submit(self._write_buffer, buffer))
 
-    def _begin(self, by_store: dict[Any, list[str]]) -> None:
+    def _begin(self, by_store: dict[Any, list[tuple[str, str | None]]]) -> None:
         """On the writer thread: this run's row and its targets' pending rows, one
         transaction per ledger file."""
         for store, paths in by_store.items():

@@ -126,14 +126,16 @@ def where(store: Any, column: str, values: Sequence[str]) -> set[str]:
     return set()
 
 
-def orphaned(store: Any) -> set[str]:
+def pending(store: Any) -> tuple[set[str], dict[str, str]]:
     """The paths of ``store``'s targets that a run which never recorded their outcome may
-    have written: their version is unknown (one query; none in a ledger older than that)."""
+    have written (their version is unknown), and the stamps, as those runs saw them, of the
+    targets that runs still running are writing (:func:`pipex.running.runs.pending`: one
+    query; none in a ledger older than that)."""
     with reading(location(store)) as connection:
         if connection is None or not _has(connection, "pending"):
-            return set()
-        return run_rows.orphans(connection)
-    return set()
+            return set(), {}
+        return run_rows.pending(connection)
+    return set(), {}
 
 
 def _has(connection: sqlite3.Connection, table: str) -> bool:

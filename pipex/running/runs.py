@@ -2,11 +2,15 @@
 
 Before a run hands its tasks to an executor it records, in one transaction per ledger file,
 a ``runs`` row (``running``, with its host and process id) and a ``pending`` row per target
-it is about to write. A task's outcome, when written to the ledger, deletes its target's
+it is about to write, with the target's stamp as the run saw it (``Store.stamp``; empty: it
+was missing; null: unknown). A task's outcome, when written to the ledger, deletes its target's
 ``pending`` row; the run's end sets its ``ended`` time and status (``finished``,
 ``interrupted`` on Ctrl-C, ``stopped`` by an error it raised). So a run killed before its
 buffered outcomes reached the ledger leaves its ``running`` row and the ``pending`` rows of
-the targets it may have written: those targets have no known version (:func:`orphans`).
+the targets it may have written: those targets have no known version (:func:`pending`). A
+target pending for a run that still runs and whose stamp changed since that run saw it was
+written by that run (or by a runner it waited for): its outcome is on its way to the ledger,
+and another run reading the ledger meanwhile takes it as written now, not as the ledger says.
 
 Whether a run still marked ``running`` runs: a process of this host is looked at
 (:func:`pipex.stores.owners.running`); another host's cannot be, so the running client
@@ -40,7 +44,9 @@ CREATE TABLE IF NOT EXISTS runs (
     first TEXT,
     beat REAL
 );
-CREATE TABLE IF NOT EXISTS pending (path TEXT PRIMARY KEY, run TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+    path TEXT PRIMARY KEY, run TEXT NOT NULL, stamp TEXT
+) WITHOUT ROWID;
 """
 
 #: How a run ended, as the ``runs`` table keeps it (``running`` until it ends).
@@ -50,19 +56,24 @@ BEGIN = (
     "INSERT OR IGNORE INTO runs (id, started, status, host, pid, first, beat) "
     "VALUES (?, ?, 'running', ?, ?, ?, ?)"
 )
-PENDING = "INSERT OR REPLACE INTO pending (path, run) VALUES (?, ?)"
+PENDING = "INSERT OR REPLACE INTO pending (path, run, stamp) VALUES (?, ?, ?)"
 DONE = "DELETE FROM pending WHERE path = ? AND run = ?"
 END = "UPDATE runs SET ended = ?, status = ? WHERE id = ?"
 BEAT = "UPDATE runs SET beat = ? WHERE id = ?"
 
 
-def begin(connection: sqlite3.Connection, run: str, paths: list[str]) -> None:
-    """Record, in the caller's transaction, that ``run`` is writing the targets ``paths``."""
+def begin(connection: sqlite3.Connection, run: str, paths: list[tuple[str, str | None]]) -> None:
+    """Record, in the caller's transaction, that ``run`` is writing the targets ``paths``
+    (``(path, stamp)``: the target's stamp as the run saw it, ``""`` missing, ``None``
+    unknown)."""
     with contextlib.suppress(sqlite3.OperationalError):  # a ledger made before heartbeats
         connection.execute("ALTER TABLE runs ADD COLUMN beat REAL")
+    with contextlib.suppress(sqlite3.OperationalError):  # one made before pending stamps
+        connection.execute("ALTER TABLE pending ADD COLUMN stamp TEXT")
     now = time.time()
-    connection.execute(BEGIN, (run, now, socket.gethostname(), os.getpid(), paths[0], now))
-    connection.executemany(PENDING, [(path, run) for path in paths])
+    first = paths[0][0]
+    connection.execute(BEGIN, (run, now, socket.gethostname(), os.getpid(), first, now))
+    connection.executemany(PENDING, [(path, run, stamp) for path, stamp in paths])
 
 
 def end(connection: sqlite3.Connection, run: str, status: str | None) -> None:
@@ -114,19 +125,24 @@ def beat_column(connection: sqlite3.Connection) -> str:
 
 
 ORPHANS = (
-    "SELECT p.path, r.status, r.host, r.pid, {beat} FROM pending p LEFT JOIN runs r "
+    "SELECT p.path, {stamp}, r.status, r.host, r.pid, {beat} FROM pending p LEFT JOIN runs r "
     "ON r.id = p.run"
 )
 
 
-def orphans(connection: sqlite3.Connection) -> set[str]:
-    """The paths of targets whose latest run may have written them but never recorded how:
-    a ``pending`` row of a run that ended or no longer runs (one query; the table holds only
-    the targets of runs in progress, and those orphaned)."""
+def pending(connection: sqlite3.Connection) -> tuple[set[str], dict[str, str]]:
+    """In one query (the table holds only the targets of runs in progress, and those
+    orphaned): the paths of targets whose latest run may have written them but never
+    recorded how (a ``pending`` row of a run that ended or no longer runs); and the stamps,
+    as they were seen, of the targets that runs still running are writing (where known)."""
     verdicts: dict[tuple[object, ...], bool] = {}
     found = set()
-    query = ORPHANS.format(beat=beat_column(connection))
-    for path, status, host, pid, beat in connection.execute(query):
+    writing = {}
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(pending)")}
+    query = ORPHANS.format(
+        stamp="p.stamp" if "stamp" in columns else "NULL", beat=beat_column(connection)
+    )
+    for path, stamp, status, host, pid, beat in connection.execute(query):
         key = (status, host, pid, beat)
         orphaned = verdicts.get(key)
         if orphaned is None:
@@ -134,4 +150,6 @@ def orphans(connection: sqlite3.Connection) -> set[str]:
             orphaned = verdicts[key] = verdict != "running"
         if orphaned:
             found.add(path)
-    return found
+        elif stamp is not None:
+            writing[path] = stamp
+    return found, writing

@@ -6,14 +6,19 @@ its step, or a step below it, had another version is stale. With the setting
 are matched by name; a step of the record no longer below the node is not compared. A
 target that a run may have written but never recorded (a run killed before its buffered
 outcomes reached the ledger: :mod:`pipex.running.runs`) has no known version: it is stale
-too. A target the ledger has no record of at all is done (Make semantics). Stale targets
+too. A target that a run still running is writing, and whose stamp (``Store.stamp``)
+changed since that run saw it, was written by that run: its record is on its way, so it is
+not judged by the ledger's older record (two runners started together after a version
+bump do not both rewrite it); a store without stamps keeps the ledger's word. A target the
+ledger has no record of at all is done (Make semantics). Stale targets
 count as missing during resolution: they run again, and so does everything above them,
 whose lineage names the step that changed.
 
 The ledger is read once or twice per resolution level and ledger file (the lineages of the
 level's steps; the targets of stale lineages, only when there are some), plus once per
-resolution and ledger file for the targets of unknown version, never target by target, and
-not at all when neither opt-in is in use.
+resolution and ledger file for the targets of unknown version and those being written,
+never target by target (a stamp is read only for a stale target that a running run is
+writing), and not at all when neither opt-in is in use.
 """
 
 from __future__ import annotations
@@ -102,6 +107,7 @@ class Staleness:
         self.lineages: dict[Any, dict[str, list[tuple[str, list[Any]]]]] = {}
         self.verdicts: dict[str, bool] = {}  # lineage id -> stale
         self.orphans: dict[Any, set[str]] = {}  # store -> paths of unknown version
+        self.writing: dict[Any, dict[str, str]] = {}  # store -> path -> stamp a run saw
 
     def __call__(self, nodes: Sequence[Any]) -> list[bool]:
         by_store: dict[Any, list[int]] = {}
@@ -114,11 +120,16 @@ class Staleness:
             paths = records.where(store, "lineage", bad) if bad else set()
             orphans = self.orphans.get(store)
             if orphans is None:
-                orphans = self.orphans[store] = records.orphaned(store)
+                orphans, self.writing[store] = records.pending(store)
+                self.orphans[store] = orphans
+            writing = self.writing[store]
             if paths or orphans:
                 for i in indexes:
-                    path = nodes[i].target.path
-                    stale[i] = path in paths or path in orphans
+                    target = nodes[i].target
+                    path = target.path
+                    stale[i] = path in orphans or (
+                        path in paths and not _rewritten(target, writing.get(path))
+                    )
         return stale
 
     def _stale_lineages(self, store: Any, nodes: list[Any]) -> list[str]:
@@ -151,6 +162,17 @@ class Staleness:
         if task.version is not None and version != task.version:
             return True
         return self.code and code != task.code
+
+
+def _rewritten(target: Any, seen: str | None) -> bool:
+    """Whether ``target``, which a running run saw with the stamp ``seen`` (``""``: missing),
+    was written since: that run wrote it (or a runner it waited for did), and its record is
+    not in the ledger yet. ``False`` when either stamp is unknown."""
+    if seen is None:
+        return False
+    stamp = getattr(target.store, "stamp", None)
+    now = stamp(target.path) if stamp is not None else None
+    return now is not None and now != seen
 
 
 class Steps:

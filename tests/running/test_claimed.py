@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -198,24 +199,31 @@ def test_a_stopped_owner_of_this_host_holds_its_claim_while_its_heartbeat_is_you
 
 
 #: TASKS tasks ``versioned(i)`` of version argv[2] under argv[1], one thread; each call
-#: appends "versioned i" to argv[3].
+#: appends "versioned i" to argv[3]. With argv[4] set, two threads, ``versioned(0)`` waits
+#: for that file to exist, and no outcome reaches the ledger before the run ends.
 VERSIONED = textwrap.dedent(
     f"""
-    import json, os, sys
+    import json, os, sys, time
     import pipex
+    from pipex.running import ledger
 
     root, version, log = sys.argv[1], sys.argv[2], sys.argv[3]
+    hold = sys.argv[4] if len(sys.argv) > 4 else None
+    if hold:
+        ledger.FLUSH_SECONDS = 3600.0  # its rows stay buffered while it runs
 
     @pipex.task(target="{{path}}/versioned/{{i}}.pkl", version=version)
     def versioned(i):
         descriptor = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         os.write(descriptor, f"versioned {{i}}\\n".encode())
         os.close(descriptor)
+        while hold and i == 0 and not os.path.exists(hold):
+            time.sleep(0.02)
         return (version, i)
 
     with pipex.context(path=root):
         nodes = [versioned(i) for i in range({TASKS})]
-    results = pipex.compute(nodes, load=True, progress=False, num_workers=1)
+    results = pipex.compute(nodes, load=True, progress=False, num_workers=2 if hold else 1)
     summary = results.summary
     print(json.dumps({{"ran": summary.ran, "waited": summary.waited, "values": results[0]}}))
     """
@@ -252,3 +260,49 @@ def test_a_stale_target_another_runner_rewrote_meanwhile_is_not_rewritten_again(
     assert sorted(calls(tmp_path)) == sorted(f"versioned {i}" for i in range(1, TASKS))
     assert (result["ran"], result["waited"]) == (TASKS - 1, 1)
     assert result["values"] == [["2", i] for i in range(TASKS)]
+
+
+def runs(out: Path) -> int:
+    """How many runs the ledger beside ``out`` knows (a run's row is written once it has
+    resolved what it runs, before any task)."""
+    with contextlib.closing(sqlite3.connect(out / ".pipex" / "ledger.sqlite")) as ledger:
+        return int(ledger.execute("SELECT count(*) FROM runs").fetchone()[0])
+
+
+def test_a_stale_target_a_running_runner_rewrote_before_recording_it_is_not_rewritten(tmp_path):
+    """After a version bump, runner A rewrote most targets and still runs (its ledger rows
+    not written yet, the version 1 rows still the latest): runner B, started then, takes
+    them as done (A rewrote them after it started), not as stale: no function is called
+    twice."""
+    script = tmp_path / "versioned.py"
+    script.write_text(VERSIONED)
+    out, hold = tmp_path / "out", tmp_path / "hold"
+
+    def runner(version: str, log: str, *args: str) -> subprocess.Popen[str]:
+        command = [sys.executable, str(script), str(out), version, str(tmp_path / log), *args]
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, text=True, env=environment(), cwd=tmp_path
+        )
+
+    assert finish(runner("1", "first.log"))[0]["ran"] == TASKS
+    store = FileStore(str(out))
+    first = runner("2", "first.log.2", str(hold))
+    try:
+        rewritten = lambda: all(  # noqa: E731
+            store.exists(f"versioned/{i}.pkl") and store.load(f"versioned/{i}.pkl")[0] == "2"
+            for i in range(1, TASKS)
+        )
+        wait_until(rewritten, "the targets but one rewritten by the first runner")
+        assert first.poll() is None
+        second = runner("2", "second.log")
+        wait_until(lambda: runs(out) == 3, "the second runner's plan (its run in the ledger)")
+    finally:
+        hold.touch()
+    result, _ = finish(second)
+    first_result, _ = finish(first)
+
+    second_calls = tmp_path / "second.log"
+    assert (second_calls.read_text() if second_calls.exists() else "") == ""  # no call
+    assert (result["ran"], result["waited"]) == (0, 1)
+    assert result["values"] == [["2", i] for i in range(TASKS)]
+    assert first_result["ran"] == TASKS
