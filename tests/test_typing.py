@@ -44,7 +44,8 @@ reveal_type(node.target.suffix)  # suffix
 reveal_type(pipex.Target("out/a.pkl"))  # Target
 reveal_type(pipex.compute(node))  # compute
 reveal_type(pipex.status(node))  # status
-# Mapped: reveal_type(load.map(range(3)))  # mapped  (once pipex.Mapped exists)
+reveal_type(load.map(range(3)))  # mapped
+reveal_type(load.map(range(3))[0])  # item
 """
 
 #: What each line's ``reveal_type`` must show, by the comment that ends the line.
@@ -65,6 +66,8 @@ EXPECTED = {
     "Target": "pipex.core.targets.Target",
     "compute": "tuple[Any, ...]",  # like dask.compute: one result per argument
     "status": "pipex.steer.status.Status",
+    "mapped": "pipex.mapped.Mapped",
+    "item": "pipex.node.Node",
 }
 
 
