@@ -10,13 +10,7 @@ import pytest
 
 import pipex
 from tests import pipelines
-from tests.integration.test_prefect import (  # the session's Prefect server and cluster
-    cluster,  # noqa: F401
-    dask_runner,  # noqa: F401
-    prefect_api,  # noqa: F401
-    prefect_cache,  # noqa: F401
-    task_runs,
-)
+from tests.integration.test_prefect import task_runs
 from tests.mapped import logged_first, logged_second
 
 pytestmark = pytest.mark.slow
@@ -30,8 +24,8 @@ def two_steps(calls: str) -> pipex.Mapped:
 
 
 def test_a_restart_runs_the_missing_items_as_task_runs_of_batches(
-    prefect_cache,  # noqa: F811
-    dask_runner,  # noqa: F811
+    prefect_cache,
+    dask_runner,
     tmp_path,
 ):
     folder, log = tmp_path / "out", tmp_path / "calls.log"

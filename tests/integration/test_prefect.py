@@ -1,18 +1,15 @@
 """The Prefect modes against a real Prefect server and a real dask cluster, on 127.0.0.1.
 
 One session-scoped Prefect test harness (a temporary server with its own SQLite database)
-and one LocalCluster of two worker processes serve every test. What Prefect recorded is read
+and one LocalCluster of two worker processes (tests/integration/conftest.py) serve every
+test. What Prefect recorded is read
 back through its API: the task runs a flow run created, their names, states and logs.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,14 +21,6 @@ import pytest
 import pipex
 from tests import pipelines
 from tests.test_modes import SCRIPT, files_under, ran, run_script
-
-# `import prefect` creates $PREFECT_HOME and reads its settings once: point both at a
-# throwaway folder before the first import, and keep it offline.
-_HOME = None
-if importlib.util.find_spec("prefect") is not None and "prefect" not in sys.modules:
-    _HOME = tempfile.mkdtemp(prefix="pipex-prefect-home-")
-    os.environ["PREFECT_HOME"] = _HOME
-    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 
 prefect = pytest.importorskip("prefect")
 prefect_dask = pytest.importorskip("prefect_dask")
@@ -46,44 +35,8 @@ from prefect.client.schemas.filters import (  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from tests.integration import prefect_pipelines  # noqa: E402
-from tests.integration.processes import local_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def prefect_api():
-    """A temporary Prefect server; its URL is in the environment of every process started."""
-    from prefect.settings import get_current_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120), pytest.MonkeyPatch.context() as mp:
-        url = get_current_settings().api.url
-        # dask workers and subprocesses do not see the harness's settings, only the
-        # environment: without this each would start its own server
-        mp.setenv("PREFECT_API_URL", url)
-        yield url
-    if _HOME is not None:
-        shutil.rmtree(_HOME, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def cluster(prefect_api):
-    """Two single-threaded worker processes that can import the tests package."""
-    with local_cluster(2, dashboard_address=None) as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def dask_runner(cluster):
-    """The flows' task runner: the session's cluster, by address (a cluster object fails
-    to serialize in these versions)."""
-    return prefect_dask.DaskTaskRunner(address=cluster.scheduler_address)
-
-
-@pytest.fixture
-def prefect_cache(monkeypatch):
-    monkeypatch.setenv("PIPEX", "prefect+cache")
 
 
 def api() -> Any:
