@@ -34,6 +34,7 @@ import os
 import posixpath
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import dask.config
@@ -96,6 +97,26 @@ def target_of(claim: str) -> str:
     """The target path a claim path stands for (as :func:`claim_path` wrote it)."""
     folder, name = posixpath.split(claim)
     return posixpath.join(folder, name[1 : -len(CLAIM_MARK)])
+
+
+def take_over(store: Any, path: str, owner: str, delete: Callable[[str], None]) -> None:
+    """Delete ``owner``'s expired claim on ``path`` (``delete(p)`` removes the claim file of
+    ``p``) when several runners may look at once: only the runner that makes the takeover
+    claim, a claim on the claim made with the store's exclusive create, looks again and
+    deletes it, so no runner deletes a claim another made after taking over. A takeover
+    claim whose runner died taking over is deleted once expired (the next look takes over)."""
+    claim = claim_path(path)
+    if not store.claim(claim, new_owner()):
+        holder = store.claim_holder(claim)
+        if holder is not None and expired(holder, timeout()):
+            delete(claim)
+        return
+    try:
+        again = store.claim_holder(path)
+        if again is not None and again[0] == owner:
+            delete(path)
+    finally:
+        delete(claim)
 
 
 def timeout(section: Any = None) -> float:

@@ -184,26 +184,17 @@ class FileStore(Store):
             with contextlib.suppress(FileNotFoundError):
                 os.utime(self.fspath(claim_path(path)))
 
+    def _delete_claim(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.fspath(claim_path(path)))
+
     def release(self, path: str, owner: str) -> None:
         holder = self.claim_holder(path)
         if holder is None or holder[0] != owner:
             return
         full = self.fspath(claim_path(path))
         if owners.expired(holder, claims.timeout()):
-            # Taking over another runner's claim: move it aside first (one rename, so no
-            # other runner taking it over removes a claim made meanwhile).
-            aside = os.path.join(os.path.dirname(full), temporary_name(os.path.basename(full)))
-            try:
-                os.rename(full, aside)
-            except FileNotFoundError:
-                return
-            try:
-                moved = _holder(aside)[0]
-                if moved != owner:  # a new claim, made after the look: put it back
-                    with contextlib.suppress(FileExistsError):
-                        os.link(aside, full)
-            finally:
-                os.remove(aside)
+            claims.take_over(self, path, owner, self._delete_claim)
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(full)

@@ -20,7 +20,7 @@ from pipex.stores import claims
 from pipex.stores.atomic import local_stage, require_file
 from pipex.stores.base import Store, by_folder
 from pipex.stores.claims import claim_path, is_claim, target_of
-from pipex.stores.owners import expired, new_owner, readable
+from pipex.stores.owners import expired, readable
 
 #: The pipex extra that installs each fsspec implementation package.
 EXTRAS = {"s3fs": "s3", "gcsfs": "gcs", "adlfs": "azure"}
@@ -250,26 +250,11 @@ class FsspecStore(Store):
             with contextlib.suppress(FileNotFoundError):
                 self.filesystem.rm_file(full)
             return
-        claim = claim_path(path)  # its own claim is the takeover's: one runner makes it
-        if not self.claim(claim, new_owner()):
-            self._orphaned(claim)
-            return  # another runner is taking it over
-        try:
-            again = self.claim_holder(path)
-            if again is not None and again[0] == owner:
-                with contextlib.suppress(FileNotFoundError):
-                    self.filesystem.rm_file(full)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                self.filesystem.rm_file(self.location(claim_path(claim)))
+        claims.take_over(self, path, owner, self._delete_claim)
 
-    def _orphaned(self, claim: str) -> None:
-        """Remove the takeover claim on ``claim`` if the runner that made it died taking
-        over (the next look takes over again)."""
-        holder = self.claim_holder(claim)
-        if holder is not None and expired(holder, claims.timeout()):
-            with contextlib.suppress(FileNotFoundError):
-                self.filesystem.rm_file(self.location(claim_path(claim)))
+    def _delete_claim(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.filesystem.rm_file(self.location(claim_path(path)))
 
 
 #: What a stamp is made of, of what a filesystem's ``info`` gives (the size is added).

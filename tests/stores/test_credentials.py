@@ -78,8 +78,16 @@ def test_the_prefect_executors_failure_log_lines_hide_credentials():
         raise OSError(f"cannot read {url}")
     except OSError as exc:
         failure = Failure("read-out/3.pkl", target, exc, traceback.format_exc())  # type: ignore[arg-type]
-    run_log = _RunLog(logging.LoggerAdapter(logger, {}), {"read-out/3.pkl": "read-3"})
+    passed_on: list[tuple[str, object]] = []
+
+    class Observer:  # the run's observers, which the run log passes each outcome on to
+        def record(self, key: str, outcome: object) -> None:
+            passed_on.append((key, outcome))
+
+    adapter = logging.LoggerAdapter(logger, {})
+    run_log = _RunLog(adapter, {"read-out/3.pkl": "read-3"}, Observer())
     run_log.record("read-out/3.pkl", failure)
+    assert passed_on == [("read-out/3.pkl", failure)]
     (record,) = records
     assert record.levelno == logging.ERROR
     text = record.getMessage()
