@@ -13,9 +13,9 @@ from typing import Any
 
 from pipex import settings
 from pipex.collector import deferred, resumed
-from pipex.core.items import DONE
+from pipex.core.items import DONE, missing_count
 from pipex.core.outcomes import Failure, Outcome, raised_by
-from pipex.core.plan import exists_many, resolve
+from pipex.core.plan import Plan, exists_many, resolve
 from pipex.core.targets import Target
 from pipex.core.walk import replace, visit
 from pipex.exceptions import PipelineError, StoreError
@@ -130,7 +130,9 @@ def _run(
     families = [m.family for m in collect.mapped]
     with deferred():  # a Target per visited node, and the plan: many long-lived objects
         stale = staleness.check([*roots, *families])
-        plan = resolve(roots, stale=stale, families=families)
+        plan = resolve(roots, stale=stale, families=families, items_with_steps=True)
+        if plan.awaited and _steps_read_later(plan):
+            plan = resolve(roots, stale=stale, families=families)
     skipped: list[Node] = []
     skipped_items = 0
     if skip_failed and plan.missing:
@@ -164,15 +166,27 @@ def _run(
             ):
                 observers = Observers((bar, report, ledger))
                 with expanding.streaming(executor, observers, keep_going, kwargs) as execute:
-                    for batch in plan.batches(int(settings.get("batch-size")), outcomes):
+                    size = int(settings.get("batch-size"))
+                    first, later = plan.split()  # nodes that read items of mapped steps: later
+                    for batch in first.batches(size, outcomes):
                         outcomes.update(execute(batch))
                         if ledger is not None:
                             ledger.flush()
+                    heard = _Heard(plan.awaited)
                     if items:
                         shared: Mapping[str, Any] = ChainMap(outcomes, plan.done)  # type: ignore[arg-type]
-                        executor.items(plan, shared, observers, keep_going, **kwargs)
+                        told = Observers((observers, heard)) if plan.awaited else observers
+                        executor.items(plan, shared, told, keep_going, **kwargs)
                         if ledger is not None:
                             ledger.flush()
+                    if later.missing:
+                        later, left = later.without(heard.unheard())  # items left alone
+                        skipped.extend(left)
+                        later.done = ChainMap(heard.outcomes, outcomes, plan.done)  # type: ignore[arg-type]
+                        for batch in later.batches(size, outcomes):
+                            outcomes.update(execute(batch))
+                            if ledger is not None:
+                                ledger.flush()
                 outcomes.update(expanding.outcomes)
                 bar.found(done + expanding.done)  # with what the expansions found done
         except Exception as exc:  # no keep-going: the first failure, raised
@@ -229,6 +243,34 @@ def _record_raised(exc: Exception, missing: list[Node], ledger: Ledger | None) -
             text = "".join(traceback.format_exception(exc))
             ledger.record(key, Failure(key, node.target, exc, text))
             return
+
+
+def _steps_read_later(plan: Plan) -> bool:
+    """Whether a mapped step with items to run reads a node that reads items of mapped
+    steps (its batches would need what runs after them): rare; then such items run as
+    plain nodes."""
+    _, later = plan.split()
+    after = {node.key for node in later.missing}
+    running = [family for family, states in plan.families.items() if missing_count(states)]
+    return any(dep.key in after for family in running for dep in family.deps)
+
+
+class _Heard:
+    """The outcomes of the :attr:`Plan.awaited` items, as the batches report them."""
+
+    __slots__ = ("outcomes", "wanted")
+
+    def __init__(self, wanted: Mapping[str, Any]) -> None:
+        self.wanted = wanted
+        self.outcomes: dict[str, Outcome] = {}
+
+    def record(self, key: str, outcome: Outcome) -> None:
+        if key in self.wanted:
+            self.outcomes[key] = outcome
+
+    def unheard(self) -> list[str]:
+        """The awaited items that did not run (left alone by ``skip_failed``)."""
+        return [key for key in self.wanted if key not in self.outcomes]
 
 
 class _Roots(Collect):

@@ -150,6 +150,7 @@ def item_node(family: Family, i: int) -> Node:
     node = Node(
         family.task, arguments, tuple(deps.values()), family.context, family.today, family.origin
     )
+    node.item = (family, i)
     return node
 
 

@@ -42,7 +42,9 @@ class Node:
     use (from the context and date of the call), so nodes below finished targets, which
     resolution never visits, never pay for it. ``versioned`` says whether this call's task or
     a task below it has a ``version`` (so resolution knows, without walking down, whether
-    to read the run ledger).
+    to read the run ledger). ``item`` is ``(family, i)`` for item ``i`` of a mapped step
+    (``m[i]``, or an item of a ``Mapped`` given to a plain task), else ``None``: resolution
+    checks such items with the rest of their step, and the step's batches run them.
     """
 
     __slots__ = (
@@ -51,6 +53,7 @@ class Node:
         "_values",
         "context",
         "deps",
+        "item",
         "origin",
         "task",
         "today",
@@ -81,6 +84,7 @@ class Node:
         self.versioned: bool = versioned
         self._target: Target | None = None
         self._key: str | None = None
+        self.item: tuple[Any, int] | None = None
 
     @property
     def arguments(self) -> dict[str, Any]:

@@ -3,11 +3,12 @@
 A :class:`Batch` holds, for some items, each step (family) of one connected group of mapped
 steps: its per-item arguments for those items, their targets and states (done, or to run).
 :func:`run_batch` runs each item's missing steps one after the other, upstream first, each
-through :func:`pipex.core.worker.execute_call` (so claims, atomic writes and failures are
-those of any node), handing data to the next step in memory as a fused chain does
-(:mod:`pipex.core.fusion`). An item that fails fails itself and the steps of the same item
-that need it; the batch goes on. It returns one :class:`BatchResult`: how many items each
-step wrote, and every other outcome (failed, not run, waited for, found).
+through the step runner of fused chains (:func:`pipex.core.fusion.run_step`, which calls
+:func:`pipex.core.worker.execute_call`: claims, atomic writes and failures are those of any
+node), handing data to the next step in memory as a fused chain does. An item that fails
+fails itself and the steps of the same item that need it; the batch goes on. It returns
+one :class:`BatchResult`: how many items each step wrote, and every other outcome (failed,
+not run, waited for, found).
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipex.core.fusion import Handed, Keep, exact, takes_data
+from pipex.core.fusion import Handed, run_step, takes_data
 from pipex.core.outcomes import Outcome
 from pipex.core.targets import Target
-from pipex.core.worker import Call, Input, execute_call
+from pipex.core.worker import Call, Input
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,20 +117,13 @@ def run_batch(batch: Batch, keep_going: bool) -> BatchResult:
                 continue
             inputs = [_input(outcomes[u], steps[u], position) for u in step.upstream]
             call = _call(step, position, state == 2, batch.defer)
-            run = call
-            kept = None
-            if step.feeds and exact(call):
-                kept = Keep(call.task)
-                run = call.with_task(kept)
-            started = time.time()
-            tick = time.perf_counter()
-            outcome = execute_call(run, keep_going, *inputs, *shared[s])
-            result.durations[s][position] = time.perf_counter() - tick
+            outcome, started, seconds = run_step(
+                call, keep_going, (*inputs, *shared[s]), step.feeds
+            )
+            result.durations[s][position] = seconds
             result.starts[s][position] = started
-            if type(outcome) is Target:
+            if isinstance(outcome, Target):  # a Handed one too: its data for the next step
                 result.ran[s] += 1
-                if kept is not None and kept.has:
-                    outcome = Handed(outcome.path, outcome.store, kept.result)
             else:
                 result.outcomes.append((s, position, outcome))
             outcomes[s] = outcome

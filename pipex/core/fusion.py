@@ -128,25 +128,44 @@ def execute_chain(
     outcomes: list[Outcome] = []
     timings: list[tuple[float, float]] = []
     position = 0
-    kept: Keep | None = None
+    prior: Outcome | None = None
     for i, call in enumerate(chain.calls):
         own = inputs[position : position + chain.widths[i]]
         position += chain.widths[i]
-        if i:
-            prior = outcomes[-1]
-            if kept is not None and kept.has and type(prior) is Target and takes_data(call):
-                prior = Handed(prior.path, prior.store, kept.result)
+        if prior is not None:
+            if type(prior) is Handed and not takes_data(call):
+                prior = Target(prior.path, prior.store)
             at = chain.previous[i]
             own = (*own[:at], prior, *own[at:])
-        kept = Keep(call.task) if i + 1 < len(chain.calls) and exact(call) else None
-        run = call if kept is None else call.with_task(kept)
-        started = time.time()
-        clock = time.perf_counter()
-        outcomes.append(step(run, keep_going, *own))
-        timings.append((started, time.perf_counter() - clock))
+        prior, started, seconds = run_step(call, keep_going, own, i + 1 < len(chain.calls), step)
+        outcomes.append(Target(prior.path, prior.store) if type(prior) is Handed else prior)
+        timings.append((started, seconds))
     if not timed and all(type(outcome) is Target for outcome in outcomes):
         return outcomes[-1]
     return Steps(tuple(outcomes), tuple(timings))
+
+
+def run_step(
+    call: Call,
+    keep_going: bool,
+    inputs: Sequence[Outcome],
+    read_next: bool,
+    step: Runner = execute_call,
+) -> tuple[Outcome, float, float]:
+    """Run one step of a fused chain or of a batch's item through ``step``: its outcome,
+    when it started (seconds since the epoch) and how long it ran. With ``read_next`` (a
+    later step of the same task reads it), a written target whose data the next step would
+    load as it is comes back :class:`Handed`, that data attached (the caller keeps it for
+    that step only)."""
+    kept = Keep(call.task) if read_next and exact(call) else None
+    run = call if kept is None else call.with_task(kept)
+    started = time.time()
+    clock = time.perf_counter()
+    outcome = step(run, keep_going, *inputs)
+    seconds = time.perf_counter() - clock
+    if kept is not None and kept.has and type(outcome) is Target:
+        outcome = Handed(outcome.path, outcome.store, kept.result)
+    return outcome, started, seconds
 
 
 def last(result: Steps | Outcome) -> Outcome:

@@ -56,6 +56,15 @@ class Levels:
         if len(indices):
             self.pending.setdefault(family, []).append(indices)
 
+    def add_one(self, family: Any, i: int) -> None:
+        """Item ``i`` of ``family``, to check at the next level with the others added."""
+        parts = self.pending.setdefault(family, [])
+        last = parts[-1] if parts else None
+        if not isinstance(last, _Picked):
+            last = _Picked()
+            parts.append(last)
+        last.append(i)
+
     def step(self) -> list[Any]:
         """Check one level of families; the plain nodes the missing items need."""
         pending, self.pending = self.pending, {}
@@ -100,6 +109,10 @@ class Levels:
                 states[i] = REWRITE if was else MISSING
                 missing.append(i)
         return missing
+
+
+class _Picked(list[int]):
+    """Items added one by one (:meth:`Levels.add_one`): the only part that grows."""
 
 
 def _unseen(parts: Sequence[Indices], states: bytearray) -> Indices:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipex.core.items import Levels, missing_count, refuse_collisions
+from pipex.core.items import DONE, Levels, missing_count, refuse_collisions
 from pipex.core.order import inputs_first
 from pipex.core.targets import Target
 from pipex.core.tokens import token
@@ -72,6 +72,10 @@ class Plan:
     defer: bool = False
     #: Each mapped step visited, with the state of each item (:mod:`pipex.core.items`).
     families: dict[Any, bytearray] = field(default_factory=dict)
+    #: The items of mapped steps that missing nodes read (``m[i]`` below a plain node, or a
+    #: ``Mapped`` given to a plain task), by key, that must run: their steps' batches run
+    #: them, before the nodes that read them (:meth:`split`). They are not in ``missing``.
+    awaited: dict[str, Any] = field(default_factory=dict)
 
     @property
     def items(self) -> int:
@@ -105,7 +109,19 @@ class Plan:
         missing = [node for node in self.missing if node.key not in out]
         plan = Plan(roots=self.roots, done=self.done, missing=missing, rewrites=self.rewrites)
         plan.families = self.families
+        plan.awaited = self.awaited
         return plan, left
+
+    def split(self) -> tuple[Plan, Plan]:
+        """The missing nodes that can run before the items of mapped steps (every node that
+        reads no :attr:`awaited` item, even through other nodes) and those that run after;
+        each as a plan (the second one's ``done`` to be completed with the items' outcomes)."""
+        if not self.awaited:
+            return self, Plan(roots=[], done=self.done, rewrites=self.rewrites)
+        before, after = self.without(self.awaited)
+        later = Plan(roots=[], done=self.done, missing=after, rewrites=self.rewrites)
+        later.defer = self.defer
+        return before, later
 
     def batches(self, size: int, finished: Mapping[str, Any]) -> Iterator[Plan]:
         """The missing nodes in plans of about ``size`` nodes, inputs before their users.
@@ -164,6 +180,7 @@ def resolve(
     check: bool = True,
     stale: Stale | None = None,
     families: Sequence[Any] = (),
+    items_with_steps: bool = False,
 ) -> Plan:
     """Walk down from ``roots`` and every item of ``families`` (mapped steps), checking
     targets level by level (all missing if not ``check``).
@@ -172,6 +189,9 @@ def resolve(
     of them missing: they run again, and resolution goes on below them. A mapped step is
     checked as a set of item indices: one listing per folder, the items still missing
     passed down to the steps they read, their shared inputs (nodes) added to the next level.
+    With ``items_with_steps``, an item of a mapped step below a plain node is checked with
+    the rest of its step, not as a plain node: if missing, it is :attr:`Plan.awaited` (for
+    a caller that runs the plan's items before the nodes that read them, as compute does).
     """
     plan = Plan(roots=list(roots))
     levels = Levels(plan.families, check, stale)
@@ -181,6 +201,19 @@ def resolve(
     plan.done = done
     by_target: dict[tuple[Any, str], Node] = {}
     calls: dict[int, str] = {}  # call tokens of the nodes compared so far, by id
+    items: dict[str, Any] = {}  # items of mapped steps below plain nodes, by key
+    plain = {node.key for node in plan.roots}  # a requested item stays a plain node
+
+    def plain_dep(dep: Any) -> bool:
+        """Whether ``dep`` is checked as a plain node: not an item of a mapped step, which
+        is checked (and run) with the rest of its step."""
+        item = getattr(dep, "item", None)
+        if item is None or not items_with_steps or dep.key in plain:
+            return True
+        if dep.key not in items:
+            items[dep.key] = dep
+            levels.add_one(*item)
+        return False
 
     def first_visit(node: Node) -> bool:
         target = node.target
@@ -209,8 +242,14 @@ def resolve(
             plan.missing.append(node)
             if was:
                 plan.rewrites[node.key] = _stamp(node.target)
-            below.extend(dep for dep in node.deps if first_visit(dep))
+            below.extend(dep for dep in node.deps if plain_dep(dep) and first_visit(dep))
         frontier = below
+    for key, node in items.items():
+        family, i = node.item
+        if plan.families[family][i] == DONE:
+            done[key] = node.target
+        else:
+            plan.awaited[key] = node
     if plan.families and by_target:
         nodes = list(by_target.values())
         refuse_collisions(list(plan.families), nodes, lambda a, b: refuse_collision(a, b))
