@@ -23,7 +23,8 @@ from pipex.running.records import Failed, Run, reading, runs
 from pipex.steer import svg
 from pipex.steer.graph import Graph, collect
 from pipex.steer.status import Status, of_plan
-from pipex.steer.visualize import picture_of
+from pipex.steer.status import status as status_of
+from pipex.steer.visualize import of_steps, picture_of
 
 #: The most targets a failure group lists on the page (its count says how many there are).
 GROUP_TARGETS = 200
@@ -69,12 +70,18 @@ class Facts:
 def gather(nodes: Sequence[Any], title: str = "pipex report", run: str | None = None) -> Facts:
     """The facts about the pipeline below ``nodes`` now, and about ``run`` (a run id; by
     default the latest run that wrote, or meant to write, one of its targets)."""
-    roots = collect(nodes)
-    plan = resolve(roots, stale=staleness.check(roots))
-    status = of_plan(plan, below=True)
-    drawing = svg.render(picture_of(Graph(roots), plan, status, max_boxes=MAX_BOXES))
-    facts = Facts(redact(title), status, redact(drawing))
-    files = list(dict.fromkeys(f for f in (location(home(n)) for n in roots) if f is not None))
+    families: list[Any] = []
+    roots = collect(nodes, families)
+    if families:  # mapped steps: counted from their items' states, one box per step
+        status = status_of(*nodes)
+        picture = of_steps(roots, families, status)
+    else:
+        plan = resolve(roots, stale=staleness.check(roots))
+        status = of_plan(plan, below=True)
+        picture = picture_of(Graph(roots), plan, status, max_boxes=MAX_BOXES)
+    facts = Facts(redact(title), status, redact(svg.render(picture)))
+    homes = (home(n) for n in [*roots, *(family.node(0) for family in families if len(family))])
+    files = list(dict.fromkeys(f for f in map(location, homes) if f is not None))
     paths = [t.path for t in (*status.done, *status.to_run)]
     history = sorted(
         (r for file in files for r in runs(file, HISTORY, paths or None)),

@@ -38,10 +38,8 @@ def visualize(
         )
     families: list[Any] = []
     roots = collect(nodes, families)
-    if families:  # mapped steps: one box per step, counted from the items' states
-        drawing = _of_steps(roots, families, status(*nodes))
-    else:
-        drawing = _drawing(roots, max_boxes)
+    # mapped steps: one box per step, counted from the items' states
+    drawing = of_steps(roots, families, status(*nodes)) if families else _drawing(roots, max_boxes)
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
@@ -62,8 +60,9 @@ def picture_of(graph: Graph, plan: Plan, status: Status, max_boxes: int = 60) ->
     return picture.of_steps(graph, status)
 
 
-def _of_steps(roots: list[Any], families: list[Any], counted: Any) -> picture.Picture:
-    """The step picture of plain nodes and mapped steps together."""
+def of_steps(roots: list[Any], families: list[Any], counted: Any) -> picture.Picture:
+    """The step picture of plain nodes and mapped steps together (``counted``: their
+    :class:`Status`)."""
     graph = Graph([*roots, *(dep for f in _below(families) for dep in f.deps)])
     totals = Counter(node.task.name for node in graph.nodes)
     edges = {(d.task.name, n.task.name) for n in graph.nodes for d in n.deps}

@@ -157,3 +157,29 @@ def test_without_the_ledger_the_page_shows_the_status_and_says_there_is_no_run(t
     assert "Run: none (no run of these targets recorded in the run ledger)." in page
     assert "No timed task runs recorded for this run." in page
     assert ">scale<" in page and "<svg" in page
+
+
+def test_the_page_of_mapped_steps_counts_items_without_a_node_per_item(tmp_path, monkeypatch):
+    import pipex.mapped
+
+    @pipex.task(target=f"{tmp_path}/out/first/{{i}}.pkl")
+    def first(i: int) -> int:
+        return i
+
+    @pipex.task(target=f"{tmp_path}/out/second/{{x.stem}}.pkl")
+    def second(x: int) -> int:
+        return 2 * x
+
+    mapped = second.map(first.map(range(3000)))
+    pipex.compute(mapped, progress=False)
+    made = []
+    item_node = pipex.mapped.item_node
+    monkeypatch.setattr(
+        pipex.mapped, "item_node", lambda family, i: made.append(i) or item_node(family, i)
+    )
+
+    page = text_of(Path(pipex.report([mapped], filename=tmp_path / "report.html")))
+
+    assert len(made) < 10  # not one per item
+    assert ">first<" in page and ">second<" in page
+    assert "3,000" in page  # each step's count of done targets
