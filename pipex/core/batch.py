@@ -3,7 +3,7 @@
 A :class:`Batch` holds, for some items, each step (family) of one connected group of mapped
 steps: its per-item arguments for those items, their targets and states (done, or to run).
 :func:`run_batch` runs each item's missing steps one after the other, upstream first, each
-through the step runner of fused chains (:func:`pipex.core.fusion.run_step`, which calls
+through the step runner of fused chains (:func:`pipex.core.handing.run_step`, which calls
 :func:`pipex.core.worker.execute_call`: claims, atomic writes and failures are those of any
 node), handing data to the next step in memory as a fused chain does. An item that fails
 fails itself and the steps of the same item that need it; the batch goes on. It returns
@@ -19,12 +19,12 @@ import time
 from array import array
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, final
 
-from pipex.core.fusion import Handed, run_step, takes_data
+from pipex.core.handing import Handed, Runner, run_step, takes_data
 from pipex.core.outcomes import Outcome
 from pipex.core.targets import Target
-from pipex.core.worker import Call, Input
+from pipex.core.worker import Call, Input, execute_call
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +34,10 @@ class Step:
     ``columns`` maps each per-item parameter to its values for the batch's items, or to the
     :class:`Input` of the upstream step it reads (its position in ``upstream``);
     ``constants`` are the same for every item (shared input nodes as ``Input`` placeholders
-    numbered after the upstream steps, their targets in ``shared``). ``states`` has one
-    byte per item: to run (1), done (0), or to run though its target exists (2: stale).
+    numbered after the upstream steps, their targets in ``shared``; an ``Input`` there
+    stands for one of the batch task's own inputs: another task's outcome). ``states`` has
+    one byte per item: to run (1), done (0), or to run though its target exists (2: stale);
+    ``rewrites``, when given, what each stale item rewrites (``Plan.rewrite``).
     """
 
     task: Any
@@ -44,12 +46,13 @@ class Step:
     constants: dict[str, Any]
     linked: frozenset[str]
     upstream: tuple[int, ...]
-    shared: tuple[Target, ...]
+    shared: tuple[Target | Input, ...]
     paths: Sequence[str]
     store: Any
     home: bool  #: keys are "<name>-<path>" (the target is in the calls' home store)
     states: bytes
     feeds: bool  #: a later step of the batch reads this one
+    rewrites: tuple[bool | str, ...] = ()
 
     def key(self, path: str) -> str:
         return f"{self.name}-{path}" if self.home else f"{self.name}-{Target(path, self.store)}"
@@ -82,7 +85,12 @@ class Batch:
     def __dask_tokenize__(self) -> tuple[str, ...]:
         return ("pipex.Batch", *(step.paths[0] for step in self.steps), str(self.size))
 
+    def first_call(self) -> Call:
+        """The call the batch runs first (its first step's first item)."""
+        return _call(self.steps[0], 0, False, self.defer)
 
+
+@final  # so that mypy narrows ``type(x) is BatchResult`` both ways
 @dataclass(slots=True)
 class BatchResult:
     """What a batch did: per step, how many items wrote their targets, and when each item
@@ -97,8 +105,12 @@ class BatchResult:
     seconds: float = 0.0
 
 
-def run_batch(batch: Batch, keep_going: bool) -> BatchResult:
-    """Run every missing step of every item of ``batch``, item by item."""
+def run_batch(
+    batch: Batch, keep_going: bool, *inputs: Outcome, step: Runner = execute_call
+) -> BatchResult:
+    """Run every missing step of every item of ``batch``, item by item, each call through
+    ``step`` (:func:`~pipex.core.worker.execute_call`'s signature). ``inputs``: the
+    outcomes of other tasks the batch's steps read (its steps' ``Input`` shared inputs)."""
     clock = time.perf_counter()
     steps = batch.steps
     size = batch.size
@@ -108,17 +120,19 @@ def run_batch(batch: Batch, keep_going: bool) -> BatchResult:
         [array("d", bytes(8 * size)) for _ in steps],
         worker=f"{socket.gethostname()}/{threading.get_ident()}",
     )
-    shared = [_loaded(step) for step in steps]
+    shared = [_loaded(own, inputs) for own in steps]
     for position in range(size):
         outcomes: list[Outcome | None] = [None] * len(steps)
-        for s, step in enumerate(steps):
-            state = step.states[position]
+        for s, own in enumerate(steps):
+            state = own.states[position]
             if not state:
                 continue
-            inputs = [_input(outcomes[u], steps[u], position) for u in step.upstream]
-            call = _call(step, position, state == 2, batch.defer)
+            rewrite = (own.rewrites[position] if own.rewrites else True) if state == 2 else False
+            call = _call(own, position, rewrite, batch.defer)
+            data = takes_data(call)
+            upstream = [_input(outcomes[u], steps[u], position, data) for u in own.upstream]
             outcome, started, seconds = run_step(
-                call, keep_going, (*inputs, *shared[s]), step.feeds
+                call, keep_going, (*upstream, *shared[s]), own.feeds, step
             )
             result.durations[s][position] = seconds
             result.starts[s][position] = started
@@ -131,10 +145,13 @@ def run_batch(batch: Batch, keep_going: bool) -> BatchResult:
     return result
 
 
-def _input(outcome: Outcome | None, upstream: Step, position: int) -> Any:
-    """An upstream item's outcome as a step's input (a Target if it was done before)."""
+def _input(outcome: Outcome | None, upstream: Step, position: int, data: bool) -> Any:
+    """An upstream item's outcome as a step's input (a Target if it was done before; its
+    data handed on only to a step that takes data)."""
     if outcome is None:
         return Target(upstream.paths[position], upstream.store)
+    if type(outcome) is Handed and not data:
+        return Target(outcome.path, outcome.store)
     return outcome
 
 
@@ -142,7 +159,7 @@ def _probe(step: Step) -> Call:
     return Call(step.task, {}, Target("", step.store), "", step.linked)
 
 
-def _call(step: Step, position: int, rewrite: bool, defer: bool) -> Call:
+def _call(step: Step, position: int, rewrite: bool | str, defer: bool) -> Call:
     arguments: dict[str, Any] = dict(step.constants)
     for name, column in step.columns.items():
         arguments[name] = column if type(column) is Input else column[position]  # type: ignore[index]
@@ -152,12 +169,17 @@ def _call(step: Step, position: int, rewrite: bool, defer: bool) -> Call:
     )
 
 
-def _loaded(step: Step) -> tuple[Any, ...]:
-    """The step's shared inputs, each loaded once for the whole batch where it is data."""
-    if not step.shared or not takes_data(_probe(step)):
-        return step.shared
+def _loaded(step: Step, inputs: tuple[Outcome, ...]) -> tuple[Any, ...]:
+    """The step's shared inputs (``inputs[i]`` for an ``Input(i)``), each loaded once for the
+    whole batch where it is data."""
+    shared = tuple(inputs[x.index] if type(x) is Input else x for x in step.shared)
+    if not shared or not takes_data(_probe(step)) or len(step.paths) == 1:
+        return shared  # one item: its call loads them, as any call does
     out: list[Any] = []
-    for target in step.shared:
+    for target in shared:
+        if type(target) is not Target:  # a failure, or data already here
+            out.append(target)
+            continue
         try:
             out.append(Handed(target.path, target.store, target.load()))
         except Exception:  # each call reports it, as for any input it cannot read

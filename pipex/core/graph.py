@@ -67,7 +67,7 @@ def to_dask(
     same key would hand it back instead of rebuilding a target deleted since. With
     ``chains`` (from :func:`pipex.core.fusion.chains`), each chain of several nodes is one
     task under its :func:`task_key`, run by :func:`~pipex.core.fusion.execute_chain`
-    (``timed`` as there).
+    as a batch of one item (``timed`` as there).
     """
     if chains is None:
         chains = [[node] for node in plan.missing]
@@ -80,7 +80,7 @@ def to_dask(
             return plan.done[dep.key]
         chain = chains_by_last[last.key]
         ref = TaskRef(task_key(chain, run_id, stable))
-        return ref if len(chain) == 1 else Task(None, fusion.last, ref)
+        return ref if len(chain) == 1 else Task(None, fusion.last, ref, last.target)
 
     chains_by_last = {chain[-1].key: chain for chain in chains}
     for chain in chains:
@@ -94,9 +94,16 @@ def to_dask(
         inputs = [input_of(dep) for dep in chain[0].deps]
         for before, node in itertools.pairwise(chain):
             inputs.extend(input_of(dep) for dep in node.deps if dep.key != before.key)
-        chain_call = fusion.chain_of(chain, lambda n: call_of(n, plan.rewrite(n.key), plan.defer))
-        dsk[key] = Task(key, fusion.execute_chain, chain_call, keep_going, *inputs, timed=timed)
+        batch = fusion.chain_batch(
+            chain, lambda n: call_of(n, plan.rewrite(n.key), plan.defer), _home
+        )
+        dsk[key] = Task(key, fusion.execute_chain, batch, keep_going, *inputs, timed=timed)
     return dsk
+
+
+def _home(node: Any) -> bool:
+    """Whether ``node``'s key is ``"<name>-<path>"`` (its target is in its home store)."""
+    return bool(node.key == f"{node.task.name}-{node.target.path}")
 
 
 class _Placeholders:

@@ -194,7 +194,7 @@ def sent(roots: Sequence[Any], plan: Plan) -> dict[Any, Any]:
         elif is_chain(value):
             step = functools.partial(execute_on_worker, False)
             chain = Task(key, value.func, *value.args, **{**value.kwargs, "step": step})
-            dsk[key] = _sealed(chain, value.args[0].calls[0])
+            dsk[key] = _sealed(chain, value.args[0].first_call())
     for root in roots:
         if root.key in plan.done:
             dsk[root.dask_key] = DataNode(root.dask_key, plan.done[root.key])
@@ -223,7 +223,7 @@ def _annotated_graph(dsk: Mapping[Any, Any], nodes: Mapping[Any, Any]) -> Any:
         elif is_chain(value):  # fused nodes have no annotations
             step = functools.partial(execute_on_worker, False)
             task = Task(key, value.func, *value.args, **{**value.kwargs, "step": step})
-            value = _sealed(task, value.args[0].calls[0])
+            value = _sealed(task, value.args[0].first_call())
         groups.setdefault(tuple(sorted(annotations.items())), {})[key] = value
     if list(groups) == [()]:
         return groups[()]
