@@ -91,7 +91,8 @@ def chain_batch(
         number = {j: k + (i > 0) for k, j in enumerate(order)}
         if before >= 0:
             number[before] = 0
-        arguments = replace(dict(call.arguments), _Renumbered(number))
+        same = all(k == v for k, v in number.items())
+        arguments = call.arguments if same else replace(dict(call.arguments), _Renumbered(number))
         rewrite = call.rewrite
         steps.append(
             Step(
