@@ -27,7 +27,7 @@ from pipex.core.outcomes import Failure, NotRun, Outcome, Tally, one_line
 from pipex.core.plan import Plan
 from pipex.core.worker import Call
 from pipex.executors.base import Observer
-from pipex.executors.distributed.execute import _Follow as Follow  # the futures, as they finish
+from pipex.executors.distributed.follow import Follow
 from pipex.executors.local import Reporting
 from pipex.executors.prefect.logs import logs_to
 from pipex.executors.prefect.nodes import run_names
