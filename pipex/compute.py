@@ -164,8 +164,9 @@ def _run(
             ):
                 observers = Observers((bar, report, ledger))
                 with expanding.streaming(executor, observers, keep_going, kwargs) as execute:
-                    for batch in plan.batches(int(settings.get("batch-size")), outcomes):
-                        outcomes.update(execute(batch))
+                    batches = plan.batches(int(settings.get("batch-size")), outcomes)
+                    for finished in executor.execute_batches(batches, execute, keep_going):
+                        outcomes.update(finished)
                         if ledger is not None:
                             ledger.flush()
                     if items:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,10 +51,18 @@ GRAPH_TASK_NAME = "pipex-graph"
 
 
 def run_graph(
-    plan: Plan, observer: Observer, keep_going: bool, start: int = 0
+    plan: Plan,
+    observer: Observer,
+    keep_going: bool,
+    start: int = 0,
+    recording: dict[uuid.UUID, str] | None = None,
 ) -> dict[str, Outcome]:
     """The missing graph of ``plan`` (one batch, the run's missing nodes ``start`` on) as one
-    Prefect task run in this process; outcomes by key, each reported as it arrives."""
+    Prefect task run in this process; outcomes by key, each reported as it arrives.
+
+    The temporary server is waited for until it has recorded the task run, or, with
+    ``recording``, the task run's final state is added there for the caller to wait for
+    (once, for all its batches)."""
     order = plan.order()
     name = batch_name(steps_of(order), start, start + len(order))
     # prefect.task's overloads omit its fn-and-options form, which it runs
@@ -66,7 +75,10 @@ def run_graph(
     )
     batch = _Batch(plan, observer, keep_going, _cluster_client())
     state = graph_task(name=name, batch=Held(batch), return_state=True)
-    wait_recorded({state.state_details.task_run_id: state.name}, get_run_logger())
+    if recording is None:
+        wait_recorded({state.state_details.task_run_id: state.name}, get_run_logger())
+    else:
+        recording[state.state_details.task_run_id] = state.name
     try:
         results = state.result(raise_on_failure=False)
     except Exception as exc:
