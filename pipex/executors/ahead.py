@@ -13,6 +13,7 @@ whichever batch; the caller gets each batch's outcomes in the batches' order.
 from __future__ import annotations
 
 import contextvars
+import itertools
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -42,15 +43,22 @@ def ahead(
     The next batch is taken from ``batches`` (planned) while the ones before it run; it is
     started once fewer than ``depth`` run and none that runs holds one of its inputs. The
     caller fills the outcomes later batches read (``Plan.batches``' ``finished``) with what
-    this yields before the next batch starts. If a batch raises, the ones still running
+    this yields before the next batch starts. A run of one batch runs it in the caller's
+    thread. If a batch raises, the ones still running
     finish (their outcomes reach the observers) and the error is raised; on an interrupt,
     they are left to end on their own.
     """
+    given = iter(batches)
+    first = next(given, None)
+    second = None if first is None else next(given, None)
+    if first is None or second is None:  # one batch (or none): run here, as it comes
+        yield from in_turn([first] if first is not None else [], execute)
+        return
     running: deque[tuple[frozenset[str], Future[dict[str, Outcome]]]] = deque()
     pool = ThreadPoolExecutor(depth, thread_name_prefix="pipex-batch")
     interrupted = False
     try:
-        for batch in batches:
+        for batch in itertools.chain([first, second], given):
             needs = {dep.key for node in batch.missing for dep in node.deps}
             while running and (len(running) >= depth or any(needs & k for k, _ in running)):
                 yield running.popleft()[1].result()

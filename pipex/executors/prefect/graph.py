@@ -7,7 +7,9 @@ runner's own client (or computes it with dask's threads under another task runne
 the tasks as they finish as ``PIPEX=cache`` does, and reports each outcome as it arrives, to
 the run's observers and to its run logger (failures at once, counts every 10%); each task's
 own log records go to that task run too. Each is named after its steps and the slice of the
-run's missing nodes it holds (:func:`batch_name`).
+run's missing nodes it holds (:func:`batch_name`). The executor starts the next batch's task
+run while one runs (:mod:`pipex.executors.ahead`); on the cluster, the earlier batch's tasks
+go first.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def run_graph(
         cache_policy=NO_CACHE,
         persist_result=False,
     )
-    batch = _Batch(plan, observer, keep_going, _cluster_client())
+    batch = _Batch(plan, observer, keep_going, _cluster_client(), start)
     state = graph_task(name=name, batch=Held(batch), return_state=True)
     if recording is None:
         wait_recorded({state.state_details.task_run_id: state.name}, get_run_logger())
@@ -103,14 +105,18 @@ def steps_of(nodes: Sequence[Any]) -> list[str]:
 
 
 class _Batch:
-    """What the graph task run computes: the plan, who hears of each outcome, and the dask
-    client of the flow's task runner (``None``: dask's threads). Stays in this process."""
+    """What the graph task run computes: the plan, who hears of each outcome, the dask
+    client of the flow's task runner (``None``: dask's threads), and where the batch starts
+    among the run's missing nodes. Stays in this process."""
 
-    def __init__(self, plan: Plan, observer: Observer, keep_going: bool, client: Any) -> None:
+    def __init__(
+        self, plan: Plan, observer: Observer, keep_going: bool, client: Any, start: int
+    ) -> None:
         self.plan = plan
         self.observer = observer
         self.keep_going = keep_going
         self.client = client
+        self.start = start
 
 
 def _compute_graph(name: str, batch: Held) -> Any:
@@ -138,7 +144,9 @@ def _compute_graph(name: str, batch: Held) -> Any:
             for node, outcome, _ in fusion.outcomes(steps[key], result)
         }
     else:
-        futures = todo.client.get(dsk, list(steps), sync=False)
+        # batches sent while others run: the earlier batch's tasks first (graphs sent
+        # within dask's fifo-timeout of each other would otherwise be interleaved)
+        futures = todo.client.get(dsk, list(steps), sync=False, priority=-todo.start)
         outcomes = Follow(todo.client, steps, plan, report).run(futures, keep_going)
     report.finish()
     failed = [r for r in outcomes.values() if isinstance(r, Failure)]
