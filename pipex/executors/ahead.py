@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import contextvars
 import itertools
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
@@ -44,9 +45,9 @@ def ahead(
     started once fewer than ``depth`` run and none that runs holds one of its inputs. The
     caller fills the outcomes later batches read (``Plan.batches``' ``finished``) with what
     this yields before the next batch starts. A run of one batch runs it in the caller's
-    thread. If a batch raises, the ones still running
-    finish (their outcomes reach the observers) and the error is raised; on an interrupt,
-    they are left to end on their own.
+    thread. If a batch raises, the ones still running finish (their outcomes reach the
+    observers) and the error is raised; on an interrupt, they are left to end on their own
+    (daemon threads: the process does not wait for them).
     """
     given = iter(batches)
     first = next(given, None)
@@ -55,7 +56,6 @@ def ahead(
         yield from in_turn([first] if first is not None else [], execute)
         return
     running: deque[tuple[frozenset[str], Future[dict[str, Outcome]]]] = deque()
-    pool = ThreadPoolExecutor(depth, thread_name_prefix="pipex-batch")
     interrupted = False
     try:
         for batch in itertools.chain([first, second], given):
@@ -63,8 +63,7 @@ def ahead(
             while running and (len(running) >= depth or any(needs & k for k, _ in running)):
                 yield running.popleft()[1].result()
             keys = frozenset(node.key for node in batch.missing)
-            context = contextvars.copy_context()
-            running.append((keys, pool.submit(context.run, execute, batch)))
+            running.append((keys, _started(execute, batch)))
         while running:
             yield running.popleft()[1].result()
     except BaseException as exc:
@@ -74,4 +73,20 @@ def ahead(
         if not interrupted:
             for _, future in running:
                 future.exception()  # finished: its outcomes went to the observers
-        pool.shutdown(wait=not interrupted, cancel_futures=True)
+
+
+def _started(execute: Execute, batch: Plan) -> Future[dict[str, Outcome]]:
+    """``execute(batch)`` begun in a thread of its own with the caller's context; a daemon
+    thread, so that an interrupted run does not wait for it at exit."""
+    context = contextvars.copy_context()
+    future: Future[dict[str, Outcome]] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(context.run(execute, batch))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="pipex-batch", daemon=True).start()
+    return future
