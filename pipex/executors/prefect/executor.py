@@ -74,14 +74,19 @@ class PrefectExecutor(Executor):
         recording: dict[uuid.UUID, str] = {}
         self._recording = recording
         placed = self._placed_in_order(batches)
+        interrupted = False
         try:
             if keep_going:
                 yield from ahead(placed, execute)
             else:
                 yield from in_turn(placed, execute)
+        except (KeyboardInterrupt, SystemExit):
+            interrupted = True
+            raise
         finally:
             self._recording = None
-            wait_recorded(recording, get_run_logger())
+            if not interrupted:  # ended, or a failure raised: what ran is recorded first
+                wait_recorded(recording, get_run_logger())
 
     def _placed_in_order(self, batches: Iterable[Plan]) -> Iterator[Plan]:
         for batch in batches:
