@@ -22,6 +22,8 @@ The Prefect rows need the prefect extra. Run:
     python benchmarks/prefect_restart.py --rows node --breakdown   # where its CPU goes
     python benchmarks/prefect_restart.py --chains 5000 --done 0 --rows graph,cache
         # a fresh run (nothing done) of 20,000 tasks: graph granularity against PIPEX=cache
+    python benchmarks/prefect_restart.py --chains 25000 --done 0 --rows graph,cache
+        # 100,000 tasks: five batches of pipex.batch-size, the next sent while one runs
 
 With both the ``graph`` and ``cache`` rows it prints their ratio of wall times, measured in the
 same run on the same cluster (the machine may be shared: compare the ratio, not the seconds).

@@ -167,11 +167,16 @@ def _run(
                 observers = Observers((bar, report, ledger))
                 with expanding.streaming(executor, observers, keep_going, kwargs) as execute:
                     size = int(settings.get("batch-size"))
+
+                    def run_nodes(part: Plan) -> None:
+                        batches = part.batches(size, outcomes)
+                        for finished in executor.execute_batches(batches, execute, keep_going):
+                            outcomes.update(finished)
+                            if ledger is not None:
+                                ledger.flush()
+
                     first, later = plan.split()  # nodes that read items of mapped steps: later
-                    for batch in first.batches(size, outcomes):
-                        outcomes.update(execute(batch))
-                        if ledger is not None:
-                            ledger.flush()
+                    run_nodes(first)
                     heard = _Heard(plan.awaited)
                     if items:
                         shared: Mapping[str, Any] = ChainMap(outcomes, plan.done)  # type: ignore[arg-type]
@@ -183,10 +188,7 @@ def _run(
                         later, left = later.without(heard.unheard())  # items left alone
                         skipped.extend(left)
                         later.done = ChainMap(heard.outcomes, outcomes, plan.done)  # type: ignore[arg-type]
-                        for batch in later.batches(size, outcomes):
-                            outcomes.update(execute(batch))
-                            if ledger is not None:
-                                ledger.flush()
+                        run_nodes(later)
                 outcomes.update(expanding.outcomes)
                 bar.found(done + expanding.done)  # with what the expansions found done
         except Exception as exc:  # no keep-going: the first failure, raised

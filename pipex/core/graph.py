@@ -142,7 +142,7 @@ def is_call(value: Any) -> bool:
 
 
 def is_chain(value: Any) -> bool:
-    """Whether a graph value is a fused chain of pipex tasks (runs a ``Chain``)."""
+    """Whether a graph value is a fused chain of pipex tasks (runs a chain's ``Batch``)."""
     return isinstance(value, Task) and value.func is fusion.execute_chain
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol
 
 from dask.system import CPU_COUNT
 
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
+from pipex.executors.ahead import in_turn
 from pipex.executors.batches import ThreadPool, run_batches
 
 
@@ -48,6 +49,21 @@ class Executor(abc.ABC):
         Every outcome is also reported to ``observer`` as it arrives. With ``keep_going``
         false, the first failure is raised as it is. ``options`` go to the scheduler.
         """
+
+    def execute_batches(
+        self,
+        batches: Iterable[Plan],
+        execute: Callable[[Plan], dict[str, Outcome]],
+        keep_going: bool,
+    ) -> Iterator[dict[str, Outcome]]:
+        """Each batch's outcomes, in the batches' order, as ``execute`` (the run's
+        :meth:`execute`, with its observers) gives them. The caller adds each batch's
+        outcomes to those the later batches read before it asks for the next.
+
+        One batch after the other; an executor may run the next while the current one runs
+        (:func:`pipex.executors.ahead.ahead`).
+        """
+        return in_turn(batches, execute)
 
     def items(
         self,

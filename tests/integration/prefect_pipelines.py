@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from pathlib import Path
 
 import pipex
 from tests.pipelines import calls as recorded
@@ -46,3 +48,22 @@ def settings_seen(name: str, calls: str) -> tuple[int, int, int]:
     settings = get_current_settings()
     _SEEN.append(settings)
     return os.getpid(), id(settings), settings.client.max_retries
+
+
+@pipex.task(target="{path}/gate/{name}.pkl")
+def gate(name: str, other: str | None, folder: str, calls: str, seconds: float = 60) -> bool:
+    """Says it started (a file ``started-<name>`` in ``folder``), then, given ``other``,
+    waits up to ``seconds`` for ``other`` to start: whether it did, recorded as the call's
+    name (``a saw b``, ``a missed b``) and returned."""
+    record(calls, "gate", name)
+    Path(folder, f"started-{name}").touch()
+    if other is None:
+        return True
+    deadline = time.monotonic() + seconds
+    while not Path(folder, f"started-{other}").exists():
+        if time.monotonic() > deadline:
+            record(calls, "gate", f"{name}-missed-{other}")
+            return False
+        time.sleep(0.05)
+    record(calls, "gate", f"{name}-saw-{other}")
+    return True

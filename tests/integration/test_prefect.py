@@ -9,6 +9,7 @@ back through its API: the task runs a flow run created, their names, states and 
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import time
 from collections.abc import Callable
@@ -285,6 +286,65 @@ def test_the_graph_granularity_makes_one_task_run_per_batch(prefect_cache, dask_
         ("source..double [4:6]", "Completed"),  # named by their steps and slice: told apart
     ]
     assert len(pipelines.calls(calls)) == 6
+
+
+def test_the_graph_granularity_starts_the_next_batch_while_one_runs(
+    prefect_cache, dask_runner, tmp_path
+):
+    folder, calls = tmp_path / "out", tmp_path / "calls.log"
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    @pipex.flow(task_runner=dask_runner)
+    def two_batches(folder: str, calls: str):
+        with pipex.context(path=folder):  # one node per batch: a, then b
+            first = prefect_pipelines.gate("a", "b", str(marks), calls)
+            second = prefect_pipelines.gate("b", None, str(marks), calls)
+        return pipex.compute([first, second], load=True)
+
+    with dask.config.set({"pipex.prefect.granularity": "graph", "pipex.batch-size": 1}):
+        state = two_batches(str(folder), str(calls), return_state=True)
+
+    assert state.is_completed(), state
+    # a, in the first batch, saw b start on the cluster: the second batch was sent while
+    # the first one ran (one after the other, a would wait for b in vain)
+    assert sorted(name for _, name, _ in pipelines.calls(calls)) == ["a", "a-saw-b", "b"]
+    assert state.result() == ([True, True],)
+    runs = task_runs(state, expected=2)
+    assert sorted((run.name, run.state.name) for run in runs) == [
+        ("gate [0:1]", "Completed"),  # named in the batches' order, whichever started first
+        ("gate [1:2]", "Completed"),
+    ]
+
+
+def test_a_graph_batch_that_reads_an_earlier_batch_s_outcome_waits_for_it(
+    prefect_cache, dask_runner, tmp_path
+):
+    folder, calls = tmp_path / "out", tmp_path / "calls.log"
+    restart = restart_flow(
+        dask_runner,
+        ["a", "bb", "ccc"],
+        lambda nodes, calls: [*nodes, pipelines.total(nodes, "all", calls)],
+    )
+
+    with dask.config.set({"pipex.prefect.granularity": "graph", "pipex.batch-size": 2}):
+        state = restart(str(folder), str(calls), return_state=True)
+
+    assert state.is_completed(), state
+    runs = task_runs(state, expected=4)  # a chain per batch, then the total over them
+    assert sorted(run.name for run in runs) == [
+        "source..double [0:2]",
+        "source..double [2:4]",
+        "source..double [4:6]",
+        "total [6:7]",
+    ]
+    assert total_written(folder) == 2 * (1 + 2 + 3)
+    assert len(pipelines.calls(calls)) == 7
+
+
+def total_written(folder: Path) -> int:
+    with open(folder / "total" / "all.pkl", "rb") as file:
+        return int(pickle.load(file))
 
 
 def test_the_graph_granularity_reports_failures_in_its_one_task_run(

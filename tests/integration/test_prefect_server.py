@@ -132,6 +132,29 @@ def test_every_task_run_is_recorded_with_its_final_state_before_the_server_stops
     assert not re.search(r"\| (ERROR|CRITICAL) ", err), err
 
 
+def test_graph_batches_run_ahead_and_every_batch_s_task_run_is_recorded(tmp_path):
+    home, folder = tmp_path / "home", tmp_path / "run"
+    graph = {"DASK_PIPEX__PREFECT__GRANULARITY": "graph", "DASK_PIPEX__BATCH_SIZE": "2"}
+
+    out, err = finish(start(folder, home, 2, GATE="60", **graph))  # a chain per batch
+
+    assert "computed 2" in out
+    assert written(folder) == 4
+    # chain 0's second step, in the first batch, saw chain 1's start on the cluster: the
+    # second batch was sent while the first ran (one after the other, it waits in vain)
+    assert (folder / "marks" / "0-saw-1").exists()
+    assert not (folder / "marks" / "0-missed-1").exists()
+    ((flow_run, state),) = flow_runs(home)
+    assert state == "Completed"
+    with database(home) as db:
+        runs = db.execute(
+            "SELECT name, state_name FROM task_run WHERE flow_run_id = ? ORDER BY name",
+            (flow_run,),
+        ).fetchall()
+    assert runs == [("first..second [0:2]", "Completed"), ("first..second [2:4]", "Completed")]
+    assert not re.search(r"\| (ERROR|CRITICAL) ", err), err
+
+
 def test_the_temporary_server_ends_when_the_flow_process_is_killed(tmp_path):
     home, folder = tmp_path / "home", tmp_path / "run"
     proc = start(folder, home, 40, PAUSE="0.5")

@@ -7,13 +7,16 @@ runner's own client (or computes it with dask's threads under another task runne
 the tasks as they finish as ``PIPEX=cache`` does, and reports each outcome as it arrives, to
 the run's observers and to its run logger (failures at once, counts every 10%); each task's
 own log records go to that task run too. Each is named after its steps and the slice of the
-run's missing nodes it holds (:func:`batch_name`).
+run's missing nodes it holds (:func:`batch_name`). The executor starts the next batch's task
+run while one runs (:mod:`pipex.executors.ahead`); on the cluster, the earlier batch's tasks
+go first.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +30,7 @@ from pipex.core.outcomes import Failure, NotRun, Outcome, Tally, one_line
 from pipex.core.plan import Plan
 from pipex.core.worker import Call
 from pipex.executors.base import Observer
-from pipex.executors.distributed.execute import _Follow as Follow  # the futures, as they finish
+from pipex.executors.distributed.follow import Follow
 from pipex.executors.local import Reporting
 from pipex.executors.prefect.logs import logs_to
 from pipex.executors.prefect.nodes import run_names
@@ -50,10 +53,18 @@ GRAPH_TASK_NAME = "pipex-graph"
 
 
 def run_graph(
-    plan: Plan, observer: Observer, keep_going: bool, start: int = 0
+    plan: Plan,
+    observer: Observer,
+    keep_going: bool,
+    start: int = 0,
+    recording: dict[uuid.UUID, str] | None = None,
 ) -> dict[str, Outcome]:
     """The missing graph of ``plan`` (one batch, the run's missing nodes ``start`` on) as one
-    Prefect task run in this process; outcomes by key, each reported as it arrives."""
+    Prefect task run in this process; outcomes by key, each reported as it arrives.
+
+    The temporary server is waited for until it has recorded the task run, or, with
+    ``recording``, the task run's final state is added there for the caller to wait for
+    (once, for all its batches)."""
     order = plan.order()
     name = batch_name(steps_of(order), start, start + len(order))
     # prefect.task's overloads omit its fn-and-options form, which it runs
@@ -64,9 +75,12 @@ def run_graph(
         cache_policy=NO_CACHE,
         persist_result=False,
     )
-    batch = _Batch(plan, observer, keep_going, _cluster_client())
+    batch = _Batch(plan, observer, keep_going, _cluster_client(), start)
     state = graph_task(name=name, batch=Held(batch), return_state=True)
-    wait_recorded({state.state_details.task_run_id: state.name}, get_run_logger())
+    if recording is None:
+        wait_recorded({state.state_details.task_run_id: state.name}, get_run_logger())
+    else:
+        recording[state.state_details.task_run_id] = state.name
     try:
         results = state.result(raise_on_failure=False)
     except Exception as exc:
@@ -91,14 +105,18 @@ def steps_of(nodes: Sequence[Any]) -> list[str]:
 
 
 class _Batch:
-    """What the graph task run computes: the plan, who hears of each outcome, and the dask
-    client of the flow's task runner (``None``: dask's threads). Stays in this process."""
+    """What the graph task run computes: the plan, who hears of each outcome, the dask
+    client of the flow's task runner (``None``: dask's threads), and where the batch starts
+    among the run's missing nodes. Stays in this process."""
 
-    def __init__(self, plan: Plan, observer: Observer, keep_going: bool, client: Any) -> None:
+    def __init__(
+        self, plan: Plan, observer: Observer, keep_going: bool, client: Any, start: int
+    ) -> None:
         self.plan = plan
         self.observer = observer
         self.keep_going = keep_going
         self.client = client
+        self.start = start
 
 
 def _compute_graph(name: str, batch: Held) -> Any:
@@ -126,7 +144,9 @@ def _compute_graph(name: str, batch: Held) -> Any:
             for node, outcome, _ in fusion.outcomes(steps[key], result)
         }
     else:
-        futures = todo.client.get(dsk, list(steps), sync=False)
+        # batches sent while others run: the earlier batch's tasks first (graphs sent
+        # within dask's fifo-timeout of each other would otherwise be interleaved)
+        futures = todo.client.get(dsk, list(steps), sync=False, priority=-todo.start)
         outcomes = Follow(todo.client, steps, plan, report).run(futures, keep_going)
     report.finish()
     failed = [r for r in outcomes.values() if isinstance(r, Failure)]
