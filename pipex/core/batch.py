@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, final
 
@@ -43,7 +43,7 @@ class Step:
     task: Any
     name: str
     columns: dict[str, Sequence[Any] | Input]
-    constants: dict[str, Any]
+    constants: Mapping[str, Any]
     linked: frozenset[str]
     upstream: tuple[int, ...]
     shared: tuple[Target | Input, ...]
