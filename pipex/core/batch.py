@@ -136,8 +136,8 @@ def run_batch(
             )
             result.durations[s][position] = seconds
             result.starts[s][position] = started
-            if isinstance(outcome, Target):  # a Handed one too: its data for the next step
-                result.ran[s] += 1
+            if type(outcome) is Target or type(outcome) is Handed:  # wrote it (Handed: its
+                result.ran[s] += 1  # data kept for the next step; not a Waited or Found one)
             else:
                 result.outcomes.append((s, position, outcome))
             outcomes[s] = outcome
