@@ -9,6 +9,7 @@ reported not run once their inputs' outcomes are known.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -46,6 +47,7 @@ class Follow:
         self.erred: dict[str, Any] = {}  # erred nodes whose inputs' outcomes are not all known
         self.timing = getattr(observer, "timing", None)
         self.stream = TaskStream(client, steps) if self.timing is not None else None
+        self.begun = time.time()
 
     def run(self, futures: list[Any], keep_going: bool) -> dict[str, Outcome]:
         client = self.client
@@ -68,7 +70,7 @@ class Follow:
                     # (nothing to fetch): its steps share the chain's timing
                     for node, outcome, own in fusion.outcomes(nodes, result):
                         if timing is not None and self.timing is not None:
-                            started, duration = own or timing[:2]
+                            started, duration = self._within(*(own or timing[:2]))
                             self.timing(node.key, started, duration, timing[2])
                         self._record(node.key, outcome)
                 for future in batch:
@@ -79,7 +81,7 @@ class Follow:
                     nodes = self.steps[future.key]
                     timing = timings.get(future.key)
                     if timing is not None and self.timing is not None and len(nodes) == 1:
-                        self.timing(nodes[0].key, *timing)
+                        self.timing(nodes[0].key, *self._within(*timing[:2]), timing[2])
                     if not keep_going:
                         if isinstance(future.exception(), Unreachable):
                             raise unreachable(future.exception(), nodes[0]) from None
@@ -96,6 +98,14 @@ class Follow:
             raise
         self._settle(final=True)
         return self.outcomes
+
+    def _within(self, started: float, duration: float) -> tuple[float, float]:
+        """A task's start and duration kept inside what this client saw: after the run
+        began, ended by now. The scheduler shifts each worker's times by an estimate of
+        that worker's clock offset, which can put a task a few milliseconds outside."""
+        now = time.time()
+        duration = max(0.0, min(duration, now - self.begun))
+        return min(max(started, self.begun), now - duration), duration
 
     def _scheduler_gone(self) -> PipexError:
         """The run cannot go on: the client lost its scheduler (and with it every future)."""

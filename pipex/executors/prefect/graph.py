@@ -146,8 +146,9 @@ def _compute_graph(name: str, batch: Held) -> Any:
     else:
         # batches sent while others run: the earlier batch's tasks first (graphs sent
         # within dask's fifo-timeout of each other would otherwise be interleaved)
+        follow = Follow(todo.client, steps, plan, report)  # before: it times the tasks from now
         futures = todo.client.get(dsk, list(steps), sync=False, priority=-todo.start)
-        outcomes = Follow(todo.client, steps, plan, report).run(futures, keep_going)
+        outcomes = follow.run(futures, keep_going)
     report.finish()
     failed = [r for r in outcomes.values() if isinstance(r, Failure)]
     if failed:
