@@ -131,12 +131,16 @@ def _run(
     with deferred():  # a Target per visited node, and the plan: many long-lived objects
         stale = staleness.check([*roots, *families])
         plan = resolve(roots, stale=stale, families=families, items_with_steps=True)
-        if plan.awaited and _steps_read_later(plan):
+        first, later = plan.split()  # the nodes that read items of mapped steps: later
+        if plan.awaited and _steps_read(plan, later):
             plan = resolve(roots, stale=stale, families=families)
+            first, later = plan.split()
     skipped: list[Node] = []
     skipped_items = 0
     if skip_failed and plan.missing:
         plan, skipped = plan.without(n.key for n in records.failed_last_time(plan.missing))
+        if skipped:
+            first, later = plan.split()
     if skip_failed and plan.items and settings.get("ledger"):
         steps = items_rows.Steps(Lineages().id, home)
         skipped_items = items_rows.skip_failed(plan.families, steps, records.where)
@@ -175,7 +179,6 @@ def _run(
                             if ledger is not None:
                                 ledger.flush()
 
-                    first, later = plan.split()  # nodes that read items of mapped steps: later
                     run_nodes(first)
                     heard = _Heard(plan.awaited)
                     if items:
@@ -247,11 +250,10 @@ def _record_raised(exc: Exception, missing: list[Node], ledger: Ledger | None) -
             return
 
 
-def _steps_read_later(plan: Plan) -> bool:
-    """Whether a mapped step with items to run reads a node that reads items of mapped
-    steps (its batches would need what runs after them): rare; then such items run as
-    plain nodes."""
-    _, later = plan.split()
+def _steps_read(plan: Plan, later: Plan) -> bool:
+    """Whether a mapped step with items to run reads one of the ``later`` nodes (those that
+    read items of mapped steps: its batches would need what runs after them): rare; then
+    such items run as plain nodes."""
     after = {node.key for node in later.missing}
     running = [family for family, states in plan.families.items() if missing_count(states)]
     return any(dep.key in after for family in running for dep in family.deps)
