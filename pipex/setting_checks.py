@@ -70,6 +70,10 @@ ACCEPTED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "progress": (_one_of("auto", True, False), "auto, true or false"),
     "batch-size": (_count, "a whole number of tasks, 1 or more"),
     "fuse": BOOLEAN,
+    "chains-per-task": (
+        lambda value: value == "auto" or _count(value),
+        "auto or a whole number of chains, 1 or more",
+    ),
     "ledger": BOOLEAN,
     "rerun": (_one_of(None, "code"), "null (never) or code"),
     "claims.enabled": BOOLEAN,

@@ -121,6 +121,7 @@ def run_batch(
         worker=f"{socket.gethostname()}/{threading.get_ident()}",
     )
     shared = [_loaded(own, inputs) for own in steps]
+    done_with = _last_readers(steps)
     for position in range(size):
         outcomes: list[Outcome | None] = [None] * len(steps)
         for s, own in enumerate(steps):
@@ -141,8 +142,20 @@ def run_batch(
             else:
                 result.outcomes.append((s, position, outcome))
             outcomes[s] = outcome
+            for u in done_with[s]:  # its data handed on: not kept to the item's end
+                if type(outcomes[u]) is Handed:
+                    outcomes[u] = Target(steps[u].paths[position], steps[u].store)
     result.seconds = time.perf_counter() - clock
     return result
+
+
+def _last_readers(steps: Sequence[Step]) -> list[list[int]]:
+    """For each step, the upstream steps it is the last reader of."""
+    last = {u: s for s, own in enumerate(steps) for u in own.upstream}
+    out: list[list[int]] = [[] for _ in steps]
+    for u, s in last.items():
+        out[s].append(u)
+    return out
 
 
 def _input(outcome: Outcome | None, upstream: Step, position: int, data: bool) -> Any:

@@ -78,17 +78,18 @@ def chains(plan: Any, fusable: Callable[[Any], bool] | None = None) -> list[list
 def chain_batch(
     nodes: Sequence[Any], call_of: Callable[[Any], Call], home: Callable[[Any], bool]
 ) -> Batch:
-    """A chain (from :func:`chains`, inputs first; or one node) as a batch of one item: a
-    step per call, each reading the step before it; every other input of the chain is one
-    of the task's inputs, in order (the first node's inputs, then each later node's but the
-    node before it). ``home(node)``: whether its key is ``"<name>-<path>"``."""
+    """A chain (from :func:`chains`, inputs first; or one node; or the chains of a bundle,
+    :mod:`pipex.core.bundles`, one after the other) as a batch of one item: a step per
+    call, each reading the step before it if that is its input; every other input is one of
+    the task's inputs, in order (each node's inputs but the node before it).
+    ``home(node)``: whether its key is ``"<name>-<path>"``."""
     steps: list[Step] = []
     given = 0
     for i, node in enumerate(nodes):
         call = call_of(node)
         before = -1 if i == 0 else _position(node, nodes[i - 1])
         order = [j for j in range(len(node.deps)) if j != before]
-        number = {j: k + (i > 0) for k, j in enumerate(order)}
+        number = {j: k + (before >= 0) for k, j in enumerate(order)}
         if before >= 0:
             number[before] = 0
         same = all(k == v for k, v in number.items())
@@ -101,13 +102,13 @@ def chain_batch(
                 columns={},
                 constants=arguments,
                 linked=call.linked,
-                upstream=() if i == 0 else (i - 1,),
+                upstream=() if before < 0 else (i - 1,),
                 shared=tuple(Input(given + k) for k in range(len(order))),
                 paths=(call.target.path,),
                 store=call.target.store,
                 home=home(node),
                 states=b"\x02" if rewrite else b"\x01",
-                feeds=i + 1 < len(nodes),
+                feeds=i + 1 < len(nodes) and _position(nodes[i + 1], node) >= 0,
                 rewrites=(rewrite,) if rewrite else (),
             )
         )
@@ -115,8 +116,14 @@ def chain_batch(
     return Batch(tuple(steps), (0,), defer=call.defer)
 
 
+def several(nodes: Sequence[Any]) -> bool:
+    """Whether a task's ``nodes`` are several chains (a bundle), not one."""
+    return any(_position(node, nodes[i - 1]) < 0 for i, node in enumerate(nodes) if i)
+
+
 def _position(node: Any, before: Any) -> int:
-    return next(j for j, dep in enumerate(node.deps) if dep.key == before.key)
+    """Where ``before`` is among ``node``'s inputs (-1: not one of them)."""
+    return next((j for j, dep in enumerate(node.deps) if dep.key == before.key), -1)
 
 
 class _Renumbered:
@@ -148,13 +155,12 @@ def execute_chain(
     return result
 
 
-def last(result: BatchResult | Outcome, target: Target) -> Outcome:
-    """The outcome a fused task hands the tasks that use it: its last step's (``target``:
-    that step's target)."""
+def pick(result: BatchResult | Outcome, target: Target, step: int) -> Outcome:
+    """The outcome of one step of a task of several (a fused chain's last, a bundle's
+    chains' last ones), as the tasks that use it read it (``target``: that step's target)."""
     if type(result) is not BatchResult:
-        return result
-    final = len(result.ran) - 1
-    found = [outcome for s, _, outcome in result.outcomes if s == final]
+        return result if type(result) is not Target else target
+    found = [outcome for s, _, outcome in result.outcomes if s == step]
     return found[0] if found else target
 
 
@@ -179,11 +185,14 @@ def outcomes(
 def lost(
     nodes: Sequence[Any], failure: Failure | NotRun, written: Sequence[bool]
 ) -> list[Outcome]:
-    """The outcomes of a fused chain whose task itself failed (its worker died, say): steps
-    whose targets were ``written`` ran, the first other one failed, the rest did not run."""
+    """The outcomes of a fused chain (or a bundle of chains) whose task itself failed (its
+    worker died, say): steps whose targets were ``written`` ran, the first other one of each
+    chain failed, the rest of that chain did not run."""
     out: list[Outcome] = []
-    for node, ok in zip(nodes, written, strict=True):
-        causes = failed_inputs(out[-1:])
+    for i, node in enumerate(nodes):
+        ok = written[i]
+        reads = i and _position(node, nodes[i - 1]) >= 0
+        causes = failed_inputs(out[-1:]) if reads else frozenset()
         if causes:
             out.append(NotRun(node.key, node.target, causes))
         elif ok:

@@ -65,24 +65,24 @@ def to_dask(
     Dask keys are ``(funcname, target path, run id)``: dask groups tasks by the function
     name, and a distributed scheduler that still holds a previous run's result under the
     same key would hand it back instead of rebuilding a target deleted since. With
-    ``chains`` (from :func:`pipex.core.fusion.chains`), each chain of several nodes is one
-    task under its :func:`task_key`, run by :func:`~pipex.core.fusion.execute_chain`
-    as a batch of one item (``timed`` as there).
+    ``chains`` (the nodes of each task: from :func:`pipex.core.fusion.chains`, or packed by
+    :func:`pipex.core.bundles.bundles`), each list of several nodes is one task under its
+    :func:`task_key`, run by :func:`~pipex.core.fusion.execute_chain` as a batch of one
+    item (``timed`` as there; a bundle of several chains is always timed).
     """
     if chains is None:
         chains = [[node] for node in plan.missing]
-    task_of = {node.key: chain[-1] for chain in chains for node in chain}
+    task_of = {node.key: (chain, s) for chain in chains for s, node in enumerate(chain)}
     dsk: dict[DaskKey, GraphNode] = {}
 
     def input_of(dep: Any) -> Any:
-        last = task_of.get(dep.key)
-        if last is None:
+        found = task_of.get(dep.key)
+        if found is None:
             return plan.done[dep.key]
-        chain = chains_by_last[last.key]
+        chain, s = found
         ref = TaskRef(task_key(chain, run_id, stable))
-        return ref if len(chain) == 1 else Task(None, fusion.last, ref, last.target)
+        return ref if len(chain) == 1 else Task(None, fusion.pick, ref, dep.target, s)
 
-    chains_by_last = {chain[-1].key: chain for chain in chains}
     for chain in chains:
         key = task_key(chain, run_id, stable)
         if len(chain) == 1:
@@ -97,7 +97,10 @@ def to_dask(
         batch = fusion.chain_batch(
             chain, lambda n: call_of(n, plan.rewrite(n.key), plan.defer), _home
         )
-        dsk[key] = Task(key, fusion.execute_chain, batch, keep_going, *inputs, timed=timed)
+        bundled = sum(not step.upstream for step in batch.steps) > 1
+        dsk[key] = Task(
+            key, fusion.execute_chain, batch, keep_going, *inputs, timed=timed or bundled
+        )
     return dsk
 
 

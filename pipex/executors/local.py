@@ -19,6 +19,7 @@ from dask.system import CPU_COUNT
 
 from pipex import settings
 from pipex.core import fusion
+from pipex.core.bundles import bundles
 from pipex.core.graph import new_run_id, task_key, to_dask
 from pipex.core.outcomes import Outcome
 from pipex.core.plan import Plan
@@ -53,7 +54,8 @@ class LocalExecutor(Executor):
     ) -> dict[str, Outcome]:
         self.check(options)
         run_id = new_run_id()
-        tasks = fusion.chains(plan) if keep_going and settings.get("fuse") else None
+        fuse = keep_going and settings.get("fuse")
+        tasks = bundles(fusion.chains(plan), self._workers(options)) if fuse else None
         chains = tasks or [[node] for node in plan.missing]
         keys = [task_key(chain, run_id) for chain in chains]
         steps = dict(zip(keys, chains, strict=True))
@@ -83,11 +85,15 @@ class LocalExecutor(Executor):
     def pool(self, options: Mapping[str, Any]) -> ThreadPool:
         """dask's threads (its ``pool=`` if given), or the calling thread for ``sync``; other
         local schedulers run batches on threads too."""
-        get = self._get()
-        if get is dask.local.get_sync:
+        if self._get() is dask.local.get_sync:
             return ThreadPool(0)
-        size = options.get("num_workers") or dask.config.get("num_workers", None) or CPU_COUNT
-        return ThreadPool(size, options.get("pool"))
+        return ThreadPool(self._workers(options), options.get("pool"))
+
+    def _workers(self, options: Mapping[str, Any]) -> int:
+        """How many tasks the scheduler runs at once (1 for ``sync``)."""
+        if self._get() is dask.local.get_sync:
+            return 1
+        return int(options.get("num_workers") or dask.config.get("num_workers", None) or CPU_COUNT)
 
     @contextlib.contextmanager
     def concurrent(self, options: Mapping[str, Any]) -> Iterator[dict[str, Any] | None]:

@@ -253,6 +253,37 @@ def test_a_worker_killed_inside_a_fused_chain_fails_that_step_only(client, tmp_p
     client.wait_for_workers(2, timeout=60)
 
 
+def test_a_worker_killed_inside_a_task_of_many_chains_fails_that_chain_only(client, tmp_path):
+    log = tmp_path / "calls.log"
+    with pipex.context(path=str(tmp_path / "out")):
+        sources = [pipelines.source(f"s{n}", str(log)) for n in range(30)]
+        ends = [pipelines.after(source, str(log)) for source in sources]
+        crashed = pipelines.crash_on(sources[12], str(log))
+        ends[12] = pipelines.after(crashed, str(log))  # source -> crash_on -> after
+        summary = pipelines.total(ends, "all", str(log))
+
+    with (
+        dask.config.set({"pipex.chains-per-task": 10}),  # 3 tasks of 10 chains, then the total
+        distributed.get_task_stream(client=client) as stream,
+        pytest.raises(pipex.PipelineError) as info,
+    ):
+        pipex.compute(summary, scheduler=client, progress=False)
+
+    error = info.value
+    assert [f.key for f in error.failed] == [crashed.key]
+    assert isinstance(error.exceptions[0], distributed.scheduler.KilledWorker)
+    assert sorted(n.key for n in error.not_run) == sorted([ends[12].key, summary.key])
+    assert (error.summary.failed, error.summary.not_run) == (1, 2)
+    # a task finished on the worker that died and lost with it before the client read it runs
+    # again and finds its targets written (``found``)
+    assert error.summary.ran + error.summary.found == 59
+    assert [end.target.exists() for end in ends] == [n != 12 for n in range(30)]
+    assert all(source.target.exists() for source in sources)
+    # the lost task's other chains ran again, each in a task of its own
+    assert len({record["key"] for record in stream.data}) < 30
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_a_fused_chain_on_a_cluster_writes_every_step_and_fetches_nothing(client, tmp_path):
     log = tmp_path / "calls.log"
     doubled, summary = build(tmp_path / "out", ["x", "yy"], log)

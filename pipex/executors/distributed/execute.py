@@ -18,6 +18,7 @@ from dask.task_spec import DataNode, Task
 
 from pipex import settings
 from pipex.core import fusion, worker
+from pipex.core.bundles import bundles
 from pipex.core.graph import is_call, is_chain, new_run_id, task_key, to_dask
 from pipex.core.outcomes import Outcome, portable
 from pipex.core.plan import Plan
@@ -57,16 +58,32 @@ class DistributedExecutor(Executor):
         self.check(options)
         wait_for_workers(self.client)
         register_plugins(self.client, plan.missing)
+        return self._run(plan, observer, keep_going, options, bundle=True)
+
+    def _run(
+        self,
+        plan: Plan,
+        observer: Observer,
+        keep_going: bool,
+        options: Mapping[str, Any],
+        bundle: bool,
+    ) -> dict[str, Outcome]:
+        """The plan's graph sent and followed; the chains of a lost bundle then run again,
+        each in a task of its own (:meth:`Follow.again`)."""
         run_id = new_run_id()
         fuse = keep_going and settings.get("fuse")
-        tasks = fusion.chains(plan, fusable=lambda node: not _annotations(node)) if fuse else None
+        tasks = _fused(plan, self.client, bundle) if fuse else None
         chains = tasks or [[node] for node in plan.missing]
         steps = {task_key(chain, run_id): chain for chain in chains}
         dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=False)
         graph = _annotated_graph(dsk, {key: chain[-1] for key, chain in steps.items()})
         follow = Follow(self.client, steps, plan, observer)
         futures = self.client.get(graph, list(steps), sync=False, **options)
-        return follow.run(futures, keep_going)
+        outcomes = follow.run(futures, keep_going)
+        again = follow.again(plan)
+        if again is not None:
+            outcomes.update(self._run(again, observer, keep_going, options, bundle=False))
+        return outcomes
 
     def pool(self, options: Mapping[str, Any]) -> ClusterPool:
         """The cluster: one future per batch of items."""
@@ -104,7 +121,7 @@ def sent(roots: Sequence[Any], plan: Plan) -> dict[Any, Any]:
     root_keys = frozenset(root.dask_key for root in roots)
     run_id = new_run_id()
     fuse = settings.get("fuse")
-    tasks = fusion.chains(plan, fusable=lambda node: not _annotations(node)) if fuse else None
+    tasks = fusion.chains(plan, fusable=_plain) if fuse else None
     dsk = to_dask(plan, False, run_id, stable=root_keys, chains=tasks, timed=False)
     for key, value in dsk.items():
         if not isinstance(value, Task):
@@ -119,6 +136,20 @@ def sent(roots: Sequence[Any], plan: Plan) -> dict[Any, Any]:
         if root.key in plan.done:
             dsk[root.dask_key] = DataNode(root.dask_key, plan.done[root.key])
     return dsk
+
+
+def _fused(plan: Plan, client: Any, bundle: bool) -> list[list[Any]]:
+    """The nodes of each task: chains fused (with ``bundle``, packed into bundles for the
+    cluster's worker threads); nodes with annotations (retries, long-running) alone."""
+    chains = fusion.chains(plan, fusable=_plain)
+    if not bundle:
+        return chains
+    return bundles(chains, sum(client.nthreads().values()), fusable=_plain)
+
+
+def _plain(node: Any) -> bool:
+    """Whether a node may share its task with others (it has no annotations)."""
+    return not _annotations(node)
 
 
 def _annotations(node: Any) -> dict[str, Any]:

@@ -4,13 +4,18 @@ arrives, the client holding no task's data.
 A task that wrote its target returns that small :class:`Target`, which the scheduler's type
 of the result tells without fetching it; a failure is fetched with its traceback; a task lost
 with its worker (``KilledWorker``) is that task's failure; the dependants of a failed task are
-reported not run once their inputs' outcomes are known.
+reported not run once their inputs' outcomes are known. A task of several chains (a bundle)
+that is lost as a whole is not its chains' failure: their steps not written are held
+(:attr:`Follow.held`), with the tasks that read them, for the executor to run again, each
+chain in a task of its own (:meth:`Follow.again`), so that one chain that kills its worker
+fails alone.
 """
 
 from __future__ import annotations
 
 import time
 import traceback
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +50,7 @@ class Follow:
         self.position = {node.key: i for i, node in enumerate(plan.order())}
         self.outcomes: dict[str, Outcome] = {}
         self.erred: dict[str, Any] = {}  # erred nodes whose inputs' outcomes are not all known
+        self.held: list[Any] = []  # nodes of lost bundles, and their users: to run again
         self.timing = getattr(observer, "timing", None)
         self.stream = TaskStream(client, steps) if self.timing is not None else None
         self.begun = time.time()
@@ -74,11 +80,16 @@ class Follow:
                             self.timing(node.key, started, duration, timing[2])
                         self._record(node.key, outcome)
                 for future in batch:
-                    if future.status == "finished":
+                    if future in finished:  # read once: a status may change meanwhile
                         continue
                     if future.status == "cancelled" and client.status != "running":
                         raise self._scheduler_gone()
                     nodes = self.steps[future.key]
+                    if future.status not in ("error", "cancelled"):
+                        # it finished, then its result was lost with its worker (it is
+                        # "lost" or "pending" again): what it wrote stays, the rest reruns
+                        self._hold(nodes)
+                        continue
                     timing = timings.get(future.key)
                     if timing is not None and self.timing is not None and len(nodes) == 1:
                         self.timing(nodes[0].key, *self._within(*timing[:2]), timing[2])
@@ -87,7 +98,10 @@ class Follow:
                             raise unreachable(future.exception(), nodes[0]) from None
                         future.result()  # raises the task's exception
                         raise RuntimeError(f"pipex task {nodes[-1].key}: {future.status}")
-                    self._erred(nodes, failure(future, nodes[0]))
+                    if fusion.several(nodes):
+                        self._hold(nodes)
+                    else:
+                        self._erred(nodes, failure(future, nodes[0]))
                 self._settle(final=False)
                 for future in batch:
                     pending.pop(future.key, None)
@@ -137,8 +151,37 @@ class Follow:
             else:
                 self.erred[node.key] = node, outcome
 
+    def again(self, plan: Plan) -> Plan | None:
+        """The :attr:`held` nodes of ``plan`` as a plan of their own (their inputs' outcomes
+        from this run as done), or ``None`` if none is held."""
+        if not self.held:
+            return None
+        done: Any = ChainMap(self.outcomes, plan.done)  # type: ignore[arg-type]
+        return Plan(
+            roots=[], done=done, missing=self.held, rewrites=plan.rewrites, defer=plan.defer
+        )
+
+    def _hold(self, nodes: Sequence[Any]) -> None:
+        """A lost task of several chains: the steps that wrote their targets ran; the others
+        are held, to run again."""
+        written = exists_many([node.target for node in nodes])
+        for node, ok in zip(nodes, written, strict=True):
+            if ok:
+                self._record(node.key, node.target)
+            else:
+                self.held.append(node)
+
     def _settle(self, final: bool) -> None:
-        """Give outcomes to the erred nodes whose inputs' outcomes are known (all if final)."""
+        """Give outcomes to the erred nodes whose inputs' outcomes are known (all if final:
+        but those that read held nodes are held too)."""
+        if final and self.held:
+            held = {node.key for node in self.held}
+            for node in sorted(
+                (node for node, _ in self.erred.values()), key=lambda n: self.position[n.key]
+            ):
+                if any(dep.key in held for dep in node.deps):
+                    held.add(node.key)
+                    self.held.append(self.erred.pop(node.key)[0])
         known = self.outcomes
         ready = sorted(
             (

@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import dask.threaded
+from dask.system import CPU_COUNT
 from dask.task_spec import Task
 
 from pipex import settings
 from pipex.core import fusion, worker
+from pipex.core.bundles import bundles
 from pipex.core.graph import is_call, is_chain, new_run_id, task_key, to_dask
 from pipex.core.outcomes import Failure, NotRun, Outcome, Tally, one_line
 from pipex.core.plan import Plan
@@ -123,32 +125,12 @@ def _compute_graph(name: str, batch: Held) -> Any:
     """Body of the graph task run: compute the pruned dask graph, reporting each outcome to
     the run's observer and its log; each node's outcome, by key."""
     todo: _Batch = batch.value
-    plan, keep_going = todo.plan, todo.keep_going
     run_logger = get_run_logger()
     given = getattr(run_logger, "extra", None) or {}  # a task run's: a LoggerAdapter's
     extra = {k: v for k, v in given.items() if isinstance(v, (str, int, float))}
-    run_id = new_run_id()
-    tasks = fusion.chains(plan) if keep_going and settings.get("fuse") else None
-    chains = tasks or [[node] for node in plan.missing]
-    steps = {task_key(chain, run_id): chain for chain in chains}
-    dsk = to_dask(plan, keep_going, run_id, chains=tasks, timed=todo.client is None)
-    dsk = {key: _logging(value, extra) for key, value in dsk.items()}
-    report = _RunLog(run_logger, run_names(plan.missing), todo.observer)
+    report = _RunLog(run_logger, run_names(todo.plan.missing), todo.observer)
     run_logger.info("pipex: running %d missing task(s) as one dask graph", report.total)
-    if todo.client is None:
-        with Reporting(report, steps):
-            results = dask.threaded.get(dsk, list(steps))
-        outcomes = {
-            node.key: outcome
-            for key, result in zip(steps, results, strict=True)
-            for node, outcome, _ in fusion.outcomes(steps[key], result)
-        }
-    else:
-        # batches sent while others run: the earlier batch's tasks first (graphs sent
-        # within dask's fifo-timeout of each other would otherwise be interleaved)
-        follow = Follow(todo.client, steps, plan, report)  # before: it times the tasks from now
-        futures = todo.client.get(dsk, list(steps), sync=False, priority=-todo.start)
-        outcomes = follow.run(futures, keep_going)
+    outcomes = _computed(todo, todo.plan, report, extra, bundle=True)
     report.finish()
     failed = [r for r in outcomes.values() if isinstance(r, Failure)]
     if failed:
@@ -159,6 +141,40 @@ def _compute_graph(name: str, batch: Held) -> Any:
             + (" ..." if len(failed) > 5 else ""),
             data=outcomes,
         )
+    return outcomes
+
+
+def _computed(
+    todo: _Batch, plan: Plan, report: _RunLog, extra: dict[str, Any], bundle: bool
+) -> dict[str, Outcome]:
+    """``plan``'s graph computed on the cluster (or dask's threads); each node's outcome.
+    With ``bundle``, independent chains share tasks; on a cluster, the chains of a bundle
+    lost as a whole then run again, each in a task of its own."""
+    client = todo.client
+    run_id = new_run_id()
+    tasks = fusion.chains(plan) if todo.keep_going and settings.get("fuse") else None
+    if tasks and bundle:
+        tasks = bundles(tasks, CPU_COUNT if client is None else sum(client.nthreads().values()))
+    chains = tasks or [[node] for node in plan.missing]
+    steps = {task_key(chain, run_id): chain for chain in chains}
+    dsk = to_dask(plan, todo.keep_going, run_id, chains=tasks, timed=client is None)
+    dsk = {key: _logging(value, extra) for key, value in dsk.items()}
+    if client is None:
+        with Reporting(report, steps):
+            results = dask.threaded.get(dsk, list(steps))
+        return {
+            node.key: outcome
+            for key, result in zip(steps, results, strict=True)
+            for node, outcome, _ in fusion.outcomes(steps[key], result)
+        }
+    # batches sent while others run: the earlier batch's tasks first (graphs sent within
+    # dask's fifo-timeout of each other would otherwise be interleaved)
+    follow = Follow(client, steps, plan, report)  # before: it times the tasks from now
+    futures = client.get(dsk, list(steps), sync=False, priority=-todo.start)
+    outcomes = follow.run(futures, todo.keep_going)
+    again = follow.again(plan)
+    if again is not None:
+        outcomes.update(_computed(todo, again, report, extra, bundle=False))
     return outcomes
 
 
