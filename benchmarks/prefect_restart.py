@@ -12,7 +12,8 @@ flow call and on the task runs it created in Prefect's API:
 - Prefect's own caching: plain Prefect tasks with a ``result_storage_key`` template, so a task
   whose result exists ends ``Cached`` without running its function (it is still a task run,
   and its result is read back for the tasks downstream of it);
-- for reference, pipex's cache mode on the same cluster, without Prefect.
+- for reference, pipex's cache mode on the same cluster, without Prefect (``cache``), and on
+  dask's threads in the flow's process, as a user runs it without a cluster (``threads``).
 
 The Prefect rows need the prefect extra. Run:
 
@@ -22,11 +23,12 @@ The Prefect rows need the prefect extra. Run:
     python benchmarks/prefect_restart.py --rows node --breakdown   # where its CPU goes
     python benchmarks/prefect_restart.py --chains 5000 --done 0 --rows graph,cache
         # a fresh run (nothing done) of 20,000 tasks: graph granularity against PIPEX=cache
-    python benchmarks/prefect_restart.py --chains 25000 --done 0 --rows graph,cache
+    python benchmarks/prefect_restart.py --chains 25000 --done 0 --rows graph,cache,threads
         # 100,000 tasks: five batches of pipex.batch-size, the next sent while one runs
 
-With both the ``graph`` and ``cache`` rows it prints their ratio of wall times, measured in the
-same run on the same cluster (the machine may be shared: compare the ratio, not the seconds).
+With the ``graph`` row and the ``cache`` or ``threads`` rows it prints their ratios of wall
+times, measured in the same run (the machine may be shared: compare the ratio, not the
+seconds).
 
 Besides wall time it prints the CPU time of the flow process (every thread of it: the flow,
 dask's client, Prefect's event and log workers) and of the dask workers during each row, so
@@ -70,7 +72,7 @@ from prefect_dask import DaskTaskRunner  # noqa: E402
 import pipex  # noqa: E402
 
 STEPS = 4
-ROWS = ("node", "graph", "prefect", "cache")  # the rows --rows chooses from
+ROWS = ("node", "graph", "prefect", "cache", "threads")  # the rows --rows chooses from
 
 
 # --- the pipeline, as pipex tasks and as Prefect tasks -------------------------------------
@@ -228,10 +230,12 @@ class CPU:
     """CPU seconds of this process, of the cluster's workers and of the Prefect server
     while a row runs."""
 
-    def __init__(self, address: str) -> None:
-        self.address = address
+    def __init__(self, address: str | None) -> None:
+        self.address = address  # None: no cluster (dask's threads)
 
     def workers(self) -> dict[str, float]:
+        if self.address is None:
+            return {}
         with distributed.Client(self.address) as client:
             total: dict[str, float] = {}
             for kinds in client.run(threads_cpu).values():
@@ -354,6 +358,9 @@ def measure(chains: int, done: int, address: str, which: set[str]) -> list[dict[
     if "cache" in which:
         rows.append(pipex_cache(chains, done, address))
         show(rows[-1])
+    if "threads" in which:
+        rows.append(pipex_cache(chains, done, None))
+        show(rows[-1])
     return rows
 
 
@@ -386,16 +393,20 @@ def prefect_caching(chains: int, done: int, address: str) -> dict[str, Any]:
     }
 
 
-def pipex_cache(chains: int, done: int, address: str) -> dict[str, Any]:
-    # reference: pipex's cache mode on the same cluster, no Prefect
-    root = os.path.join(WORK, "pipex-cache")
+def pipex_cache(chains: int, done: int, address: str | None) -> dict[str, Any]:
+    # reference: pipex's cache mode on the same cluster (or, without an address, on dask's
+    # threads), no Prefect
+    root = os.path.join(WORK, "pipex-cache" if address else "pipex-threads")
     pipex.compute(pipex_nodes(root, done))
-    with distributed.Client(address) as client, CPU(address) as cpu:
+    with ExitStack() as stack:
+        client = stack.enter_context(distributed.Client(address)) if address else None
+        cpu = stack.enter_context(CPU(address))
         start = time.perf_counter()
-        results = pipex.compute(pipex_nodes(root, chains), scheduler=client)
+        results = pipex.compute(pipex_nodes(root, chains), scheduler=client or "threads")
         seconds = time.perf_counter() - start
+    where = "same cluster, PIPEX=cache" if address else "PIPEX=cache on dask's threads"
     return {
-        "how": "pipex (no Prefect), same cluster, PIPEX=cache",
+        "how": f"pipex (no Prefect), {where}",
         "seconds": seconds,
         "task_runs": 0,
         "ran": results.summary.ran,
@@ -463,12 +474,13 @@ def main() -> None:
             f"| {row['workers_cpu']:.1f} | {row['task_runs']} | {row['ran']} |"
         )
     times = {row["how"].split()[-1].removeprefix("PIPEX="): row["seconds"] for row in rows}
-    if "graph" in times and "cache" in times:
-        print()
-        print(
-            f"graph granularity / pipex cache, wall time: {times['graph'] / times['cache']:.2f} "
-            f"({times['graph']:.1f} s / {times['cache']:.1f} s)"
-        )
+    for other in ("cache", "threads"):
+        if "graph" in times and other in times:
+            print(
+                f"graph granularity / pipex {other}, wall time: "
+                f"{times['graph'] / times[other]:.2f} "
+                f"({times['graph']:.1f} s / {times[other]:.1f} s)"
+            )
     for row in rows:
         if args.breakdown and row["how"].endswith("granularity node"):
             breakdown(row)
