@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +37,7 @@ from prefect.client.schemas.filters import (  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from tests.integration import prefect_pipelines  # noqa: E402
+from tests.integration.processes import local_cluster  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -270,6 +272,33 @@ def test_the_graph_granularity_runs_the_missing_graph_as_one_task_run(
         for name in MISSING
         for step in ("source", "double")
     )
+
+
+def test_graph_mode_workers_import_prefect_only_for_a_task_that_logs(
+    prefect_api, prefect_cache, tmp_path, monkeypatch
+):
+    # importing Prefect costs a worker process seconds: a user's fresh DaskTaskRunner
+    # cluster paid it before its first task ran
+    folder, calls = tmp_path / "out", tmp_path / "calls.log"
+    with local_cluster(1, dashboard_address=None) as cluster:
+        monkeypatch.setenv("PIPEX", "prefect+cache")  # the cluster's workers run without it
+        runner = prefect_dask.DaskTaskRunner(address=cluster.scheduler_address)
+        with dask.config.set({"pipex.prefect.granularity": "graph"}):
+            quiet = restart_flow(runner, ["a", "bb"])(str(folder), str(calls), return_state=True)
+            with distributed.Client(cluster.scheduler_address) as client:
+                before = client.run(lambda: "prefect" in sys.modules)
+                state = restart_flow(runner, ["c"], with_total_and_noisy)(
+                    str(folder), str(calls), return_state=True
+                )
+                after = client.run(lambda: "prefect" in sys.modules)
+
+    assert quiet.is_completed() and state.is_completed()
+    assert list(before.values()) == [False]
+    sources = sorted(name for task, name, _ in pipelines.calls(calls) if task == "source")
+    assert sources == ["a", "bb", "c"]
+    assert list(after.values()) == [True]  # the noisy task logged: its record went to Prefect
+    (run,) = task_runs(state, expected=1)
+    assert f"{prefect_pipelines.__name__}: noisy task says z" in logs_of(run, "noisy task says")
 
 
 def test_the_graph_granularity_makes_one_task_run_per_batch(prefect_cache, dask_runner, tmp_path):

@@ -25,16 +25,14 @@ from dask.system import CPU_COUNT
 from dask.task_spec import Task
 
 from pipex import settings
-from pipex.core import fusion, worker
+from pipex.core import fusion
 from pipex.core.bundles import bundles
 from pipex.core.graph import is_call, is_chain, new_run_id, task_key, to_dask
 from pipex.core.outcomes import Failure, NotRun, Outcome, Tally, one_line
 from pipex.core.plan import Plan
-from pipex.core.worker import Call
 from pipex.executors.base import Observer
 from pipex.executors.distributed.follow import Follow
 from pipex.executors.local import Reporting
-from pipex.executors.prefect.logs import logs_to
 from pipex.executors.prefect.nodes import run_names
 from pipex.executors.prefect.recorded import wait_recorded
 from pipex.executors.prefect.runtime import (
@@ -43,12 +41,10 @@ from pipex.executors.prefect.runtime import (
     Failed,
     FlowRunContext,
     Held,
-    PrefectLogAdapter,
-    get_logger,
     get_run_logger,
-    logging_configured,
     prefect,
 )
+from pipex.executors.prefect.task_logs import LogContext, run_logged
 from pipex.redact import redact
 
 GRAPH_TASK_NAME = "pipex-graph"
@@ -229,30 +225,11 @@ class _RunLog:
         self.run_logger.info("pipex: %d/%d finished (%s)", self.total, self.total, self.tally)
 
 
-class _LogContext:
-    """The ids that route a log record to one Prefect task run (opaque to dask)."""
-
-    __slots__ = ("extra",)
-
-    def __init__(self, extra: dict[str, Any]) -> None:
-        self.extra = extra
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (_LogContext, (self.extra,))
-
-
 def _logging(value: Any, extra: dict[str, Any]) -> Any:
     """A graph task that sends its function's log records to the graph's task run."""
     if is_call(value):
-        return Task(value.key, _run_logged, _LogContext(extra), *value.args)
+        return Task(value.key, run_logged, LogContext(extra), *value.args)
     if is_chain(value):
-        step = functools.partial(_run_logged, _LogContext(extra))
+        step = functools.partial(run_logged, LogContext(extra))
         return Task(value.key, value.func, *value.args, **{**value.kwargs, "step": step})
     return value
-
-
-def _run_logged(context: _LogContext, call: Call, keep_going: bool, *inputs: Outcome) -> Any:
-    logging_configured()
-    run_logger = PrefectLogAdapter(get_logger("prefect.task_runs"), extra=context.extra)
-    with logs_to(run_logger):
-        return worker.execute_call(call, keep_going, *inputs)
