@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import threading
 import tracemalloc
 
@@ -355,3 +356,28 @@ def test_a_batch_size_that_is_not_a_number_is_refused(workdir):
     ):
         pipex.compute(steps.a.map(range(3)), progress=False)
     assert steps.calls == []
+
+
+def test_an_item_found_written_when_it_came_to_run_is_counted_found_not_ran(workdir):
+    # another runner wrote item 3's second step while this one ran its first: the batch finds
+    # it written when it claims it, and neither calls nor counts it as ran
+    called = []
+
+    @pipex.task(target="out/one/{i}.pkl")
+    def one(i: int) -> int:
+        if i == 3:
+            with open("out/two/3.pkl", "wb") as file:
+                pickle.dump(-1, file)
+        return i
+
+    @pipex.task(target="out/two/{x.stem}.pkl")
+    def two(x: int) -> int:
+        called.append(x)
+        return x + 1
+
+    os.makedirs("out/two")
+    results = pipex.compute(two.map(one.map(range(6))), scheduler="sync")
+
+    assert sorted(called) == [0, 1, 2, 4, 5]
+    assert (results.summary.ran, results.summary.found) == (11, 1)
+    assert pipex.compute(two.map(one.map(range(6))), load=True)[0] == [1, 2, 3, -1, 5, 6]
