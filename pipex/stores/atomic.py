@@ -196,17 +196,27 @@ def abandoned_staged(target: str | None = None) -> list[str]:
     return sorted(found)
 
 
+#: How often :func:`create` makes a file's folder again when other threads remove it (an
+#: empty folder a failed task's claim needed) between its making and the file's creation.
+CREATE_ATTEMPTS = 1000
+
+
 def create(full: str, private: bool = False) -> int:
     """A new file ``full`` (``FileExistsError`` if there is one), its folders made as needed
     (again if another thread removed an empty one meanwhile); its descriptor. ``private``:
     readable by its user only (as ``tempfile.mkstemp`` makes them), and so are its folders."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
     mode = 0o600 if private else 0o666
-    for _ in range(3):
+    folder = os.path.dirname(full)
+    for _ in range(CREATE_ATTEMPTS):
         try:
             return os.open(full, flags, mode)
         except FileNotFoundError:
-            os.makedirs(os.path.dirname(full), mode | 0o100 if private else 0o777, exist_ok=True)
+            pass
+        # "File exists": made by another thread, and removed again since; retry (a file
+        # where a folder goes fails the open: NotADirectoryError)
+        with contextlib.suppress(FileExistsError):
+            os.makedirs(folder, mode | 0o100 if private else 0o777, exist_ok=True)
     return os.open(full, flags, mode)
 
 

@@ -3,9 +3,11 @@
 What every store does is in test_conformance.py.
 """
 
+import contextlib
 import os
 import pickle
 import signal
+import threading
 
 import pytest
 
@@ -355,3 +357,32 @@ def test_an_unknown_scheme_is_refused_not_made_a_local_folder(tmp_path, monkeypa
             return x
 
     assert list(tmp_path.iterdir()) == []
+
+
+def test_claims_made_while_other_threads_remove_their_emptied_folder_are_made(tmp_path):
+    # A task that fails releases its claim and removes the folder the claim alone needed;
+    # other threads claiming in that folder at the moment made it again, or saw it made
+    # and gone (os.makedirs: "File exists"), and a few times in a row failed their task.
+    from pipex.stores.atomic import create
+
+    folder = tmp_path / "pages"
+    errors: list[BaseException] = []
+
+    def claim_and_fail(name: str) -> None:
+        full = str(folder / f".{name}.pkl.pipex-claim")
+        for _ in range(20_000):
+            try:
+                os.close(create(full))
+            except OSError as exc:
+                errors.append(exc)
+                continue
+            os.remove(full)
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+    threads = [threading.Thread(target=claim_and_fail, args=(str(i),)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
