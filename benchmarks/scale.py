@@ -390,7 +390,12 @@ def settle() -> None:
     block group: a run that creates files soon after many were removed pays per file it
     creates. Measured there at 20,000 items, the baseline's 80,000 files removed just before
     pipex's run: about half of pipex's samples in that search (``perf``), and a ratio of
-    0.67-0.70 with the baseline run first, 0.38 with pipex first."""
+    0.67-0.70 with the baseline run first, 0.38 with pipex first.
+
+    The files written after a removal dirty those blocks again, so only five minutes after
+    the last large removal (a previous run's folders, or a test suite's) is a figure free of
+    it: a run of 100,000 items started right after another gave 1.04x; started 5 to 20
+    minutes after the previous removal of this benchmark, 0.48x and 0.50x."""
     os.sync()
     time.sleep(RECENT)
 
