@@ -12,6 +12,7 @@ peak RSS is its own):
 - ``resume``: 100,000 items x 4, 80% of the items done (the last 20% have no file at all):
   pipex against a hand-written dask script (``os.path.exists`` per target from the last step
   down, a ``dask.delayed`` call per missing step, atomic writes, the threaded scheduler).
+  Both folders are filled before either runs, and each run starts after :func:`settle`.
 - ``cluster``: a LocalCluster of 2 workers x 1 thread, 5,000 items x 4, fresh: pipex against
   chained ``client.map`` calls writing the same files; the scheduler's task count sampled
   (``len(scheduler.tasks)``) during both runs.
@@ -381,12 +382,38 @@ def figure_done(table: Table, base: str, items: int, steps: int, goal_s: float) 
     shutil.rmtree(root, ignore_errors=True)
 
 
+def settle() -> None:
+    """Before a measurement that creates files: write the filesystem's dirty blocks back and
+    wait :data:`RECENT` seconds. ext4 without a journal (as on the machine of
+    docs/benchmarks.md) passes over the inodes freed in the last 5 s (300 s while their inode
+    table block is not written back) each time it allocates one, from the start of the
+    block group: a run that creates files soon after many were removed pays per file it
+    creates. Measured there at 20,000 items, the baseline's 80,000 files removed just before
+    pipex's run: about half of pipex's samples in that search (``perf``), and a ratio of
+    0.67-0.70 with the baseline run first, 0.38 with pipex first.
+
+    The files written after a removal dirty those blocks again, so only five minutes after
+    the last large removal (a previous run's folders, or a test suite's) is a figure free of
+    it: a run of 100,000 items started right after another gave 1.04x; started 5 to 20
+    minutes after the previous removal of this benchmark, 0.48x and 0.50x."""
+    os.sync()
+    time.sleep(RECENT)
+
+
+#: Seconds after which ext4 takes a freed inode like any other (its table block written).
+RECENT = 6.0
+
+
 def figure_resume(table: Table, base: str, items: int, steps: int) -> None:
-    results = {}
-    for kind in ("dask", "pipex"):  # each on the same files, 80% done
-        root = os.path.join(base, f"resume-{kind}")
+    kinds = ("dask", "pipex")
+    roots = {kind: os.path.join(base, f"resume-{kind}") for kind in kinds}
+    for root in roots.values():  # each on the same files, 80% done; no run follows a removal
         fill(root, items, range(1, steps + 1), skip_last=0.2)
-        results[kind] = measure(kind, root, items, steps)
+    results = {}
+    for kind in kinds:
+        settle()
+        results[kind] = measure(kind, roots[kind], items, steps)
+    for root in roots.values():
         shutil.rmtree(root, ignore_errors=True)
     table.add(f"resume, {items:,} items x {steps}, 80% done")
     table.add(f"  hand-written dask: {shown(results['dask'])}")
