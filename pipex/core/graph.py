@@ -97,10 +97,8 @@ def to_dask(
         batch = fusion.chain_batch(
             chain, lambda n: call_of(n, plan.rewrite(n.key), plan.defer), _home
         )
-        bundled = sum(not step.upstream for step in batch.steps) > 1
-        dsk[key] = Task(
-            key, fusion.execute_chain, batch, keep_going, *inputs, timed=timed or bundled
-        )
+        timed_here = timed or fusion.several(chain)  # a bundle's steps: their own timing
+        dsk[key] = Task(key, fusion.execute_chain, batch, keep_going, *inputs, timed=timed_here)
     return dsk
 
 

@@ -62,6 +62,7 @@ class Follow:
             for batch in as_completed(futures, loop=client.loop).batches():
                 timings = self.stream.timings([f.key for f in batch]) if self.stream else {}
                 finished = [f for f in batch if f.status == "finished"]
+                ended = {f.key for f in finished}
                 # A task that wrote its target (every target of a fused chain) returns that
                 # Target, which the client already has: the type the scheduler reported says
                 # so, and nothing is fetched. Only failure records (and anything the type
@@ -80,7 +81,7 @@ class Follow:
                             self.timing(node.key, started, duration, timing[2])
                         self._record(node.key, outcome)
                 for future in batch:
-                    if future in finished:  # read once: a status may change meanwhile
+                    if future.key in ended:  # read once: a status may change meanwhile
                         continue
                     if future.status == "cancelled" and client.status != "running":
                         raise self._scheduler_gone()
